@@ -1,0 +1,1 @@
+"""Evaluators answer "train this architecture to this fidelity": tabular or live."""
