@@ -61,7 +61,7 @@ class Strategy(ABC):
         cls.validate(resolved)
         return resolved
 
-    @classmethod
+    @classmethod  # noqa: B027 - an optional hook, deliberately not abstract
     def validate(cls, hyperparameters: Mapping[str, Any]) -> None:
         """Range checks; subclasses raise SpecError naming the parameter."""
 
