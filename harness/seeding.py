@@ -36,3 +36,11 @@ def describe_streams(master_seed: int, streams: tuple[str, ...]) -> dict[str, st
         name: f"SeedSequence(entropy={master_seed}, spawn_key=({STREAM_KEYS[name]},))"
         for name in streams
     }
+
+
+def stream_scheme(streams: tuple[str, ...]) -> str:
+    """How every run's streams derive from its master seed, as one recordable line."""
+    return "; ".join(
+        f"{name}=SeedSequence(entropy=<master seed>, spawn_key=({STREAM_KEYS[name]},))"
+        for name in streams
+    )

@@ -32,9 +32,8 @@ pytestmark = pytest.mark.skipif(
 
 
 @pytest.fixture(scope="session")
-def built(tmp_path_factory) -> tuple[Path, str]:
-    path = tmp_path_factory.mktemp("nb201") / "nb201.h5"
-    return path, build_nb201_table(SOURCE, path)
+def built(nb201_built) -> tuple[Path, str]:
+    return nb201_built
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,217 @@
+"""The ``harness`` command line.
+
+Every user-fixable problem ends with one line on stderr and exit status 2; nothing is
+half-written. Heavy imports (MLflow) happen only in the commands that need them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import sys
+import time
+import tomllib
+from collections.abc import Sequence
+from pathlib import Path
+
+from harness.errors import HarnessError
+
+EXIT_USAGE = 2
+
+
+def _run(args: argparse.Namespace) -> int:
+    from harness.experiment import Benchmark, open_table, run_experiment
+    from harness.spec import load_spec
+
+    spec = load_spec(Path(args.spec))
+    benchmark = Benchmark(spec, open_table(spec))
+    if args.jobs < 1:
+        raise HarnessError(f"--jobs must be at least 1, got {args.jobs}")
+    # imported only once the input is known to be good: MLflow takes seconds to import
+    from harness.environment import capture
+    from harness.record import load_experiment, record_experiment
+    from harness.report import write_results
+
+    tic = time.perf_counter()
+    outcomes = run_experiment(spec, benchmark, args.executor, args.jobs)
+    searched = time.perf_counter() - tic
+    parent = record_experiment(spec, benchmark, outcomes, capture())
+    recorded = time.perf_counter() - tic - searched
+    stem = Path(args.results) if args.results else spec.results
+    md_path, csv_path = write_results(load_experiment(parent), stem)
+    print(md_path.read_text())
+    print(
+        f"{len(outcomes)} runs searched in {searched:.1f} s, recorded in {recorded:.1f} s; "
+        f"MLflow experiment run {parent}; results: {md_path}, {csv_path}"
+    )
+    return 0
+
+
+def _import(args: argparse.Namespace) -> int:
+    from harness.importers.nb201 import build_nb201_table
+
+    out = Path(args.out)
+    digest = build_nb201_table(Path(args.source), out)
+    print(f"wrote {out} sha256 {digest}")
+    return 0
+
+
+def _info(args: argparse.Namespace) -> int:
+    from harness.spaces import get_space
+    from harness.table import Table, summarize
+
+    table = Table.load(Path(args.table))
+    space = get_space() if table.space == "nb201" else None
+    if args.arch is None:
+        strings = [space.string_of_index(i) for i in range(space.num_archs)] if space else None
+        print(summarize(table, strings))
+        return 0
+    if space is None:
+        raise HarnessError(f"{table.path}: --arch needs an nb201 table, not {table.space!r}")
+    arch = space.index_of_string(args.arch)
+    representative = int(space.isomorphism_classes()[arch])
+    print(f"architecture {arch}: {args.arch}")
+    print(f"isomorphism class representative: {representative}")
+    for key in table.variables():
+        variable = table.variable(*key)
+        values = ", ".join(
+            f"{seed}={variable.values[arch, s, -1]:.4f}"
+            if variable.mask[arch, s, -1]
+            else f"{seed}=–"
+            for s, seed in enumerate(variable.seeds)
+        )
+        print(f"  {'/'.join(key)} @ epoch {variable.epochs[-1]}: {values}")
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from harness.record import find_parent, load_experiment
+    from harness.report import write_results
+
+    record = load_experiment(find_parent(args.run_id))
+    stem = Path(args.results)
+    md_path, csv_path = write_results(record, stem)
+    print(md_path.read_text())
+    print(f"results: {md_path}, {csv_path}")
+    return 0
+
+
+def _rerun(args: argparse.Namespace) -> int:
+    from harness.experiment import Benchmark
+    from harness.record import find_parent, load_experiment, load_trajectories, trajectory_frame
+    from harness.spec import parse_spec
+    from harness.table import Table
+
+    parent = find_parent(args.run_id)
+    record = load_experiment(parent)
+    strategy = args.strategy
+    if strategy is None:
+        by_id = {cid: name for name, cid in record.children.items()}
+        if args.run_id not in by_id:
+            raise HarnessError(
+                "give --strategy NAME when rerunning from an experiment (parent) run"
+            )
+        strategy = by_id[args.run_id]
+    if strategy not in record.children:
+        raise HarnessError(
+            f"--strategy {strategy!r} is not in run {parent}; "
+            f"recorded: {', '.join(record.children)}"
+        )
+    spec_path = Path(record.tags["harness.spec_path"])
+    spec = parse_spec(tomllib.loads(record.spec_text), spec_path)
+    if spec.spec_hash != record.params["spec_hash"]:
+        raise HarnessError(
+            f"recorded spec text does not hash to the recorded spec_hash of {parent}"
+        )
+    table_path = Path(args.table) if args.table else Path(record.tags["harness.table_path"])
+    spec = dataclasses.replace(spec, table_path=table_path)
+    if args.seed not in spec.seeds:
+        raise HarnessError(
+            f"--seed {args.seed} was not run by {parent}; seeds: {spec.seeds[0]}..{spec.seeds[-1]}"
+        )
+    benchmark = Benchmark(spec, Table.load(table_path, expected_sha256=record.table["sha256"]))
+    strategy_spec = next(s for s in spec.strategies if s.name == strategy)
+    outcome = benchmark.run(strategy_spec, args.seed)
+    fresh = trajectory_frame([outcome])
+    recorded = load_trajectories(record.children[strategy])
+    recorded = recorded[recorded.seed == args.seed].reset_index(drop=True)
+    label = f"{strategy} seed {args.seed}"
+    if list(fresh.columns) != list(recorded.columns) or len(fresh) != len(recorded):
+        print(f"{label}: DIFFERENT: {len(fresh)} rows now, {len(recorded)} recorded")
+        return 1
+    for column in fresh.columns:
+        differs = (fresh[column].to_numpy() != recorded[column].to_numpy()).nonzero()[0]
+        if differs.size:
+            row = int(differs[0])
+            print(
+                f"{label}: DIFFERENT at row {row}, column {column}: "
+                f"now {fresh[column][row]!r}, recorded {recorded[column][row]!r}"
+            )
+            return 1
+    print(
+        f"{label}: identical to the record ({len(fresh)} evaluations, final architecture "
+        f"{outcome.result.incumbent_arch}, "
+        + ", ".join(f"{k} {v:.2f}" for k, v in outcome.targets.items())
+        + ")"
+    )
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="harness", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    run = commands.add_parser("run", help="run an experiment spec, record it, write results")
+    run.add_argument("spec", help="experiment spec (TOML), e.g. benchmarks/nb201/table5.toml")
+    run.add_argument("--executor", choices=("serial", "processes"), default="serial")
+    run.add_argument("--jobs", type=int, default=2, help="worker processes (processes executor)")
+    run.add_argument(
+        "--results", help="results path stem (default: the spec's [experiment] results)"
+    )
+    run.set_defaults(handler=_run)
+
+    imp = commands.add_parser("import", help="build a benchmark table from published data")
+    imp.add_argument("benchmark", choices=("nb201",))
+    imp.add_argument("--source", required=True, help="folder with the NB201 extracts")
+    imp.add_argument("--out", required=True, help="HDF5 table to write")
+    imp.set_defaults(handler=_import)
+
+    info = commands.add_parser("info", help="describe a benchmark table")
+    info.add_argument("table")
+    info.add_argument("--arch", help="print every value the table holds for this arch string")
+    info.set_defaults(handler=_info)
+
+    report = commands.add_parser("report", help="write result tables from an experiment's records")
+    report.add_argument("run_id", help="MLflow run id of the experiment (or one of its strategies)")
+    report.add_argument("--results", required=True, help="results path stem, e.g. results/my-run")
+    report.set_defaults(handler=_report)
+
+    rerun = commands.add_parser(
+        "rerun", help="re-run one recorded seed and diff it with its record"
+    )
+    rerun.add_argument("run_id", help="MLflow run id of a strategy run (or the experiment run)")
+    rerun.add_argument("--seed", type=int, required=True)
+    rerun.add_argument("--strategy", help="strategy name, when run_id is the experiment run")
+    rerun.add_argument("--table", help="table file, if it moved since the run (sha256 is checked)")
+    rerun.set_defaults(handler=_rerun)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.handler(args)
+    except HarnessError as error:
+        print(f"harness: error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except BrokenPipeError:  # output piped into a reader that stopped early, e.g. `head`
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    except KeyboardInterrupt:
+        print("harness: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,320 @@
+"""MLflow records: everything needed to re-run an experiment and check the re-run.
+
+Granularity: one parent run per experiment and one child run per strategy. A child holds
+every seed of its strategy: a ``runs.csv`` summary row per seed (master seed, derived
+streams, totals, final architecture and its sealed report metrics) and the per-evaluation
+trajectories of all seeds in ``trajectories.csv.gz``. That keeps 1,500 runs to a handful
+of MLflow calls while any single seed can still be re-run and compared row by row
+(``harness rerun``). Metrics are logged in batches; curves stay in artifacts.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from harness.errors import HarnessError
+from harness.experiment import TABULAR_STREAMS, Benchmark, RunOutcome
+from harness.seeding import stream_scheme
+from harness.spec import ExperimentSpec, config_hash
+
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+
+import mlflow  # noqa: E402  (telemetry must be off before mlflow is imported)
+from mlflow.entities import Metric, Param, RunTag  # noqa: E402
+from mlflow.tracking import MlflowClient  # noqa: E402
+
+RESOLVED_SPEC = "resolved_spec.json"
+SPEC_TEXT = "spec.toml"
+ENVIRONMENT = "environment.json"
+TABLE_INFO = "table.json"
+RUNS = "runs.csv"
+TRAJECTORIES = "trajectories.csv.gz"
+MAX_PARAM = 6000
+
+
+def tracking_uri() -> str:
+    """``MLFLOW_TRACKING_URI`` if set, else a sqlite store in the working directory."""
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path.cwd() / 'mlflow.db'}"
+
+
+def _client() -> MlflowClient:
+    uri = tracking_uri()
+    mlflow.set_tracking_uri(uri)
+    return MlflowClient(tracking_uri=uri)
+
+
+def _experiment_id(client: MlflowClient, name: str) -> str:
+    found = client.get_experiment_by_name(name)
+    if found is not None:
+        return found.experiment_id
+    location = None
+    uri = tracking_uri()
+    if uri.startswith("sqlite:///"):
+        location = (Path(uri.removeprefix("sqlite:///")).parent / "mlartifacts").as_uri()
+    return client.create_experiment(name, artifact_location=location)
+
+
+def _params(values: dict[str, Any]) -> list[Param]:
+    params = []
+    for key, value in sorted(values.items()):
+        text = value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+        if len(text) > MAX_PARAM:
+            text = f"sha256:{config_hash({'v': text})} (too long for a param; see artifacts)"
+        params.append(Param(key, text))
+    return params
+
+
+def _write_artifact(client: MlflowClient, run_id: str, name: str, data: bytes) -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / name
+        path.write_bytes(data)
+        client.log_artifact(run_id, str(path))
+
+
+def _gzip(data: bytes) -> bytes:
+    """gzip with no timestamp or file name, so equal data gives equal bytes."""
+    buffer = io.BytesIO()
+    with gzip.GzipFile(fileobj=buffer, mode="wb", mtime=0, filename="") as stream:
+        stream.write(data)
+    return buffer.getvalue()
+
+
+def trajectory_frame(outcomes: list[RunOutcome]) -> pd.DataFrame:
+    """All trajectories of some runs as one table (one row per evaluation)."""
+    frames = []
+    for outcome in outcomes:
+        t = outcome.result.trajectory
+        columns: dict[str, Any] = {
+            "seed": [outcome.seed] * len(t),
+            "row": range(len(t)),
+            "worker": t.worker,
+            "start_s": t.start_s,
+            "end_s": t.end_s,
+            "arch_index": t.arch,
+            "epoch": t.epoch,
+            "cost_s": t.cost_s,
+            "signal": t.signal,
+            "completed": t.completed,
+            "incumbent_index": t.incumbent_arch,
+            "incumbent_signal": t.incumbent_signal,
+        }
+        columns.update({f"visible.{k}": v for k, v in sorted(t.visible.items())})
+        columns.update({f"sealed.{k}": v for k, v in sorted(t.sealed.items())})
+        frames.append(columns)
+    merged = {key: [v for frame in frames for v in frame[key]] for key in frames[0]}
+    return pd.DataFrame(merged)
+
+
+def runs_frame(outcomes: list[RunOutcome], benchmark: Benchmark) -> pd.DataFrame:
+    """One summary row per run: what to re-run it with and what it found."""
+    rows = []
+    for outcome in outcomes:
+        r = outcome.result
+        row: dict[str, Any] = {
+            "seed": outcome.seed,
+            **{f"stream.{k}": v for k, v in outcome.streams.items()},
+            "evaluations": r.evaluations,
+            "distinct_archs": len(
+                {a for a, ok in zip(r.trajectory.arch, r.trajectory.completed, strict=True) if ok}
+            ),
+            "epochs": r.epochs,
+            "simulated_seconds": r.simulated_seconds,
+            "stop_reason": r.stop_reason,
+            "final_arch_index": r.incumbent_arch,
+            "final_arch": benchmark.space.string_of_index(r.incumbent_arch),
+            "final_signal": r.incumbent_signal,
+            **{f"target.{k}": v for k, v in outcome.targets.items()},
+            "strategy_wall_s": r.strategy_wall_s,
+        }
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def record_experiment(
+    spec: ExperimentSpec,
+    benchmark: Benchmark,
+    outcomes: list[RunOutcome],
+    environment: dict[str, str],
+) -> str:
+    """Write the experiment's parent run and one child per strategy; returns the parent id."""
+    client = _client()
+    experiment_id = _experiment_id(client, spec.name)
+    table = benchmark.table
+    protocol_hash = config_hash(table.protocol)
+    parent = client.create_run(
+        experiment_id, run_name=spec.name, tags={"harness.role": "experiment"}
+    )
+    pid = parent.info.run_id
+    params = {
+        "spec_hash": spec.spec_hash,
+        "spec_name": spec.name,
+        "table_sha256": table.sha256,
+        "table_format_version": table.format_version,
+        "benchmark_id": table.benchmark_id,
+        "protocol_hash": protocol_hash,
+        "search_protocol_hash": config_hash(
+            {"search": spec.resolved["search"], "budget": spec.resolved["budget"]}
+        ),
+        "split_hash": config_hash(table.protocol["splits"])
+        if "splits" in table.protocol
+        else "not in table",
+        "cost_model": table.cost_model,
+        "n_runs": len(outcomes),
+        "seeds": f"{len(spec.seeds)} seeds: {spec.seeds[0]}..{spec.seeds[-1]}",
+        "workers": spec.workers,
+        **{f"search.{k}": v for k, v in spec.resolved["search"].items()},
+        **{f"budget.{k}": v for k, v in spec.resolved["budget"].items()},
+    }
+    tags = [RunTag(f"env.{k}", v) for k, v in sorted(environment.items())]
+    tags += [
+        RunTag("harness.spec_path", str(spec.path.resolve())),
+        RunTag("harness.table_path", str(table.path.resolve())),
+    ]
+    client.log_batch(pid, params=_params(params), tags=tags)
+    _write_artifact(client, pid, SPEC_TEXT, spec.path.read_bytes())
+    _write_artifact(client, pid, RESOLVED_SPEC, _json(spec.resolved))
+    _write_artifact(client, pid, ENVIRONMENT, _json(environment))
+    table_info = {
+        "sha256": table.sha256,
+        "benchmark_id": table.benchmark_id,
+        "format_version": table.format_version,
+        "protocol": table.protocol,
+        "protocol_hash": protocol_hash,
+        "cost_model": table.cost_model,
+        "provenance": table.provenance,
+        "notes": table.notes,
+        "optimal": benchmark.optimal(),
+    }
+    _write_artifact(client, pid, TABLE_INFO, _json(table_info))
+
+    for strategy in spec.strategies:
+        mine = [o for o in outcomes if o.strategy == strategy.name]
+        child = client.create_run(
+            experiment_id,
+            run_name=strategy.name,
+            tags={
+                "mlflow.parentRunId": pid,
+                "harness.role": "strategy",
+                "harness.strategy": strategy.name,
+            },
+        )
+        cid = child.info.run_id
+        runs = runs_frame(mine, benchmark)
+        child_params = {
+            "strategy.name": strategy.name,
+            "strategy.kind": strategy.kind,
+            **{f"strategy.{k}": v for k, v in strategy.params.items()},
+            "spec_hash": spec.spec_hash,
+            "table_sha256": table.sha256,
+            "n_runs": len(mine),
+            "seeds": params["seeds"],
+            "streams": stream_scheme(TABULAR_STREAMS),
+        }
+        metrics = []
+        for column in [c for c in runs.columns if c.startswith("target.")] + [
+            "evaluations",
+            "simulated_seconds",
+            "strategy_wall_s",
+        ]:
+            metrics.append(Metric(f"mean.{column}", float(runs[column].mean()), 0, 0))
+            metrics.append(
+                Metric(
+                    f"std.{column}", float(runs[column].std(ddof=1) if len(runs) > 1 else 0.0), 0, 0
+                )
+            )
+        client.log_batch(cid, metrics=metrics, params=_params(child_params), tags=tags)
+        _write_artifact(client, cid, RUNS, runs.to_csv(index=False).encode())
+        trajectories = trajectory_frame(mine).to_csv(index=False).encode()
+        _write_artifact(client, cid, TRAJECTORIES, _gzip(trajectories))
+        client.set_terminated(cid)
+    client.set_terminated(pid)
+    return pid
+
+
+def _json(value: Any) -> bytes:
+    return (json.dumps(value, indent=2, sort_keys=True) + "\n").encode()
+
+
+@dataclass
+class ExperimentRecord:
+    """What a report or a re-run needs, read back from the records alone."""
+
+    parent_id: str
+    resolved: dict[str, Any]
+    spec_text: str
+    table: dict[str, Any]
+    params: dict[str, str]
+    tags: dict[str, str]
+    children: dict[str, str]  # strategy name -> child run id
+    runs: dict[str, pd.DataFrame]
+
+
+def _download(client: MlflowClient, run_id: str, name: str) -> bytes:
+    with tempfile.TemporaryDirectory() as folder:
+        try:
+            local = client.download_artifacts(run_id, name, folder)
+        except Exception as error:  # mlflow raises several types for a missing artifact
+            raise HarnessError(
+                f"run {run_id}: artifact {name!r} cannot be read ({error})"
+            ) from None
+        return Path(local).read_bytes()
+
+
+def load_experiment(parent_id: str) -> ExperimentRecord:
+    """Read an experiment's parent run and its strategy children back from MLflow."""
+    client = _client()
+    try:
+        parent = client.get_run(parent_id)
+    except Exception:
+        raise HarnessError(
+            f"no MLflow run {parent_id!r} in {tracking_uri()}; check the id or MLFLOW_TRACKING_URI"
+        ) from None
+    if parent.data.tags.get("harness.role") != "experiment":
+        raise HarnessError(f"run {parent_id} is not a harness experiment run")
+    found = client.search_runs(
+        [parent.info.experiment_id],
+        filter_string=f"tags.mlflow.parentRunId = '{parent_id}'",
+        max_results=1000,
+    )
+    resolved = json.loads(_download(client, parent_id, RESOLVED_SPEC))
+    children = {run.data.tags["harness.strategy"]: run.info.run_id for run in found}
+    runs = {
+        name: pd.read_csv(io.BytesIO(_download(client, cid, RUNS)))
+        for name, cid in children.items()
+    }
+    return ExperimentRecord(
+        parent_id=parent_id,
+        resolved=resolved,
+        spec_text=_download(client, parent_id, SPEC_TEXT).decode(),
+        table=json.loads(_download(client, parent_id, TABLE_INFO)),
+        params=dict(parent.data.params),
+        tags=dict(parent.data.tags),
+        children=children,
+        runs=runs,
+    )
+
+
+def load_trajectories(child_id: str) -> pd.DataFrame:
+    client = _client()
+    return pd.read_csv(io.BytesIO(gzip.decompress(_download(client, child_id, TRAJECTORIES))))
+
+
+def find_parent(child_id: str) -> str:
+    """The experiment (parent) run of a strategy (child) run, or the id itself if it is one."""
+    client = _client()
+    try:
+        run = client.get_run(child_id)
+    except Exception:
+        raise HarnessError(
+            f"no MLflow run {child_id!r} in {tracking_uri()}; check the id or MLFLOW_TRACKING_URI"
+        ) from None
+    return run.data.tags.get("mlflow.parentRunId", child_id)

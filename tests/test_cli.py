@@ -1,0 +1,255 @@
+"""The harness CLI end to end on the real NB201 table: run, record, report, rerun, bad input."""
+
+from __future__ import annotations
+
+import gzip
+import os
+import re
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from conftest import REPO, needs_nb201
+
+from harness.cli import main
+
+pytestmark = needs_nb201()
+TABLE5 = REPO / "benchmarks" / "nb201" / "table5.toml"
+
+
+def toml_value(value) -> str:
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f'"{k}" = {toml_value(v)}' for k, v in value.items()) + " }"
+    if isinstance(value, list):
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return repr(value)
+
+
+def dump_toml(raw: dict) -> str:
+    """Enough TOML writing for specs: tables of scalars/inline tables, arrays of tables."""
+    lines = []
+    for section, body in raw.items():
+        entries = body if isinstance(body, list) else [body]
+        for entry in entries:
+            if isinstance(body, list):
+                lines.append(f"[[{section}]]")
+            else:
+                lines.append(f"[{section}]")
+            for key, value in entry.items():
+                if isinstance(value, list) and value and isinstance(value[0], dict):
+                    for item in value:
+                        lines.append(f"[[{section}.{key}]]")
+                        lines += [f'"{k}" = {toml_value(v)}' for k, v in item.items()]
+                else:
+                    lines.append(f'"{key}" = {toml_value(value)}')
+    return "\n".join(lines) + "\n"
+
+
+@pytest.fixture
+def small_spec(mlflow_store, nb201_built):
+    """Table 5's spec with 12 seeds, pointing at the session's table, in a temp folder."""
+
+    def make(edit=None, name: str = "spec.toml") -> Path:
+        raw = tomllib.loads(TABLE5.read_text())
+        raw["runs"]["seeds"] = {"start": 0, "count": 12}
+        raw["table"] = {"path": str(nb201_built[0]), "sha256": nb201_built[1]}
+        raw["experiment"]["results"] = "results/table5"
+        if edit:
+            edit(raw)
+        path = mlflow_store / name
+        path.write_text(dump_toml(raw))
+        return path
+
+    return make
+
+
+def run_ids(capsys) -> str:
+    out = capsys.readouterr().out
+    return re.search(r"MLflow experiment run (\w+)", out).group(1)
+
+
+def test_run_writes_results_and_records_every_pinned_fact(small_spec, mlflow_store, capsys):
+    from mlflow.tracking import MlflowClient
+
+    assert main(["run", str(small_spec())]) == 0
+    parent_id = run_ids(capsys)
+    csv = pd.read_csv(mlflow_store / "results" / "table5.csv")
+    assert list(csv.columns) == [
+        "method",
+        "metric",
+        "ours_mean",
+        "ours_std",
+        "published_mean",
+        "published_std",
+        "n_runs",
+    ]
+    assert set(csv.method) == {"REA", "RS", "REINFORCE", "optimal (table)"}
+    assert (csv[csv.method == "REA"].n_runs == 12).all()
+    md = (mlflow_store / "results" / "table5.md").read_text()
+    assert "| REA (published) | 91.19 ± 0.31" in md and "Known deviations" in md
+
+    client = MlflowClient()
+    parent = client.get_run(parent_id)
+    for key in (
+        "spec_hash",
+        "table_sha256",
+        "protocol_hash",
+        "split_hash",
+        "cost_model",
+        "budget.seconds",
+        "budget.overrun",
+        "search.seed_policy",
+        "benchmark_id",
+    ):
+        assert key in parent.data.params, key
+    for key in (
+        "env.git.commit",
+        "env.git.dirty",
+        "env.cpu.model",
+        "env.cpu.isa",
+        "env.package.numpy",
+        "env.package.mlflow",
+        "env.package.h5py",
+        "env.python",
+        "env.os",
+        "env.threads.OMP_NUM_THREADS",
+        "env.torch.gpu",
+    ):
+        assert key in parent.data.tags, key
+    children = client.search_runs(
+        [parent.info.experiment_id], f"tags.mlflow.parentRunId = '{parent_id}'"
+    )
+    assert sorted(c.data.params["strategy.kind"] for c in children) == [
+        "random_search",
+        "regularized_evolution",
+        "reinforce",
+    ]
+    rea = next(c for c in children if c.data.tags["harness.strategy"] == "REA")
+    assert rea.data.params["strategy.population_size"] == "10"
+    assert "benchmark=SeedSequence" in rea.data.params["streams"]
+
+
+def test_same_spec_twice_gives_identical_trajectories_and_byte_identical_results(
+    small_spec, mlflow_store, capsys
+):
+    spec = small_spec()
+    assert main(["run", str(spec), "--results", "first/table5"]) == 0
+    first = run_ids(capsys)
+    assert main(["run", str(spec), "--results", "second/table5", "--executor", "processes"]) == 0
+    second = run_ids(capsys)
+    for suffix in (".md", ".csv"):
+        a = (mlflow_store / "first" / f"table5{suffix}").read_bytes()
+        b = (mlflow_store / "second" / f"table5{suffix}").read_bytes()
+        assert a == b
+    from harness.record import load_experiment, load_trajectories
+
+    one, two = load_experiment(first), load_experiment(second)
+    for name in one.children:
+        left = load_trajectories(one.children[name])
+        right = load_trajectories(two.children[name])
+        pd.testing.assert_frame_equal(left, right, check_exact=True)
+        assert len(left) > 12 * 50
+
+
+def test_report_rewrites_the_same_results_from_records_alone(small_spec, mlflow_store, capsys):
+    assert main(["run", str(small_spec())]) == 0
+    parent = run_ids(capsys)
+    assert main(["report", parent, "--results", "again/table5"]) == 0
+    for suffix in (".md", ".csv"):
+        assert (mlflow_store / "again" / f"table5{suffix}").read_bytes() == (
+            mlflow_store / "results" / f"table5{suffix}"
+        ).read_bytes()
+
+
+def test_rerun_reproduces_a_recorded_seed_and_catches_a_tampered_record(
+    small_spec, mlflow_store, capsys
+):
+    from harness.record import load_experiment
+
+    assert main(["run", str(small_spec())]) == 0
+    record = load_experiment(run_ids(capsys))
+    child = record.children["REA"]
+    assert main(["rerun", child, "--seed", "7"]) == 0
+    assert "REA seed 7: identical to the record" in capsys.readouterr().out
+
+    stored = next(mlflow_store.glob(f"mlartifacts/{child}/artifacts/trajectories.csv.gz"))
+    frame = pd.read_csv(stored)
+    frame.loc[(frame.seed == 7) & (frame.row == 3), "arch_index"] += 1
+    stored.write_bytes(gzip.compress(frame.to_csv(index=False).encode()))
+    assert main(["rerun", child, "--seed", "7"]) == 1
+    assert "DIFFERENT at row 3, column arch_index" in capsys.readouterr().out
+
+
+def harness_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{cwd / 'mlflow.db'}"}
+    return subprocess.run(
+        [sys.executable, "-m", "harness.cli", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def assert_clean_failure(done: subprocess.CompletedProcess, *needles: str) -> None:
+    assert done.returncode == 2, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("harness: error: "), done.stderr
+    assert "Traceback" not in done.stderr
+    for needle in needles:
+        assert needle in lines[0]
+
+
+@pytest.mark.parametrize(
+    "edit, needles",
+    [
+        (lambda r: r["strategy"][0].update(kind="bayesopt"), ["strategy.0.kind", "bayesopt"]),
+        (
+            lambda r: r["strategy"][0]["params"].update(mutation_rate=0.1),
+            ["strategy.0.params", "mutation_rate"],
+        ),
+        (lambda r: r["table"].update(sha256="0" * 64), ["sha256", "0" * 64]),
+        (lambda r: r["table"].update(path="missing.h5"), ["missing.h5"]),
+        (lambda r: r["search"].update(signal="x-test/loss"), ["x-test"]),
+    ],
+)
+def test_bad_input_fails_with_one_line_and_writes_nothing(small_spec, mlflow_store, edit, needles):
+    done = harness_cli("run", str(small_spec(edit)), cwd=mlflow_store)
+    assert_clean_failure(done, *needles)
+    assert not (mlflow_store / "results").exists()
+    assert not (mlflow_store / "mlflow.db").exists()
+
+
+def test_corrupt_table_and_malformed_spec_fail_cleanly(small_spec, mlflow_store):
+    corrupt = mlflow_store / "corrupt.h5"
+    corrupt.write_bytes(b"\x89HDF\r\n\x1a\n" + b"\0" * 100)
+    spec = small_spec(
+        lambda r: r["table"].update(path=str(corrupt), sha256=None) or r["table"].pop("sha256")
+    )
+    assert_clean_failure(harness_cli("run", str(spec), cwd=mlflow_store), "corrupt.h5")
+    broken = mlflow_store / "broken.toml"
+    broken.write_text("[experiment\n")
+    assert_clean_failure(harness_cli("run", str(broken), cwd=mlflow_store), "broken.toml", "TOML")
+
+
+def test_info_describes_the_table_and_rejects_a_bad_arch_string(nb201_built, tmp_path):
+    path = str(nb201_built[0])
+    done = harness_cli("info", path, cwd=tmp_path)
+    assert done.returncode == 0 and nb201_built[1] in done.stdout
+    arch = (
+        "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|"
+        "+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|"
+    )
+    done = harness_cli("info", path, "--arch", arch, cwd=tmp_path)
+    assert done.returncode == 0 and "cifar10/hp200/ori-test/accuracy" in done.stdout
+    assert_clean_failure(
+        harness_cli("info", path, "--arch", "|conv_5x5~0|", cwd=tmp_path), "conv_5x5"
+    )

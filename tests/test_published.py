@@ -1,0 +1,24 @@
+"""The published re-runs reproduce their committed result files byte for byte (slow)."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import REPO, needs_nb201
+
+from harness.cli import main
+
+SPECS = {
+    "table5.toml": "nb201-table5",
+    "reinforce-lr.toml": "nb201-reinforce-lr",
+}
+
+
+@needs_nb201()
+@pytest.mark.slow
+@pytest.mark.parametrize("spec, stem", SPECS.items())
+def test_published_rerun_matches_committed_results(spec, stem, mlflow_store):
+    assert main(["run", str(REPO / "benchmarks" / "nb201" / spec), "--results", f"out/{stem}"]) == 0
+    for suffix in (".md", ".csv"):
+        ours = (mlflow_store / "out" / f"{stem}{suffix}").read_bytes()
+        committed = (REPO / "results" / f"{stem}{suffix}").read_bytes()
+        assert ours == committed, f"results/{stem}{suffix} differs from a fresh re-run"

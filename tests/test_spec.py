@@ -1,0 +1,95 @@
+"""Experiment specs: strict parsing, errors that name the field, stable hashing."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from harness.errors import SpecError
+from harness.spec import load_spec, parse_spec
+
+TABLE5 = Path(__file__).resolve().parents[1] / "benchmarks" / "nb201" / "table5.toml"
+
+
+def table5() -> dict:
+    return tomllib.loads(TABLE5.read_text())
+
+
+def test_table5_spec_parses_with_its_published_protocol():
+    spec = load_spec(TABLE5)
+    assert [s.name for s in spec.strategies] == ["REA", "RS", "REINFORCE"]
+    assert spec.strategies[0].params == {"population_size": 10, "sample_size": 3}
+    assert spec.strategies[2].params == {"learning_rate": 0.5, "baseline_momentum": 0.9}
+    assert spec.budget.seconds == 12000 and spec.budget.overrun == "discard"
+    assert len(spec.seeds) == 500
+    assert str(spec.signal) == "cifar10-valid/hp12/x-valid/accuracy"
+    assert spec.published["REA"]["C10 val"] == (91.19, 0.31)
+    assert len(spec.targets) == 6
+
+
+def test_relative_paths_resolve_against_the_spec_folder(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    spec = load_spec(TABLE5)
+    assert spec.table_path == (TABLE5.parent / "../../build/tables/nb201.h5").resolve()
+
+
+def test_hash_ignores_key_order_and_changes_with_content():
+    raw = table5()
+    a = parse_spec(raw, TABLE5).spec_hash
+    reordered = dict(reversed(list(raw.items())))
+    assert parse_spec(reordered, TABLE5).spec_hash == a
+    raw["budget"]["seconds"] = 6000
+    assert parse_spec(raw, TABLE5).spec_hash != a
+
+
+def mutate(edit) -> dict:
+    raw = table5()
+    edit(raw)
+    return raw
+
+
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (lambda r: r.update(extra={}), r"\[extra\] is not a known section"),
+        (lambda r: r.pop("budget"), r"\[budget\] section is required"),
+        (lambda r: r["search"].update(sigal="x"), r"\[search.sigal\] is not a known key"),
+        (lambda r: r["search"].pop("epoch"), r"\[search.epoch\] is required"),
+        (lambda r: r["search"].update(epoch="12"), r"\[search.epoch\] must be an integer"),
+        (lambda r: r["search"].update(seed_policy="best"), "seed_policy must be one of"),
+        (lambda r: r["budget"].update(overrun="sometimes"), "overrun must be one of"),
+        (lambda r: r["strategy"][0].update(kind="bayesopt"), r"unknown strategy 'bayesopt'"),
+        (
+            lambda r: r["strategy"][0]["params"].update(populaton_size=5),
+            r"\[strategy.0.params\].*no parameter 'populaton_size'",
+        ),
+        (
+            lambda r: r["strategy"][0]["params"].update(population_size="10"),
+            "must be int",
+        ),
+        (lambda r: r["strategy"][1].update(name="REA"), "used twice"),
+        (lambda r: r["runs"].update(seeds=[1, 1]), "lists a seed twice"),
+        (lambda r: r["published"].update(GA={}), r"\[published.GA\] names no strategy"),
+        (lambda r: r["table"].update(sha256="abc"), "64 lowercase hex"),
+        (
+            lambda r: r["report"]["target"][0].update(metric="cifar10/x-valid"),
+            "expected 'dataset/schedule/split/metric'",
+        ),
+    ],
+)
+def test_bad_specs_fail_with_one_line_naming_the_field(edit, message):
+    with pytest.raises(SpecError, match=message) as caught:
+        parse_spec(mutate(edit), TABLE5)
+    text = str(caught.value)
+    assert "\n" not in text and str(TABLE5) in text
+
+
+def test_unreadable_or_invalid_toml_is_reported_with_the_file(tmp_path):
+    with pytest.raises(SpecError, match="spec file not found"):
+        load_spec(tmp_path / "missing.toml")
+    broken = tmp_path / "broken.toml"
+    broken.write_text("[experiment\nname = 1")
+    with pytest.raises(SpecError, match="not valid TOML"):
+        load_spec(broken)
