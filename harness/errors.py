@@ -20,3 +20,7 @@ class TableError(HarnessError):
 
 class ArchitectureError(HarnessError, ValueError):
     """An architecture string or index that is not in the search space."""
+
+
+class DatasetError(HarnessError):
+    """A missing, corrupt or unsafe dataset file, split file or dataset option."""

@@ -1,0 +1,369 @@
+"""The NAS-Bench-201 network ("infer" tiny network) in PyTorch, with exact size counts.
+
+Written from the NB201 paper's description of the network the benchmark trained:
+
+- stem: Conv3x3(in, C) -> BN(C);
+- three stages of N identical cells at C, 2C and 4C channels, separated by residual
+  reduction blocks (stride 2);
+- lastact BN -> ReLU, global average pool, Linear(4C, classes).
+
+A cell is a 4-node DAG: node 0 is the cell input, node j sums ``op(node i)`` over its
+incoming edges ``i -> j`` (:data:`harness.spaces.EDGES` order), and node 3 is the
+output. Edge ops keep the shape: ``none`` (zeros), ``skip_connect`` (identity),
+``nor_conv_1x1`` / ``nor_conv_3x3`` (ReLU -> Conv -> BN) and ``avg_pool_3x3``.
+
+Weights never come from torch's global RNG: modules are built on the ``meta`` device
+(no default init runs) and every parameter is then drawn from the caller's
+``torch.Generator`` with PyTorch's default init formulas.
+
+The size counts follow NB201's own fields exactly: ``params`` is every parameter,
+BatchNorm affine parameters included, in units of 1e6; ``flop`` is multiply-accumulates
+of every conv and the linear layer plus the linear bias additions, in units of 1e6,
+with BN, ReLU, pooling and sums free. The tests check them against official NATS-Bench
+records and against the public hp=200 extracts for all 15,625 cells, which agree on
+every cell but 150 whose hp=200 records carry another cell's size (NATS-Bench#36).
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from harness.errors import ArchitectureError
+from harness.spaces.nb201 import EDGES, OPS
+
+__all__ = [
+    "NB201Cell",
+    "NB201Network",
+    "ResidualReduction",
+    "Zero",
+    "analytic_parameter_count",
+    "build_nb201_network",
+    "count_flops",
+    "count_parameters",
+]
+
+NONE, SKIP, CONV1, CONV3, POOL = range(len(OPS))
+_STAGES = 3
+
+
+class Zero(nn.Module):
+    """The ``none`` op: zeros shaped like the input (NB201's ``x.mul(0.)``)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.mul(0.0)
+
+
+def _relu_conv_bn(
+    c_in: int, c_out: int, kernel: int, stride: int, device: torch.device
+) -> nn.Sequential:
+    """NB201's ReLUConvBN: pre-activation, conv without bias, affine tracked BN."""
+    return nn.Sequential(
+        nn.ReLU(inplace=False),  # the input is shared with other edges: never in place
+        nn.Conv2d(c_in, c_out, kernel, stride, kernel // 2, bias=False, device=device),
+        nn.BatchNorm2d(c_out, device=device),
+    )
+
+
+def _edge_op(code: int, channels: int, device: torch.device) -> nn.Module:
+    """The module for op ``code`` on a stride-1 edge with ``channels`` in and out."""
+    if code == NONE:
+        return Zero()
+    if code == SKIP:
+        return nn.Identity()
+    if code == CONV1:
+        return _relu_conv_bn(channels, channels, 1, 1, device)
+    if code == CONV3:
+        return _relu_conv_bn(channels, channels, 3, 1, device)
+    # With equal in/out channels the infer cell's pooling op has no preprocessing conv.
+    return nn.AvgPool2d(3, stride=1, padding=1, count_include_pad=False)
+
+
+class NB201Cell(nn.Module):
+    """One cell; the forward skips every edge whose contribution is exactly zero.
+
+    ``edges[k]`` is the op on ``EDGES[k]`` (``none`` included, as a parameter-free
+    :class:`Zero`), so the module tree and parameter count are NB201's. The forward
+    follows a plan fixed at build time instead:
+
+    - a node is *zero* when each incoming edge is ``none``, or ``skip_connect`` /
+      ``avg_pool_3x3`` from a zero node; it is materialised as zeros only if a conv
+      reads it (a conv on zeros is not zero: its BN adds the shift ``beta``);
+    - nodes that cannot reach node 3 through a contributing edge are not computed.
+
+    The output is bit-identical to the plain sum over all six edges (adding exact zeros
+    changes nothing); gradients agree up to float rounding, as autograd may accumulate a
+    node's incoming gradients in another order. Parameters on pruned paths cannot
+    affect the output: they get no gradient (``None``) instead of zeros, and their BN
+    running stats are not updated.
+    """
+
+    def __init__(self, ops: Sequence[int], channels: int, device: torch.device) -> None:
+        super().__init__()
+        self.edges = nn.ModuleList(_edge_op(code, channels, device) for code in ops)
+        zero = [False] * 4
+        for dst in (1, 2, 3):
+            zero[dst] = all(
+                ops[k] == NONE or (ops[k] in (SKIP, POOL) and zero[src])
+                for k, (src, d) in enumerate(EDGES)
+                if d == dst
+            )
+        live = [
+            ops[k] != NONE and not (ops[k] in (SKIP, POOL) and zero[src])
+            for k, (src, _) in enumerate(EDGES)
+        ]
+        needed = {3}
+        for dst in (3, 2, 1):
+            if dst in needed and not zero[dst]:
+                needed.update(src for k, (src, d) in enumerate(EDGES) if d == dst and live[k])
+        # Plain tuples of (module, source node): no ModuleList/dict lookups per step.
+        self._plan: tuple[tuple[int, bool, tuple[tuple[nn.Module, int], ...]], ...] = tuple(
+            (
+                dst,
+                zero[dst],
+                tuple(
+                    (self.edges[k], src)
+                    for k, (src, d) in enumerate(EDGES)
+                    if d == dst and live[k] and not zero[dst]
+                ),
+            )
+            for dst in (1, 2, 3)
+            if dst in needed
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        nodes: list[torch.Tensor] = [x, x, x, x]  # placeholders; the plan writes before reads
+        for dst, zero, terms in self._plan:
+            if zero:
+                nodes[dst] = torch.zeros_like(x)
+                continue
+            module, src = terms[0]
+            out = module(nodes[src])
+            for module, src in terms[1:]:
+                out = out + module(nodes[src])
+            nodes[dst] = out
+        return nodes[3]
+
+
+class ResidualReduction(nn.Module):
+    """NB201's ResNetBasicblock with stride 2: halves the resolution, changes width."""
+
+    def __init__(self, c_in: int, c_out: int, device: torch.device) -> None:
+        super().__init__()
+        self.conv_a = _relu_conv_bn(c_in, c_out, 3, 2, device)
+        self.conv_b = _relu_conv_bn(c_out, c_out, 3, 1, device)
+        self.shortcut = nn.Sequential(
+            nn.AvgPool2d(2, stride=2, padding=0),
+            nn.Conv2d(c_in, c_out, 1, bias=False, device=device),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.shortcut(x) + self.conv_b(self.conv_a(x))
+
+
+class NB201Network(nn.Module):
+    """The macro skeleton around one cell, repeated ``cells_per_stage`` times per stage.
+
+    Construction leaves initialisation to the caller: :func:`build_nb201_network`
+    builds it on ``meta`` (so torch's global-RNG default init never runs) and then
+    draws every parameter from a generator.
+    """
+
+    def __init__(
+        self,
+        ops: Sequence[int],
+        channels: int,
+        cells_per_stage: int,
+        in_channels: int,
+        num_classes: int,
+        device: torch.device,
+    ) -> None:
+        super().__init__()
+        self.stem = nn.Sequential(
+            nn.Conv2d(in_channels, channels, 3, padding=1, bias=False, device=device),
+            nn.BatchNorm2d(channels, device=device),
+        )
+        layers: list[nn.Module] = []
+        width = channels
+        for stage in range(_STAGES):
+            if stage:
+                layers.append(ResidualReduction(width, 2 * width, device))
+                width *= 2
+            layers.extend(NB201Cell(ops, width, device) for _ in range(cells_per_stage))
+        self.cells = nn.Sequential(*layers)
+        self.lastact = nn.Sequential(nn.BatchNorm2d(width, device=device), nn.ReLU(inplace=True))
+        self.classifier = nn.Linear(width, num_classes, device=device)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        features = self.lastact(self.cells(self.stem(x)))
+        return self.classifier(features.mean(dim=(2, 3)))
+
+
+def _as_ints(values: object) -> tuple[int, ...] | None:
+    """``values`` as a tuple of ints (numpy integers welcome), or None if not all ints."""
+    try:
+        items = tuple(values)  # type: ignore[arg-type]
+        if any(isinstance(v, bool) for v in items):
+            return None
+        return tuple(operator.index(v) for v in items)
+    except TypeError:
+        return None
+
+
+def _check_config(
+    ops: Sequence[int],
+    channels: int,
+    cells_per_stage: int,
+    input_shape: tuple[int, int, int],
+    num_classes: int,
+) -> tuple[tuple[int, ...], int, int, tuple[int, int, int], int]:
+    """Validate a configuration at the boundary; return it with plain ints throughout."""
+    codes = _as_ints(ops)
+    if codes is None or len(codes) != len(EDGES) or not all(0 <= c < len(OPS) for c in codes):
+        raise ArchitectureError(
+            f"NB201 ops must be {len(EDGES)} ints in 0..{len(OPS) - 1} "
+            f"(codes of {', '.join(OPS)}), like (3, 3, 4, 1, 3, 1); got {ops!r}"
+        )
+    sizes = _as_ints((channels, cells_per_stage, num_classes))
+    if sizes is None or min(sizes) < 1:
+        raise ValueError(
+            "channels, cells_per_stage and num_classes must be positive ints, got "
+            f"{channels!r}, {cells_per_stage!r}, {num_classes!r}"
+        )
+    shape = _as_ints(input_shape)
+    if shape is None or len(shape) != 3 or min(shape) < 1 or shape[1] % 4 or shape[2] % 4:
+        raise ValueError(
+            "input_shape must be (channels, height, width) with height and width "
+            "divisible by 4 (two stride-2 reductions), like (3, 32, 32); "
+            f"got {input_shape!r}"
+        )
+    return codes, sizes[0], sizes[1], (shape[0], shape[1], shape[2]), sizes[2]
+
+
+def _initialise(module: nn.Module, generator: torch.Generator | None) -> None:
+    """Fill every parameter and buffer, drawing only from ``generator``.
+
+    PyTorch's default formulas: conv/linear weights ``kaiming_uniform_(a=sqrt(5))``,
+    biases U(-1/sqrt(fan_in), 1/sqrt(fan_in)); BN weight 1, bias 0, fresh running
+    stats. With no generator the conv/linear tensors are zero-filled instead.
+    """
+    for sub in module.modules():
+        if isinstance(sub, nn.Conv2d | nn.Linear):
+            if generator is None:
+                nn.init.zeros_(sub.weight)
+            else:
+                nn.init.kaiming_uniform_(sub.weight, a=math.sqrt(5), generator=generator)
+            if sub.bias is not None:
+                if generator is None:
+                    nn.init.zeros_(sub.bias)
+                else:
+                    bound = 1.0 / math.sqrt(sub.weight[0].numel())
+                    nn.init.uniform_(sub.bias, -bound, bound, generator=generator)
+        elif isinstance(sub, nn.BatchNorm2d):
+            sub.reset_parameters()  # weight 1, bias 0, running stats reset: no randomness
+        elif (
+            next(sub.parameters(recurse=False), None) is not None
+            or next(sub.buffers(recurse=False), None) is not None
+        ):
+            raise TypeError(f"no deterministic initialiser for {type(sub).__name__}")
+
+
+def build_nb201_network(
+    ops: Sequence[int],
+    *,
+    channels: int,
+    cells_per_stage: int,
+    input_shape: tuple[int, int, int],
+    num_classes: int,
+    generator: torch.Generator | None,
+) -> nn.Module:
+    """The NB201 network for cell ``ops`` on CPU, its weights drawn from ``generator``.
+
+    ``ops`` are the 6 op codes of :meth:`NB201Space.ops_of_index`; ``input_shape`` is
+    one image's (channels, height, width). The same generator state gives bit-identical
+    weights, and building never touches torch's global RNG. ``generator=None`` zero-fills
+    the conv and linear weights: for counting or loading a state dict, not for training.
+    NB201 itself used channels=16, cells_per_stage=5.
+    """
+    codes, channels, cells_per_stage, input_shape, num_classes = _check_config(
+        ops, channels, cells_per_stage, input_shape, num_classes
+    )
+    if generator is not None and generator.device.type != "cpu":
+        raise ValueError(
+            f"generator must be a CPU torch.Generator (got one on {generator.device}); "
+            "build on CPU and move the network with .to(device)"
+        )
+    network = NB201Network(
+        codes, channels, cells_per_stage, input_shape[0], num_classes, torch.device("meta")
+    )
+    network.to_empty(device="cpu")
+    _initialise(network, generator)
+    return network
+
+
+def count_parameters(module: nn.Module) -> int:
+    """Number of parameters (buffers such as BN running stats excluded), as NB201 counts."""
+    return sum(p.numel() for p in module.parameters())
+
+
+def analytic_parameter_count(
+    ops: Sequence[int],
+    channels: int,
+    cells_per_stage: int,
+    input_shape: tuple[int, int, int],
+    num_classes: int,
+) -> int:
+    """:func:`count_parameters` of the built network, computed without building it.
+
+    Only convs (no bias), BN (2 per channel) and the classifier hold parameters;
+    ``none``, ``skip_connect`` and pooling hold none. NB201's ``params`` (MB) is this
+    divided by 1e6.
+    """
+    codes, channels, cells_per_stage, input_shape, num_classes = _check_config(
+        ops, channels, cells_per_stage, input_shape, num_classes
+    )
+    n1, n3 = codes.count(CONV1), codes.count(CONV3)
+    total = input_shape[0] * channels * 9 + 2 * channels  # stem
+    for stage in range(_STAGES):
+        c = channels << stage
+        if stage:
+            half = c // 2
+            total += half * c * 9 + 2 * c + c * c * 9 + 2 * c + half * c  # reduction
+        total += cells_per_stage * (n1 * (c * c + 2 * c) + n3 * (9 * c * c + 2 * c))
+    width = channels << (_STAGES - 1)
+    return total + 2 * width + width * num_classes + num_classes  # lastact BN, classifier
+
+
+def count_flops(
+    ops: Sequence[int],
+    channels: int,
+    cells_per_stage: int,
+    input_shape: tuple[int, int, int],
+    num_classes: int,
+) -> int:
+    """Forward FLOPs of one image by NB201's convention, computed analytically.
+
+    Multiply-accumulates of every conv (``k*k*c_in*c_out*h_out*w_out``) and of the
+    linear layer (``in*out``), plus one per linear bias; BN, ReLU, pooling and
+    additions are free. Every conv edge counts, as in NB201 (its cell computes all
+    edges), even one whose output is pruned from our forward. NB201's ``flop`` field
+    is this divided by 1e6.
+    """
+    codes, channels, cells_per_stage, (c_in, height, width), num_classes = _check_config(
+        ops, channels, cells_per_stage, input_shape, num_classes
+    )
+    n1, n3 = codes.count(CONV1), codes.count(CONV3)
+    total = c_in * channels * 9 * height * width  # stem
+    for stage in range(_STAGES):
+        c = channels << stage
+        pixels = (height >> stage) * (width >> stage)
+        if stage:
+            half = c // 2
+            total += (half * c * 9 + c * c * 9 + half * c) * pixels  # reduction
+        total += cells_per_stage * (n1 * c * c + n3 * 9 * c * c) * pixels
+    last = channels << (_STAGES - 1)
+    return total + last * num_classes + num_classes
