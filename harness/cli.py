@@ -21,11 +21,17 @@ EXIT_USAGE = 2
 
 
 def _run(args: argparse.Namespace) -> int:
-    from harness.experiment import Benchmark, open_table, run_experiment
+    from harness.experiment import Benchmark, LiveSetup, open_table, run_experiment
     from harness.spec import load_spec
 
     spec = load_spec(Path(args.spec))
-    benchmark = Benchmark(spec, open_table(spec))
+    live = None
+    if args.evaluator == "live":
+        live = LiveSetup(
+            Path(args.data_root) if args.data_root else None,
+            Path(args.split_dir) if args.split_dir else None,
+        )
+    benchmark = Benchmark(spec, open_table(spec), live)
     if args.jobs < 1:
         raise HarnessError(f"--jobs must be at least 1, got {args.jobs}")
     # imported only once the input is known to be good: MLflow takes seconds to import
@@ -158,6 +164,34 @@ def _rerun(args: argparse.Namespace) -> int:
     return 0
 
 
+def _tabulate(args: argparse.Namespace) -> int:
+    from harness.tabulate import load_tabulate_spec, tabulate
+
+    spec = load_tabulate_spec(Path(args.spec))
+    if args.workers is not None and args.workers < 1:
+        raise HarnessError(f"--workers must be at least 1, got {args.workers}")
+    digest = tabulate(spec, args.workers, args.max_chunks)
+    if digest is None:
+        print(f"partial build kept in {spec.out}.parts; run the same command again to continue")
+    else:
+        print(f"wrote {spec.out} sha256 {digest}")
+    return 0
+
+
+def _verify(args: argparse.Namespace) -> int:
+    from harness.table import Table
+    from harness.verify import format_drift, verify
+
+    table = Table.load(Path(args.table))
+    if args.sample < 1:
+        raise HarnessError(f"--sample must be at least 1, got {args.sample}")
+    data_root = Path(args.data_root) if args.data_root else None
+    split_dir = Path(args.split_dir) if args.split_dir else None
+    drifts = verify(table, args.sample, args.seed, data_root, split_dir)
+    print(format_drift(drifts))
+    return 0 if max(d.max_abs for d in drifts) == 0 else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="harness", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -169,6 +203,14 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--results", help="results path stem (default: the spec's [experiment] results)"
     )
+    run.add_argument(
+        "--evaluator",
+        choices=("tabular", "live"),
+        default="tabular",
+        help="look evaluations up in the table, or train them live under its protocol",
+    )
+    run.add_argument("--data-root", help="dataset folder for live runs (CIFAR, ImageNet16, ...)")
+    run.add_argument("--split-dir", help="folder of NB201's split files, for live runs")
     run.set_defaults(handler=_run)
 
     imp = commands.add_parser("import", help="build a benchmark table from published data")
@@ -176,6 +218,20 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("--source", required=True, help="folder with the NB201 extracts")
     imp.add_argument("--out", required=True, help="HDF5 table to write")
     imp.set_defaults(handler=_import)
+
+    tab = commands.add_parser("tabulate", help="train every cell under a protocol into a table")
+    tab.add_argument("spec", help="tabulate spec (TOML), e.g. benchmarks/digits/tabulate.toml")
+    tab.add_argument("--workers", type=int, help="worker processes (default: the spec's)")
+    tab.add_argument("--max-chunks", type=int, help="train at most this many chunks now")
+    tab.set_defaults(handler=_tabulate)
+
+    ver = commands.add_parser("verify", help="retrain a sample of a table live, report drift")
+    ver.add_argument("table")
+    ver.add_argument("--sample", type=int, required=True, help="how many cells to retrain")
+    ver.add_argument("--seed", type=int, default=0, help="seed of the sample's choice")
+    ver.add_argument("--data-root", help="folder of the dataset (CIFAR, ImageNet16, ...)")
+    ver.add_argument("--split-dir", help="folder of NB201's split files")
+    ver.set_defaults(handler=_verify)
 
     info = commands.add_parser("info", help="describe a benchmark table")
     info.add_argument("table")

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -24,6 +25,9 @@ from harness.spaces import get_space
 from harness.spec import ExperimentSpec, StrategySpec
 from harness.strategies import make_strategy
 from harness.table import Table
+
+if TYPE_CHECKING:
+    from harness.evaluators.live import LiveEvaluator
 
 #: the random streams a tabular run draws from
 TABULAR_STREAMS = ("strategy", "benchmark")
@@ -54,10 +58,23 @@ def open_table(spec: ExperimentSpec) -> Table:
     return Table.load(path, expected_sha256=spec.table_sha256)
 
 
-class Benchmark:
-    """The table, the space and the search protocol's evaluator, shared by all runs."""
+@dataclass(frozen=True)
+class LiveSetup:
+    """Run live instead of looking up: train under the table's own protocol on this data."""
 
-    def __init__(self, spec: ExperimentSpec, table: Table) -> None:
+    data_root: Path | None = None
+    split_dir: Path | None = None
+
+
+class Benchmark:
+    """The table, the space and the search protocol's evaluator, shared by all runs.
+
+    With ``live`` set, evaluations are trained under the protocol the table stores, so
+    the same spec runs on the table or live under the identical protocol; report targets
+    are then measured live too, and the optimal row stays the table's.
+    """
+
+    def __init__(self, spec: ExperimentSpec, table: Table, live: LiveSetup | None = None) -> None:
         if table.space != "nb201":
             raise TableError(
                 f"{table.path}: space {table.space!r} is not supported; expected nb201"
@@ -72,6 +89,31 @@ class Benchmark:
                 f"{table.path}: architecture order differs from the NB201 official index order; "
                 "rebuild the table with `harness import`"
             )
+        self.live = live
+        self.targets = {t.label: resolve_metric(table, t.ref) for t in spec.targets}
+        for label, vector in self.targets.items():
+            if np.isnan(vector).any():
+                raise TableError(
+                    f"{table.path}: report target {label!r} is missing for "
+                    f"{int(np.isnan(vector).sum())} architectures"
+                )
+        if live is not None:  # imported here: torch takes seconds to import
+            from harness.evaluators.live import LiveEvaluator
+            from harness.protocol import table_protocol
+            from harness.train import open_dataset
+
+            protocol = table_protocol(table.protocol, table.path)
+            self.evaluator: TabularEvaluator | LiveEvaluator = LiveEvaluator(
+                protocol,
+                open_dataset(protocol, live.data_root, live.split_dir),
+                signal=spec.signal,
+                visible=spec.visible,
+                sealed=spec.sealed,
+                seed_policy=spec.seed_policy,
+                include_validation_time=spec.include_validation_time,
+            )
+            self.evaluator.check_refs(t.ref for t in spec.targets)
+            return
         self.evaluator = TabularEvaluator(
             table,
             dataset=spec.dataset,
@@ -83,13 +125,6 @@ class Benchmark:
             seed_policy=spec.seed_policy,
             include_validation_time=spec.include_validation_time,
         )
-        self.targets = {t.label: resolve_metric(table, t.ref) for t in spec.targets}
-        for label, vector in self.targets.items():
-            if np.isnan(vector).any():
-                raise TableError(
-                    f"{table.path}: report target {label!r} is missing for "
-                    f"{int(np.isnan(vector).sum())} architectures"
-                )
 
     def optimal(self) -> dict[str, float]:
         """Per target, the best value any architecture reaches (the table's optimal row)."""
@@ -112,11 +147,15 @@ class Benchmark:
             self.spec.workers,
         )
         arch = result.incumbent_arch
+        if self.live is not None:
+            targets = self.evaluator.measure(arch, {t.label: t.ref for t in self.spec.targets})
+        else:
+            targets = {label: float(vector[arch]) for label, vector in self.targets.items()}
         return RunOutcome(
             strategy=strategy_spec.name,
             seed=seed,
             result=result,
-            targets={label: float(vector[arch]) for label, vector in self.targets.items()},
+            targets=targets,
             streams=describe_streams(seed, TABULAR_STREAMS),
         )
 
@@ -124,9 +163,9 @@ class Benchmark:
 _worker_benchmark: Benchmark | None = None
 
 
-def _init_worker(spec: ExperimentSpec) -> None:
+def _init_worker(spec: ExperimentSpec, live: LiveSetup | None) -> None:
     global _worker_benchmark
-    _worker_benchmark = Benchmark(spec, Table.load(spec.table_path, spec.table_sha256))
+    _worker_benchmark = Benchmark(spec, Table.load(spec.table_path, spec.table_sha256), live)
 
 
 def _run_chunk(jobs: list[tuple[int, int]]) -> list[RunOutcome]:
@@ -143,7 +182,9 @@ def run_experiment(
     if executor == "serial" or jobs == 1:
         return [benchmark.run(spec.strategies[s], seed) for s, seed in work]
     chunks = list(_chunks(work, max(1, len(work) // (jobs * 4))))
-    with ProcessPoolExecutor(max_workers=jobs, initializer=_init_worker, initargs=(spec,)) as pool:
+    with ProcessPoolExecutor(
+        max_workers=jobs, initializer=_init_worker, initargs=(spec, benchmark.live)
+    ) as pool:
         return [outcome for chunk in pool.map(_run_chunk, chunks) for outcome in chunk]
 
 

@@ -160,6 +160,7 @@ def record_experiment(
         "table_sha256": table.sha256,
         "table_format_version": table.format_version,
         "benchmark_id": table.benchmark_id,
+        "evaluator": "tabular" if benchmark.live is None else "live",
         "protocol_hash": protocol_hash,
         "search_protocol_hash": config_hash(
             {"search": spec.resolved["search"], "budget": spec.resolved["budget"]}

@@ -17,6 +17,7 @@ STREAM_KEYS: dict[str, int] = {
     "benchmark": 1,
     "data_order": 2,
     "weight_init": 3,
+    "augmentation": 4,
 }
 
 
