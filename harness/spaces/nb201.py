@@ -186,9 +186,7 @@ def _class_representatives() -> NDArray[np.int64]:
 def _check_index(index: object) -> int:
     """Return ``index`` as an int, or raise: bools and floats are not indices."""
     if isinstance(index, (bool, np.bool_)) or not isinstance(index, (int, np.integer)):
-        raise ArchitectureError(
-            f"NB201 index must be an int in 0..{NUM_ARCHS - 1}, got {index!r}"
-        )
+        raise ArchitectureError(f"NB201 index must be an int in 0..{NUM_ARCHS - 1}, got {index!r}")
     if not 0 <= index < NUM_ARCHS:
         raise ArchitectureError(
             f"NB201 index {index} is out of range: valid indices are 0..{NUM_ARCHS - 1}"
@@ -260,9 +258,7 @@ class NB201Space:
     def string_of_index(self, index: int) -> str:
         """Arch string of an official index."""
         codes = _order()[_check_index(index)].tolist()
-        names = [
-            f"{OPS[code]}~{src}" for code, (src, _) in zip(codes, EDGES, strict=True)
-        ]
+        names = [f"{OPS[code]}~{src}" for code, (src, _) in zip(codes, EDGES, strict=True)]
         return f"|{names[0]}|+|{'|'.join(names[1:3])}|+|{'|'.join(names[3:])}|"
 
     def ops_of_index(self, index: int) -> tuple[int, ...]:
