@@ -45,11 +45,11 @@ def _run(args: argparse.Namespace) -> int:
     parent = record_experiment(spec, benchmark, outcomes, capture())
     recorded = time.perf_counter() - tic - searched
     stem = Path(args.results) if args.results else spec.results
-    md_path, csv_path = write_results(load_experiment(parent), stem)
-    print(md_path.read_text())
+    written = write_results(load_experiment(parent), stem)
+    print(written[0].read_text())
     print(
         f"{len(outcomes)} runs searched in {searched:.1f} s, recorded in {recorded:.1f} s; "
-        f"MLflow experiment run {parent}; results: {md_path}, {csv_path}"
+        f"MLflow experiment run {parent}; results: {', '.join(map(str, written))}"
     )
     return 0
 
@@ -97,9 +97,9 @@ def _report(args: argparse.Namespace) -> int:
 
     record = load_experiment(find_parent(args.run_id))
     stem = Path(args.results)
-    md_path, csv_path = write_results(record, stem)
-    print(md_path.read_text())
-    print(f"results: {md_path}, {csv_path}")
+    written = write_results(record, stem)
+    print(written[0].read_text())
+    print(f"results: {', '.join(map(str, written))}")
     return 0
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from harness.record import ExperimentRecord
+from harness.record import ExperimentRecord, load_trajectories
 
 OPTIMAL = "optimal (table)"
 CSV_COLUMNS = [
@@ -82,7 +82,7 @@ def _delta(row: pd.Series) -> str:
     return f"{(row.ours_mean - row.published_mean) / row.published_std:+.2f}"
 
 
-def markdown(record: ExperimentRecord, rows: pd.DataFrame) -> str:
+def markdown(record: ExperimentRecord, rows: pd.DataFrame, plot: str | None = None) -> str:
     resolved = record.resolved
     labels = [t["label"] for t in resolved["targets"]]
     search, budget = resolved["search"], resolved["budget"]
@@ -144,6 +144,13 @@ def markdown(record: ExperimentRecord, rows: pd.DataFrame) -> str:
             f"{v.mean():.1f} ({v.min()}–{v.max()})" for v in (runs.evaluations, runs.distinct_archs)
         ]
         lines.append(f"| {strategy['name']} | " + " | ".join(cells) + " |")
+    lines += pairwise_lines(record, labels[0]) if labels else []
+    if plot:
+        lines += [
+            "",
+            f"![anytime performance: incumbent's {resolved['anytime']} over simulated "
+            f"time, mean and 95% interval over seeds]({plot})",
+        ]
     if resolved["experiment"]["notes"]:
         lines += ["", "## Notes", ""]
         lines += [f"- {text}" for text in resolved["experiment"]["notes"]]
@@ -151,6 +158,33 @@ def markdown(record: ExperimentRecord, rows: pd.DataFrame) -> str:
         lines += ["", "## Known deviations from the published protocol", ""]
         lines += [f"- {text}" for text in resolved["deviations"]]
     return "\n".join(lines) + "\n"
+
+
+def pairwise_lines(record: ExperimentRecord, label: str) -> list[str]:
+    """Differences of mean ``label`` between strategies, with 95% intervals (Welch, normal)."""
+    names = [strategy["name"] for strategy in record.resolved["strategies"]]
+    if len(names) < 2:
+        return []
+    lines = [
+        "",
+        f"Pairwise differences in mean {label} (row − column), 95% interval:",
+        "",
+        "| | " + " | ".join(names[1:]) + " |",
+        "|---|" + "---|" * (len(names) - 1),
+    ]
+    for i, left in enumerate(names[:-1]):
+        cells = []
+        for j, right in enumerate(names[1:], start=1):
+            if j <= i:
+                cells.append("")
+                continue
+            a = record.runs[left][f"target.{label}"].to_numpy(dtype=np.float64)
+            b = record.runs[right][f"target.{label}"].to_numpy(dtype=np.float64)
+            diff = a.mean() - b.mean()
+            half = 1.96 * math.sqrt(a.var(ddof=1) / len(a) + b.var(ddof=1) / len(b))
+            cells.append(f"{diff:+.2f} [{diff - half:+.2f}, {diff + half:+.2f}]")
+        lines.append(f"| {left} | " + " | ".join(cells) + " |")
+    return lines
 
 
 def _atomic_write(path: Path, text: str) -> None:
@@ -165,10 +199,78 @@ def _atomic_write(path: Path, text: str) -> None:
         raise
 
 
-def write_results(record: ExperimentRecord, stem: Path) -> tuple[Path, Path]:
-    """Write ``<stem>.md`` and ``<stem>.csv``; each appears whole or not at all."""
+def anytime_curves(
+    record: ExperimentRecord, metric: str, points: int = 200
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Per strategy, the incumbent's sealed ``metric`` over simulated time, one row per seed.
+
+    The incumbent is the best evaluation so far by the search signal; before a run's
+    first evaluation completes its value is NaN.
+    """
+    frames = {name: load_trajectories(cid) for name, cid in record.children.items()}
+    horizon = max(float(f.end_s[f.completed].max()) for f in frames.values())
+    grid = np.linspace(0.0, horizon, points)
+    curves = {}
+    for strategy in record.resolved["strategies"]:
+        frame = frames[strategy["name"]]
+        frame = frame[frame.completed]
+        rows = []
+        for _, run in frame.groupby("seed", sort=True):
+            signal = run["signal"].to_numpy()
+            value = run[f"sealed.{metric}"].to_numpy()
+            improved = signal > np.maximum.accumulate(np.r_[-np.inf, signal[:-1]])
+            incumbent = value[np.maximum.accumulate(np.where(improved, np.arange(len(run)), 0))]
+            index = np.searchsorted(run["end_s"].to_numpy(), grid, side="right") - 1
+            rows.append(np.where(index >= 0, incumbent[np.maximum(index, 0)], np.nan))
+        curves[strategy["name"]] = np.array(rows)
+    return grid, curves
+
+
+def anytime_plot(record: ExperimentRecord, metric: str, path: Path) -> None:
+    """Mean and 95% interval (normal approximation) over seeds of the anytime curves."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    grid, curves = anytime_curves(record, metric)
+    figure, axes = plt.subplots(figsize=(6.4, 4.0), dpi=120)
+    for name, rows in curves.items():
+        defined = ~np.isnan(rows).any(axis=0)
+        mean = rows[:, defined].mean(axis=0)
+        half = 1.96 * rows[:, defined].std(axis=0, ddof=1) / np.sqrt(len(rows))
+        axes.plot(grid[defined], mean, label=f"{name} (n={len(rows)})")
+        axes.fill_between(grid[defined], mean - half, mean + half, alpha=0.25)
+    axes.set_xlabel("simulated seconds")
+    axes.set_ylabel(f"incumbent's {metric} (sealed)")
+    axes.set_title(record.resolved["experiment"]["title"], fontsize=9)
+    axes.grid(alpha=0.3)
+    axes.legend()
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".png")
+    os.close(handle)
+    try:
+        figure.savefig(temporary, metadata={"Software": None})
+        os.replace(temporary, path)
+    finally:
+        plt.close(figure)
+        Path(temporary).unlink(missing_ok=True)
+
+
+def write_results(record: ExperimentRecord, stem: Path) -> list[Path]:
+    """Write ``<stem>.md``, ``<stem>.csv`` and, if the spec asks, ``<stem>.png``; each
+    appears whole or not at all."""
     rows = summary_rows(record)
     md_path, csv_path = stem.with_suffix(".md"), stem.with_suffix(".csv")
+    written = [md_path, csv_path]
+    metric = record.resolved.get("anytime")
+    plot = None
+    if metric:
+        png_path = stem.with_suffix(".png")
+        anytime_plot(record, metric, png_path)
+        written.append(png_path)
+        plot = png_path.name
     _atomic_write(csv_path, rows.to_csv(index=False, float_format="%.6f"))
-    _atomic_write(md_path, markdown(record, rows))
-    return md_path, csv_path
+    _atomic_write(md_path, markdown(record, rows, plot))
+    return written

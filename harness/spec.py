@@ -38,7 +38,7 @@ SECTIONS = {
     "budget": {"seconds", "evaluations", "epochs", "overrun"},
     "runs": {"seeds", "workers"},
     "strategy": {"name", "kind", "params"},
-    "report": {"target"},
+    "report": {"target", "anytime"},
     "published": None,  # free-form: strategy name -> {target label -> [mean, std]}
     "deviations": None,
 }
@@ -227,6 +227,14 @@ def parse_spec(raw: dict[str, Any], path: Path) -> ExperimentSpec:
 
     strategies = _strategies(path, raw["strategy"])
     targets = _targets(path, raw.get("report", {}))
+    anytime = _Reader(path, "report", raw.get("report", {}), SECTIONS["report"]).get(
+        "anytime", str, None
+    )
+    if anytime is not None and anytime not in sealed:
+        raise SpecError(
+            f"{path}: [report.anytime] must name a sealed metric of [search.sealed]; "
+            f"got {anytime!r}, sealed: {', '.join(sealed) or 'none'}"
+        )
     published, source = _published(path, raw.get("published", {}), strategies, targets)
     deviations = raw.get("deviations", {"items": []})
     dev = _Reader(path, "deviations", deviations, {"items"})
@@ -257,6 +265,7 @@ def parse_spec(raw: dict[str, Any], path: Path) -> ExperimentSpec:
         "runs": {"seeds": list(seeds), "workers": workers},
         "strategies": [{"name": s.name, "kind": s.kind, "params": s.params} for s in strategies],
         "targets": [{"label": t.label, "metric": str(t.ref)} for t in targets],
+        "anytime": anytime,
         "published": {
             "source": source,
             "values": {

@@ -92,7 +92,9 @@ def test_run_writes_results_and_records_every_pinned_fact(small_spec, mlflow_sto
     ]
     assert set(csv.method) == {"REA", "RS", "REINFORCE", "optimal (table)"}
     assert (csv[csv.method == "REA"].n_runs == 12).all()
+    assert (mlflow_store / "results" / "table5.png").read_bytes()[:4] == b"\x89PNG"
     md = (mlflow_store / "results" / "table5.md").read_text()
+    assert "Pairwise differences in mean C10 val" in md and "(table5.png)" in md
     assert "| REA (published) | 91.19 ± 0.31" in md and "Known deviations" in md
 
     client = MlflowClient()

@@ -18,7 +18,10 @@ SPECS = {
 @pytest.mark.parametrize("spec, stem", SPECS.items())
 def test_published_rerun_matches_committed_results(spec, stem, mlflow_store):
     assert main(["run", str(REPO / "benchmarks" / "nb201" / spec), "--results", f"out/{stem}"]) == 0
-    for suffix in (".md", ".csv"):
+    suffixes = (
+        (".md", ".csv", ".png") if (REPO / "results" / f"{stem}.png").exists() else (".md", ".csv")
+    )
+    for suffix in suffixes:
         ours = (mlflow_store / "out" / f"{stem}{suffix}").read_bytes()
         committed = (REPO / "results" / f"{stem}{suffix}").read_bytes()
         assert ours == committed, f"results/{stem}{suffix} differs from a fresh re-run"

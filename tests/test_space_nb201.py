@@ -107,9 +107,7 @@ def test_order_matches_shared_file_b(space):
     [
         pytest.param(INDEX0.replace("avg_pool_3x3", "max_pool_3x3"), id="unknown-op"),
         pytest.param(INDEX0.replace("avg_pool_3x3~0", "avg_pool_3x3~2"), id="edge-~2"),
-        pytest.param(
-            INDEX0.replace("skip_connect~1|+", "skip_connect~0|+"), id="dup-src"
-        ),
+        pytest.param(INDEX0.replace("skip_connect~1|+", "skip_connect~0|+"), id="dup-src"),
         pytest.param(INDEX0.replace("|+|", "||", 1), id="missing-plus"),
         pytest.param(INDEX0 + "+|none~0|", id="extra-node"),
         pytest.param(INDEX0.replace("|skip_connect~2|", "|"), id="missing-edge"),
@@ -288,8 +286,7 @@ def test_canonical_form_reproduces_nats_bench_unique_string(space):
         "(0)@avg_pool_3x3+(0)@avg_pool_3x3+(0)@nor_conv_1x1+(0)@nor_conv_1x1"
     )
     assert space.canonical_form(1) == (
-        "((0)@nor_conv_3x3)@avg_pool_3x3+(0)@nor_conv_3x3"
-        "+((0)@nor_conv_3x3)@nor_conv_3x3+0"
+        "((0)@nor_conv_3x3)@avg_pool_3x3+(0)@nor_conv_3x3+((0)@nor_conv_3x3)@nor_conv_3x3+0"
     )
 
 

@@ -73,6 +73,7 @@ def mutate(edit) -> dict:
         (lambda r: r["runs"].update(seeds=[1, 1]), "lists a seed twice"),
         (lambda r: r["published"].update(GA={}), r"\[published.GA\] names no strategy"),
         (lambda r: r["table"].update(sha256="abc"), "64 lowercase hex"),
+        (lambda r: r["report"].update(anytime="C10 val"), "must name a sealed metric"),
         (
             lambda r: r["report"]["target"][0].update(metric="cifar10/x-valid"),
             "expected 'dataset/schedule/split/metric'",
