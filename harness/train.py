@@ -169,7 +169,9 @@ def train_cell(
             index = permutation[start : start + protocol.batch_size]
             inputs, target = train_x[index], train_y[index]
             if protocol.augmentation == "crop-flip":
-                inputs = augment(inputs, augment_rng, protocol.augmentation_padding)
+                inputs = augment(
+                    inputs, augment_rng, protocol.augmentation_padding, fill=dataset.pad_fill
+                )
             for group in optimizer.param_groups:
                 group["lr"] = _learning_rate(protocol, step, total_steps)
             logits = network(inputs)
