@@ -31,7 +31,9 @@ from harness.spaces import get_space
 from harness.train import configure_torch, train_cell
 
 REPO = Path(__file__).resolve().parents[1]
-CELL = "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|"
+CELL = (  # NB201 index 1: three 3x3 convs, a pooling and two skips
+    "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|"
+)
 
 
 def plain_loop(ops, protocol: Protocol, dataset: Dataset) -> float:
