@@ -289,7 +289,8 @@ def assemble(spec: TabulateSpec, parts: Path) -> str:
         (protocol.dataset, "flops"): (flops, ones),
         (protocol.dataset, "representative"): (classes.astype(np.float32), ones),
     }
-    return write_table(
+    environment = capture()
+    digest = write_table(
         spec.out,
         benchmark_id=spec.benchmark_id,
         space="nb201",
@@ -308,7 +309,7 @@ def assemble(spec: TabulateSpec, parts: Path) -> str:
             "harness_version": harness.__version__,
             "sources": [],
             "dataset": dataset.describe(),
-            "environment": capture(),
+            "environment": environment,
             "isomorphism": "NATS-Bench UniqueString classes (6,466); "
             "representative = smallest index",
         },
@@ -318,6 +319,28 @@ def assemble(spec: TabulateSpec, parts: Path) -> str:
             "flops": "multiply-accumulates of convolutions and the classifier for one input",
         },
     )
+    update_manifest(spec, digest, environment)
+    return digest
+
+
+def update_manifest(spec: TabulateSpec, digest: str, environment: dict[str, str]) -> None:
+    """Record the table in ``manifest.json`` beside it: hash, protocol, where it was built."""
+    manifest = spec.out.parent / "manifest.json"
+    entries = json.loads(manifest.read_text()) if manifest.exists() else {}
+    entries[spec.out.name] = {
+        "sha256": digest,
+        "size_bytes": spec.out.stat().st_size,
+        "benchmark_id": spec.benchmark_id,
+        "built_by": f"harness tabulate {spec.path.name} (harness {harness.__version__})",
+        "protocol": spec.protocol.to_dict(),
+        "protocol_hash": spec.protocol.protocol_hash,
+        "split_hash": spec.protocol.split_hash,
+        "trainings": len(np.unique(get_space().isomorphism_classes())) * len(spec.protocol.seeds),
+        "environment": environment,
+    }
+    temporary = manifest.with_name(f".{manifest.name}.{os.getpid()}")
+    temporary.write_text(json.dumps(entries, indent=2, sort_keys=True) + "\n")
+    os.replace(temporary, manifest)
 
 
 def tabulate(

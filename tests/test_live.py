@@ -8,6 +8,7 @@ chunks written by the test, with real trainings where a test compares against th
 from __future__ import annotations
 
 import dataclasses
+import json
 import tomllib
 
 import numpy as np
@@ -200,6 +201,36 @@ def test_assembled_table_maps_isomorphs_and_stores_its_protocol(tiny_table, prot
     assert np.array_equal(representative, classes.astype(np.float32))
     assert params.min() > 0
     assert table_protocol(tiny_table.protocol, tiny_table.path) == protocol
+    manifest = json.loads((tiny_table.path.parent / "manifest.json").read_text())
+    entry = manifest[tiny_table.path.name]
+    assert entry["sha256"] == tiny_table.sha256 and entry["protocol_hash"] == protocol.protocol_hash
+    assert "cpu.isa" in entry["environment"]
+
+
+def test_nb201_cifar_protocols_pin_the_official_split_files():
+    from harness.data import read_split_file, split_hash
+
+    splits = REPO.parent / "shared" / "data" / "nb201-splits"
+    if not splits.is_dir():
+        pytest.skip(f"NB201 split files not found in {splits}")
+    halves = read_split_file(splits / "cifar-split.txt", ("train", "valid"), 50000)
+    tests = read_split_file(splits / "cifar100-test-split.txt", ("xvalid", "xtest"), 10000)
+    expected = {
+        "cifar10-valid": {
+            "train": split_hash(halves["train"]),
+            "x-valid": split_hash(halves["valid"]),
+            "ori-test": split_hash(np.arange(10000)),
+        },
+        "cifar100": {
+            "train": split_hash(np.arange(50000)),
+            "x-valid": split_hash(tests["xvalid"]),
+            "x-test": split_hash(tests["xtest"]),
+            "ori-test": split_hash(np.arange(10000)),
+        },
+    }
+    for path in sorted((REPO / "benchmarks" / "nb201").glob("tabulate-*.toml")):
+        protocol = load_protocol(path)
+        assert protocol.splits == expected[protocol.dataset], path.name
 
 
 def test_verify_reports_zero_drift_for_true_entries_and_catches_wrong_ones(tiny_table):
