@@ -501,4 +501,9 @@ def summarize(table: Table, space_strings: Sequence[str] | None = None) -> str:
             continue
         best = int(np.nanargmax(final))
         lines.append(f"{where} #{best} {table.archs[best]} {final[best]:.2f} {var.unit}")
+        p10, p50, p90 = np.nanpercentile(final, [10, 50, 90])
+        lines.append(
+            f"    spread over cells: min {np.nanmin(final):.2f}, p10 {p10:.2f}, "
+            f"median {p50:.2f}, p90 {p90:.2f}"
+        )
     return "\n".join(lines)
