@@ -9,13 +9,12 @@ identity.
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from harness.errors import SpecError, TableError
-from harness.spec import config_hash
+from harness.spec import config_hash, read_toml
 
 OPTIMIZERS = ("sgd",)
 LR_SCHEDULES = ("cosine", "constant")
@@ -155,12 +154,7 @@ def _check_types(data: dict[str, Any], where: str) -> None:
 
 def load_protocol(path: Path) -> Protocol:
     """The ``[protocol]`` table of a TOML file."""
-    try:
-        raw = tomllib.loads(Path(path).read_text())
-    except FileNotFoundError:
-        raise SpecError(f"{path}: protocol file not found") from None
-    except tomllib.TOMLDecodeError as error:
-        raise SpecError(f"{path}: not valid TOML ({error})") from None
+    raw = read_toml(path)
     if "protocol" not in raw:
         raise SpecError(f"{path}: [protocol] section is required")
     return Protocol.from_dict(raw["protocol"], f"{path}: [protocol]")

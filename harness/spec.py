@@ -145,20 +145,23 @@ def _names(kinds: tuple[type, ...]) -> str:
     return " or ".join(words.get(k, k.__name__) for k in kinds)
 
 
-def load_spec(path: Path) -> ExperimentSpec:
-    """Parse and validate a spec file."""
-    path = Path(path)
+def read_toml(path: Path) -> dict[str, Any]:
+    """A TOML file's tables; unreadable or malformed files raise SpecError naming the file."""
     try:
-        text = path.read_text()
+        text = Path(path).read_text()
     except FileNotFoundError:
         raise SpecError(f"{path}: spec file not found; check the path") from None
     except OSError as error:
         raise SpecError(f"{path}: cannot read the spec ({error.strerror})") from None
     try:
-        raw = tomllib.loads(text)
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
         raise SpecError(f"{path}: not valid TOML ({error}); fix the syntax") from None
-    return parse_spec(raw, path)
+
+
+def load_spec(path: Path) -> ExperimentSpec:
+    """Parse and validate a spec file."""
+    return parse_spec(read_toml(path), Path(path))
 
 
 def parse_spec(raw: dict[str, Any], path: Path) -> ExperimentSpec:

@@ -18,7 +18,6 @@ import json
 import os
 import sys
 import time
-import tomllib
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
@@ -32,6 +31,7 @@ from harness.environment import capture
 from harness.errors import SpecError, TableError
 from harness.models.nb201 import analytic_parameter_count, count_flops
 from harness.protocol import Protocol
+from harness.spec import read_toml
 from harness.spaces import get_space
 from harness.table import Variable, write_table
 from harness.train import EVAL_METRICS, TRAIN_METRICS, open_dataset, train_cell
@@ -53,12 +53,7 @@ class TabulateSpec:
 
 
 def load_tabulate_spec(path: Path) -> TabulateSpec:
-    try:
-        raw = tomllib.loads(Path(path).read_text())
-    except FileNotFoundError:
-        raise SpecError(f"{path}: spec file not found") from None
-    except tomllib.TOMLDecodeError as error:
-        raise SpecError(f"{path}: not valid TOML ({error})") from None
+    raw = read_toml(path)
     for section in ("tabulate", "protocol"):
         if section not in raw:
             raise SpecError(f"{path}: [{section}] section is required")
