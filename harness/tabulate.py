@@ -31,8 +31,8 @@ from harness.environment import capture
 from harness.errors import SpecError, TableError
 from harness.models.nb201 import analytic_parameter_count, count_flops
 from harness.protocol import Protocol
-from harness.spec import read_toml
 from harness.spaces import get_space
+from harness.spec import read_toml
 from harness.table import Variable, write_table
 from harness.train import EVAL_METRICS, TRAIN_METRICS, open_dataset, train_cell
 
