@@ -75,6 +75,22 @@ def git_state() -> dict[str, str]:
     return {"commit": commit, "dirty": "unknown" if status is None else str(bool(status)).lower()}
 
 
+def _nvidia_driver() -> str:
+    """The NVIDIA driver version, which torch does not expose; "unknown" without nvidia-smi."""
+    try:
+        done = subprocess.run(
+            ["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"
+    return (
+        done.stdout.strip().splitlines()[0] if done.returncode == 0 and done.stdout else "unknown"
+    )
+
+
 def torch_description() -> dict[str, str]:
     """Threads, GPU and determinism flags, if this process uses torch."""
     if "torch" not in sys.modules:
@@ -94,6 +110,7 @@ def torch_description() -> dict[str, str]:
         info["cuda"] = str(torch.version.cuda)
         info["cudnn"] = str(torch.backends.cudnn.version())
         info["gpu_count"] = str(torch.cuda.device_count())
+        info["gpu_driver"] = _nvidia_driver()
     else:
         info["gpu"] = "none"
     return info

@@ -295,3 +295,51 @@ def test_shipped_protocol_spec_parses_and_pins_the_digits_split():
     protocol = load_protocol(DIGITS)
     assert protocol.splits == dict(load_dataset("digits").split.hashes)
     assert tomllib.loads(DIGITS.read_text())["tabulate"]["workers"] == 2
+
+
+def test_a_spec_runs_live_against_a_tabulated_table_and_records_torch(
+    tiny_table, mlflow_store, capsys
+):
+    import re
+
+    from mlflow.tracking import MlflowClient
+
+    from harness.cli import main
+
+    spec = mlflow_store / "live.toml"
+    spec.write_text(
+        f"""
+[experiment]
+name = "live-check"
+results = "results/live"
+[table]
+path = "{tiny_table.path}"
+sha256 = "{tiny_table.sha256}"
+[search]
+dataset = "digits"
+schedule = "tiny"
+epoch = 2
+signal = "valid/accuracy"
+seed_policy = "draw"
+include_validation_time = true
+sealed = {{ test_accuracy = "digits/tiny/test/accuracy" }}
+[budget]
+evaluations = 2
+overrun = "discard"
+[runs]
+seeds = [0, 1]
+[[strategy]]
+name = "RS"
+kind = "random_search"
+[[report.target]]
+label = "test"
+metric = "digits/tiny/test/accuracy"
+"""
+    )
+    assert main(["run", str(spec), "--evaluator", "live"]) == 0
+    parent = re.search(r"MLflow experiment run (\w+)", capsys.readouterr().out).group(1)
+    run = MlflowClient().get_run(parent)
+    assert run.data.params["evaluator"] == "live"
+    assert run.data.tags["env.torch.torch_threads"] == "1"
+    assert run.data.tags["env.torch.deterministic_algorithms"] == "true"
+    assert (mlflow_store / "results" / "live.md").exists()
