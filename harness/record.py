@@ -306,7 +306,8 @@ def load_experiment(parent_id: str) -> ExperimentRecord:
 
 def load_trajectories(child_id: str) -> pd.DataFrame:
     client = _client()
-    return pd.read_csv(io.BytesIO(gzip.decompress(_download(client, child_id, TRAJECTORIES))))
+    data = gzip.decompress(_download(client, child_id, TRAJECTORIES))
+    return pd.read_csv(io.BytesIO(data))
 
 
 def find_parent(child_id: str) -> str:
