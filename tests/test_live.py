@@ -274,6 +274,10 @@ def test_live_and_tabular_runs_agree_under_the_same_protocol(tiny_table, protoco
         looked_up = tabular.evaluate(proposal, table_rng)
         trained = live.evaluate(proposal, live_rng)
         assert looked_up.visible.signal == np.float32(trained.visible.signal)
+        assert looked_up.visible.signal_curve == tuple(
+            float(np.float32(v)) for v in trained.visible.signal_curve
+        )
+        assert len(looked_up.visible.signal_curve) == 2
         assert looked_up.sealed["test"] == np.float32(trained.sealed["test"])
         assert trained.visible.cost_s > 0
 

@@ -104,5 +104,9 @@ class LiveEvaluator:
             signal=mean(self.signal),
             cost_s=cost,
             metrics={name: mean(ref) for name, ref in self.visible.items()},
+            signal_curve=tuple(
+                float(np.mean([run.at(self.signal.split, self.signal.metric, e) for run in runs]))
+                for e in range(1, epoch + 1)
+            ),
         )
         return Observation(visible, {name: mean(ref) for name, ref in self.sealed.items()})

@@ -25,7 +25,9 @@ class VisibleObservation:
 
     ``signal`` is the search signal (higher is better), e.g. the validation accuracy
     named by the protocol; ``metrics`` holds the other visible train/valid metrics;
-    ``cost_s`` is the simulated cost of this evaluation in seconds.
+    ``cost_s`` is the simulated cost of this evaluation in seconds; ``signal_curve`` is
+    the signal at every epoch up to ``epoch`` that the benchmark measures (the learning
+    curve multi-fidelity strategies extrapolate; its last value is ``signal``).
     """
 
     arch: int
@@ -33,6 +35,7 @@ class VisibleObservation:
     signal: float
     cost_s: float
     metrics: Mapping[str, float]
+    signal_curve: tuple[float, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -154,6 +154,15 @@ class TabularEvaluator:
         train_time = table.variable(dataset, schedule, "train", "epoch_time_s")
         self._lookups: dict[int, tuple[_Lookup, dict[str, _Lookup], dict[str, _Lookup]]] = {}
         self._cost: dict[int, np.ndarray] = {}
+        signal_variable = table.variable(
+            signal.dataset, signal.schedule, signal.split, signal.metric
+        )
+        self._curves = {
+            epoch: [
+                _Lookup(table, signal, e, seed_policy) for e in signal_variable.epochs if e < epoch
+            ]
+            for epoch in epochs
+        }
         for epoch in epochs:
             self._lookups[epoch] = (
                 _Lookup(table, signal, epoch, seed_policy),
@@ -209,12 +218,14 @@ class TabularEvaluator:
         cost = float(self._cost[epoch][arch])
         if cost != cost:
             raise TableError(f"table has no training time for architecture {arch}")
+        value = signal.value(arch, slot)
         visible = VisibleObservation(
             arch=arch,
             epoch=epoch,
-            signal=signal.value(arch, slot),
+            signal=value,
             cost_s=cost,
             metrics={name: lookup.value(arch, slot) for name, lookup in shown.items()},
+            signal_curve=(*(earlier.value(arch, slot) for earlier in self._curves[epoch]), value),
         )
         return Observation(
             visible=visible,
