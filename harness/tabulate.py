@@ -29,7 +29,7 @@ import harness
 from harness.data import Dataset
 from harness.environment import capture
 from harness.errors import SpecError, TableError
-from harness.models.nb201 import analytic_parameter_count, count_flops
+from harness.models.counts import analytic_parameter_count, count_flops
 from harness.protocol import Protocol
 from harness.spaces import get_space
 from harness.spec import read_toml

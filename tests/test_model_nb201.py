@@ -14,13 +14,17 @@ import torch
 from torch import nn
 
 from harness.errors import ArchitectureError
-from harness.models import (
-    analytic_parameter_count,
+from harness.models.counts import analytic_parameter_count, count_flops
+from harness.models.nb201 import (
+    CONV1,
+    CONV3,
+    NONE,
+    POOL,
+    SKIP,
+    NB201Cell,
     build_nb201_network,
-    count_flops,
     count_parameters,
 )
-from harness.models.nb201 import CONV1, CONV3, NONE, POOL, SKIP, NB201Cell
 from harness.spaces import EDGES, NUM_ARCHS, get_space
 
 SHARED_NB201 = Path(__file__).resolve().parents[2] / "shared" / "data" / "nb201"

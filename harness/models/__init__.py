@@ -1,17 +1,1 @@
-"""Networks for live training: the NAS-Bench-201 cell network and its size counts."""
-
-from harness.models.nb201 import (
-    NB201Network,
-    analytic_parameter_count,
-    build_nb201_network,
-    count_flops,
-    count_parameters,
-)
-
-__all__ = [
-    "NB201Network",
-    "analytic_parameter_count",
-    "build_nb201_network",
-    "count_flops",
-    "count_parameters",
-]
+"""Networks for live training (:mod:`.nb201`) and their size counts (:mod:`.counts`)."""
