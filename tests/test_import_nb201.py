@@ -156,8 +156,27 @@ def test_values_match_the_combined_extract(table: Table, combined: pd.DataFrame)
         np.testing.assert_allclose(total, combined[column], rtol=1e-6)
     for dataset in ("cifar10-valid", "cifar10"):
         values, mask = table.property(dataset, "params_mb")
-        np.testing.assert_allclose(values, combined["params_mb"], rtol=1e-6)
-        assert mask.all()
+        np.testing.assert_allclose(values[mask], combined["params_mb"][mask], rtol=1e-6)
+        assert (~mask).sum() == 150  # D's sizes of other cells (NATS-Bench#36), masked
+
+
+def test_params_mb_is_masked_exactly_where_the_source_size_is_another_cells(table) -> None:
+    from harness.models.counts import analytic_parameter_count
+    from harness.spaces import get_space
+
+    space = get_space()
+    for dataset, shape, classes in (
+        ("cifar10", (3, 32, 32), 10),
+        ("cifar100", (3, 32, 32), 100),
+        ("ImageNet16-120", (3, 16, 16), 120),
+    ):
+        values, mask = table.property(dataset, "params_mb")
+        counted = np.array(
+            [analytic_parameter_count(space.ops[i], 16, 5, shape, classes) for i in range(15625)]
+        )
+        np.testing.assert_allclose(values[mask] * 1e6, counted[mask], atol=1.0)
+        assert np.isnan(values[~mask]).all() and (~mask).sum() == 150
+        assert str(int(np.flatnonzero(~mask)[0])) in table.notes["params_mb"]
 
 
 def test_known_optima(table: Table) -> None:

@@ -20,6 +20,8 @@ import numpy as np
 
 import harness
 from harness.errors import TableError
+from harness.models.counts import analytic_parameter_count
+from harness.spaces import get_space
 from harness.table import PropertyKey, Variable, VariableKey, file_sha256, write_table
 
 N_ARCH = 15625
@@ -469,19 +471,34 @@ def _time_variables(x: _Extracts, starts: np.ndarray) -> dict[VariableKey, Varia
     return out
 
 
+#: (table dataset, D's key, input shape, classes) of NB201's C=16, N=5 networks
+_NETWORKS = (
+    ("cifar10-valid", "cifar10", (3, 32, 32), 10),
+    ("cifar10", "cifar10", (3, 32, 32), 10),
+    ("cifar100", "cifar100", (3, 32, 32), 100),
+    ("ImageNet16-120", "imagenet", (3, 16, 16), 120),
+)
+
+
 def _properties(
     x: _Extracts, starts: np.ndarray
-) -> dict[PropertyKey, tuple[np.ndarray, np.ndarray]]:
-    out = {}
-    for dataset, key in (
-        ("cifar10-valid", "cifar10"),
-        ("cifar10", "cifar10"),
-        ("cifar100", "cifar100"),
-        ("ImageNet16-120", "imagenet"),
-    ):
-        size = x.d[f"{key}__size_in_mb"][starts].astype(np.float32)
-        out[(dataset, "params_mb")] = (size, np.ones(N_ARCH, bool))
-    return out
+) -> tuple[dict[PropertyKey, tuple[np.ndarray, np.ndarray]], list[int]]:
+    """``params_mb`` per dataset, masked where D's size is not the cell's own.
+
+    D's sizes are checked against the network's analytic parameter count; the cells where
+    they differ (NATS-Bench#36: some hp=200 records carry another cell's size) are masked
+    rather than kept silently wrong, and returned.
+    """
+    space = get_space()
+    ops = [space.ops_of_index(space.index_of_string(arch)) for arch in x.archs]
+    out, wrong = {}, set()
+    for dataset, key, shape, classes in _NETWORKS:
+        size = x.d[f"{key}__size_in_mb"][starts].astype(np.float64)
+        counted = np.array([analytic_parameter_count(o, 16, 5, shape, classes) for o in ops])
+        ok = np.abs(size * 1e6 - counted) < 1.0
+        wrong |= set(np.flatnonzero(~ok).tolist())
+        out[(dataset, "params_mb")] = (np.where(ok, size, np.nan).astype(np.float32), ok)
+    return out, sorted(wrong)
 
 
 def _provenance(paths: dict[str, Path]) -> dict:
@@ -537,15 +554,23 @@ def build_nb201_table(source_dir: Path, out: Path) -> str:
     extracts = _read_extracts(paths)
     arch, slot = _cross_check(extracts)
     starts = np.flatnonzero(slot == 0)
+    properties, wrong_sizes = _properties(extracts, starts)
+    notes = {
+        **_NOTES,
+        "params_mb": f"{len(wrong_sizes)} cells' D sizes differ from the network's parameter "
+        "count by a whole conv edge per cell (NATS-Bench#36: their hp=200 records carry "
+        "another cell's size; their hp=200 accuracies may too); their params_mb is masked. "
+        f"Cells: {wrong_sizes}",
+    }
     return write_table(
         out,
         benchmark_id="nb201",
         space="nb201",
         archs=extracts.archs,
         variables=_accuracy_variables(extracts, arch, slot) | _time_variables(extracts, starts),
-        properties=_properties(extracts, starts),
+        properties=properties,
         protocol=_PROTOCOL,
         cost_model=_COST_MODEL,
         provenance=_provenance(paths),
-        notes=_NOTES,
+        notes=notes,
     )
