@@ -71,20 +71,11 @@ def _epoch_index(variable: Variable, epoch: int, ref: MetricRef) -> int:
     return variable.epochs.index(epoch)
 
 
-def _seed_mean(variable: Variable, epoch_index: int) -> np.ndarray:
-    """Seed mean at one epoch; NaN where the table holds no seed for the cell."""
-    mask = variable.mask[:, :, epoch_index]
-    values = np.where(mask, variable.values[:, :, epoch_index], 0.0).astype(np.float64)
-    counts = mask.sum(axis=1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(counts > 0, values.sum(axis=1) / counts, np.nan)
-
-
 def resolve_metric(table: Table, ref: MetricRef, epoch: int | None = None) -> np.ndarray:
     """Seed-mean value of ``ref`` for every architecture (last epoch if none is given)."""
     variable = table.variable(ref.dataset, ref.schedule, ref.split, ref.metric)
     index = len(variable.epochs) - 1 if epoch is None else _epoch_index(variable, epoch, ref)
-    return _seed_mean(variable, index)
+    return variable.seed_mean()[:, index]
 
 
 class _Lookup:
@@ -96,7 +87,7 @@ class _Lookup:
         index = _epoch_index(variable, epoch, ref)
         self.seeds = variable.seeds
         if policy.kind == "mean":
-            self.vector: np.ndarray | None = _seed_mean(variable, index)
+            self.vector: np.ndarray | None = variable.seed_mean()[:, index]
         elif policy.kind == "fixed":
             if policy.seed not in variable.seeds:
                 raise TableError(
@@ -193,7 +184,7 @@ class TabularEvaluator:
                 f"table lacks per-epoch training times for epochs 1..{epoch} of "
                 f"{signal.dataset}/{signal.schedule}"
             )
-        per_epoch = np.stack([_seed_mean(train_time, i) for i in upto], axis=1)
+        per_epoch = train_time.seed_mean()[:, upto]
         cost = per_epoch.sum(axis=1)
         if with_valid:
             ref = MetricRef(signal.dataset, signal.schedule, signal.split, "eval_time_s")
