@@ -9,13 +9,12 @@ timestamps, no wall times), so re-running a spec gives byte-identical files.
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from harness.atomic import replacing, write_text
 from harness.record import ExperimentRecord, load_trajectories
 
 OPTIMAL = "optimal (table)"
@@ -187,18 +186,6 @@ def pairwise_lines(record: ExperimentRecord, label: str) -> list[str]:
     return lines
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(handle, "w") as stream:
-            stream.write(text)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-
-
 def anytime_curves(
     record: ExperimentRecord, metric: str, points: int = 200
 ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
@@ -247,15 +234,11 @@ def anytime_plot(record: ExperimentRecord, metric: str, path: Path) -> None:
     axes.grid(alpha=0.3)
     axes.legend()
     figure.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".png")
-    os.close(handle)
     try:
-        figure.savefig(temporary, metadata={"Software": None})
-        os.replace(temporary, path)
+        with replacing(path, suffix=".png") as temporary:
+            figure.savefig(temporary, metadata={"Software": None})
     finally:
         plt.close(figure)
-        Path(temporary).unlink(missing_ok=True)
 
 
 def write_results(record: ExperimentRecord, stem: Path) -> list[Path]:
@@ -271,6 +254,6 @@ def write_results(record: ExperimentRecord, stem: Path) -> list[Path]:
         anytime_plot(record, metric, png_path)
         written.append(png_path)
         plot = png_path.name
-    _atomic_write(csv_path, rows.to_csv(index=False, float_format="%.6f"))
-    _atomic_write(md_path, markdown(record, rows, plot))
+    write_text(csv_path, rows.to_csv(index=False, float_format="%.6f"))
+    write_text(md_path, markdown(record, rows, plot))
     return written

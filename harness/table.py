@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import pairwise
@@ -21,6 +20,7 @@ from typing import Any
 import h5py
 import numpy as np
 
+from harness.atomic import replacing
 from harness.errors import TableError
 
 FORMAT = "harness-table"
@@ -425,16 +425,12 @@ def write_table(
         "provenance": _json(provenance),
         "notes": _json(notes),
     }
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
-    try:
+    with replacing(path) as tmp:
         with h5py.File(tmp, "x") as f:
             _write_contents(f, attrs, arch_array, variables, checked)
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
         sha256 = file_sha256(tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
     return sha256
 
 

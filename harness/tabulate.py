@@ -15,7 +15,6 @@ stderr.
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
 from collections.abc import Iterator
@@ -26,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 import harness
+from harness.atomic import replacing, write_text
 from harness.data import Dataset
 from harness.environment import capture
 from harness.errors import SpecError, TableError
@@ -117,15 +117,13 @@ def _train_chunk(index: int, chunk: list[tuple[int, int]], parts: Path) -> tuple
         trained = train_cell(space.ops_of_index(arch), protocol, dataset, seed)
         for key in keys:
             curves[key][row] = trained.values[key]
-    final = parts / f"chunk-{index:05d}.npz"
-    temporary = parts / f".chunk-{index:05d}.{os.getpid()}.npz"
-    np.savez(
-        temporary,
-        archs=np.array([a for a, _ in chunk]),
-        seeds=np.array([s for _, s in chunk]),
-        **{f"{split}/{metric}": values for (split, metric), values in curves.items()},
-    )
-    os.replace(temporary, final)
+    with replacing(parts / f"chunk-{index:05d}.npz", suffix=".npz") as temporary:
+        np.savez(
+            temporary,
+            archs=np.array([a for a, _ in chunk]),
+            seeds=np.array([s for _, s in chunk]),
+            **{f"{split}/{metric}": values for (split, metric), values in curves.items()},
+        )
     return index, len(chunk)
 
 
@@ -333,9 +331,7 @@ def update_manifest(spec: TabulateSpec, digest: str, environment: dict[str, str]
         "trainings": len(np.unique(get_space().isomorphism_classes())) * len(spec.protocol.seeds),
         "environment": environment,
     }
-    temporary = manifest.with_name(f".{manifest.name}.{os.getpid()}")
-    temporary.write_text(json.dumps(entries, indent=2, sort_keys=True) + "\n")
-    os.replace(temporary, manifest)
+    write_text(manifest, json.dumps(entries, indent=2, sort_keys=True) + "\n")
 
 
 def tabulate(
