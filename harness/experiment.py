@@ -7,7 +7,6 @@ result. Results come back in spec order whatever order the runs finish in.
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
@@ -31,7 +30,6 @@ if TYPE_CHECKING:
 
 #: the random streams a tabular run draws from
 TABULAR_STREAMS = ("strategy", "benchmark")
-EXECUTORS = ("serial", "processes")
 
 
 @dataclass
@@ -191,8 +189,3 @@ def run_experiment(
 def _chunks(items: list, size: int) -> Iterator[list]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
-
-
-def default_jobs() -> int:
-    """Worker processes for the ``processes`` executor: one per core."""
-    return len(os.sched_getaffinity(0))
