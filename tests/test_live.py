@@ -347,3 +347,11 @@ metric = "digits/tiny/test/accuracy"
     assert run.data.tags["env.torch.torch_threads"] == "1"
     assert run.data.tags["env.torch.deterministic_algorithms"] == "true"
     assert (mlflow_store / "results" / "live.md").exists()
+
+
+def test_info_describes_a_tabulated_table(tiny_table):
+    from harness.table import summarize
+
+    text = summarize(tiny_table, [get_space().string_of_index(i) for i in range(15625)])
+    assert "benchmark: test-digits (space nb201)" in text
+    assert "digits/tiny/valid (epoch 2)" in text and "spread over cells" in text
