@@ -8,8 +8,9 @@ from conftest import REPO, needs_nb201
 from harness.cli import main
 
 SPECS = {
-    "table5.toml": "nb201-table5",
-    "reinforce-lr.toml": "nb201-reinforce-lr",
+    "nb201/table5.toml": "nb201-table5",
+    "nb201/reinforce-lr.toml": "nb201-reinforce-lr",
+    "digits/compare.toml": "digits-compare",
 }
 
 
@@ -17,7 +18,7 @@ SPECS = {
 @pytest.mark.slow
 @pytest.mark.parametrize("spec, stem", SPECS.items())
 def test_published_rerun_matches_committed_results(spec, stem, mlflow_store):
-    assert main(["run", str(REPO / "benchmarks" / "nb201" / spec), "--results", f"out/{stem}"]) == 0
+    assert main(["run", str(REPO / "benchmarks" / spec), "--results", f"out/{stem}"]) == 0
     suffixes = (
         (".md", ".csv", ".png") if (REPO / "results" / f"{stem}.png").exists() else (".md", ".csv")
     )
