@@ -84,6 +84,8 @@ def compare(label: str, protocol: Protocol, dataset: Dataset, repeats: int) -> f
     ops = get_space().ops_of_index(get_space().index_of_string(CELL))
     images = len(dataset.splits[protocol.train_split][1]) * protocol.epochs
     configure_torch(protocol)
+    train_cell(ops, protocol, dataset, seed=0)  # warm-up: oneDNN builds its kernels once
+    plain_loop(ops, protocol, dataset)
     ours, plain, whole = [], [], []
     for _ in range(repeats):
         tic = time.perf_counter()
