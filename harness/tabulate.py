@@ -34,7 +34,13 @@ from harness.protocol import Protocol
 from harness.spaces import get_space
 from harness.spec import read_toml
 from harness.table import Variable, write_table
-from harness.train import EVAL_METRICS, TRAIN_METRICS, open_dataset, train_cell
+from harness.train import (
+    EVAL_METRICS,
+    TRAIN_METRICS,
+    configure_torch,
+    open_dataset,
+    train_cell,
+)
 
 CHUNK_SIZE = 24
 
@@ -282,6 +288,7 @@ def assemble(spec: TabulateSpec, parts: Path) -> str:
         (protocol.dataset, "flops"): (flops, ones),
         (protocol.dataset, "representative"): (classes.astype(np.float32), ones),
     }
+    configure_torch(protocol)  # so the recorded torch settings are the workers' own
     environment = capture()
     digest = write_table(
         spec.out,

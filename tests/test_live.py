@@ -205,6 +205,8 @@ def test_assembled_table_maps_isomorphs_and_stores_its_protocol(tiny_table, prot
     entry = manifest[tiny_table.path.name]
     assert entry["sha256"] == tiny_table.sha256 and entry["protocol_hash"] == protocol.protocol_hash
     assert "cpu.isa" in entry["environment"]
+    assert entry["environment"]["torch.torch_threads"] == str(protocol.threads)
+    assert entry["environment"]["torch.deterministic_algorithms"] == "true"
 
 
 def test_nb201_cifar_protocols_pin_the_official_split_files():
