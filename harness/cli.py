@@ -1,66 +1,90 @@
-"""The ``harness`` command line.
+"""The ``harness`` command line, a thin shell over the Python API (:mod:`harness.api`).
 
 Every user-fixable problem ends with one line on stderr and exit status 2; nothing is
-half-written. Heavy imports (MLflow) happen only in the commands that need them.
+half-written. Heavy imports (MLflow, torch) happen only in the commands that need them.
+Progress from the library arrives through :mod:`logging` and is printed to stderr.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import logging
 import os
 import sys
-import time
-import tomllib
 from collections.abc import Sequence
 from pathlib import Path
 
 from harness.errors import HarnessError
+from harness.importers import IMPORTERS
 
 EXIT_USAGE = 2
-#: trajectory columns a live re-run measures anew
-MEASURED = ("start_s", "end_s", "cost_s")
+#: trajectory columns a live re-run charging its own measured time measures anew
+MEASURED = ("start_s", "end_s", "cost_s", "measured_s")
+
+
+def _seed_list(text: str) -> list[int]:
+    """``0-9,20,30-31`` -> the seeds it names."""
+    seeds: list[int] = []
+    try:
+        for part in text.split(","):
+            first, dash, last = part.strip().partition("-")
+            seeds += range(int(first), int(last) + 1) if dash else [int(first)]
+    except ValueError:
+        raise HarnessError(
+            f"--seeds {text!r}: expected seeds and ranges like 0-9,20 (non-negative integers)"
+        ) from None
+    return seeds
+
+
+def _budget_items(items: Sequence[str]) -> dict[str, float | int | str | None]:
+    """``seconds=6000`` / ``evaluations=100`` / ``seconds=none`` -> a budget override."""
+    budget: dict[str, float | int | str | None] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise HarnessError(f"--budget {item!r}: expected KEY=VALUE, e.g. evaluations=100")
+        if value.lower() == "none":
+            budget[key] = None
+        elif key == "overrun":
+            budget[key] = value
+        else:
+            try:
+                budget[key] = int(value) if value.lstrip("-").isdigit() else float(value)
+            except ValueError:
+                raise HarnessError(f"--budget {item!r}: {value!r} is not a number") from None
+    return budget
 
 
 def _run(args: argparse.Namespace) -> int:
-    from harness.experiment import Benchmark, LiveSetup, open_table, run_experiment
-    from harness.spec import load_spec
+    from harness.api import run
 
-    spec = load_spec(Path(args.spec))
-    live = None
-    if args.evaluator == "live":
-        live = LiveSetup(
-            Path(args.data_root) if args.data_root else None,
-            Path(args.split_dir) if args.split_dir else None,
-        )
-    benchmark = Benchmark(spec, open_table(spec), live)
-    if args.jobs < 1:
-        raise HarnessError(f"--jobs must be at least 1, got {args.jobs}")
-    # imported only once the input is known to be good: MLflow takes seconds to import
-    from harness.environment import capture
-    from harness.record import load_experiment, record_experiment
-    from harness.report import write_results
-
-    tic = time.perf_counter()
-    outcomes = run_experiment(spec, benchmark, args.executor, args.jobs)
-    searched = time.perf_counter() - tic
-    parent = record_experiment(spec, benchmark, outcomes, capture())
-    recorded = time.perf_counter() - tic - searched
-    stem = Path(args.results) if args.results else spec.results
-    written = write_results(load_experiment(parent), stem)
-    print(written[0].read_text())
+    done = run(
+        args.spec,
+        seeds=_seed_list(args.seeds) if args.seeds else None,
+        strategies=args.strategies.split(",") if args.strategies else None,
+        budget=_budget_items(args.budget) if args.budget else None,
+        evaluator=args.evaluator,
+        executor=args.executor,
+        jobs=args.jobs,
+        results=args.results,
+        data_root=args.data_root,
+        split_dir=args.split_dir,
+    )
+    print(done.files[0].read_text())
     print(
-        f"{len(outcomes)} runs searched in {searched:.1f} s, recorded in {recorded:.1f} s; "
-        f"MLflow experiment run {parent}; results: {', '.join(map(str, written))}"
+        f"{len(done.runs)} runs; MLflow experiment run {done.run_id}; "
+        f"results: {', '.join(map(str, done.files))}"
     )
     return 0
 
 
 def _import(args: argparse.Namespace) -> int:
-    from harness.importers.nb201 import build_nb201_table
+    from harness.importers import build_table
 
     out = Path(args.out)
-    digest = build_nb201_table(Path(args.source), out)
+    source = Path(args.source) if args.source else None
+    digest = build_table(args.benchmark, out, source, args.dataset)
     print(f"wrote {out} sha256 {digest}")
     return 0
 
@@ -70,13 +94,10 @@ def _info(args: argparse.Namespace) -> int:
     from harness.table import Table, summarize
 
     table = Table.load(Path(args.table))
-    space = get_space() if table.space == "nb201" else None
+    space = get_space(table.space)
     if args.arch is None:
-        strings = [space.string_of_index(i) for i in range(space.num_archs)] if space else None
-        print(summarize(table, strings))
+        print(summarize(table, space.strings()))
         return 0
-    if space is None:
-        raise HarnessError(f"{table.path}: --arch needs an nb201 table, not {table.space!r}")
     arch = space.index_of_string(args.arch)
     representative = int(space.isomorphism_classes()[arch])
     print(f"architecture {arch}: {args.arch}")
@@ -90,6 +111,17 @@ def _info(args: argparse.Namespace) -> int:
             for s, seed in enumerate(variable.seeds)
         )
         print(f"  {'/'.join(key)} @ epoch {variable.epochs[-1]}: {values}")
+    return 0
+
+
+def _ls(args: argparse.Namespace) -> int:
+    from harness.api import ls
+
+    frame = ls(args.name)
+    if frame.empty:
+        print("no experiments recorded in this MLflow store")
+        return 0
+    print(frame.to_string(index=False))
     return 0
 
 
@@ -107,8 +139,10 @@ def _report(args: argparse.Namespace) -> int:
 
 def _rerun(args: argparse.Namespace) -> int:
     from harness.experiment import Benchmark, LiveSetup
+    from harness.plugins import origin
     from harness.record import find_parent, load_experiment, load_trajectories, trajectory_frame
-    from harness.spec import parse_spec
+    from harness.spec import parse_spec_text
+    from harness.strategies import strategy_class
     from harness.table import Table
 
     parent = find_parent(args.run_id)
@@ -127,7 +161,7 @@ def _rerun(args: argparse.Namespace) -> int:
             f"recorded: {', '.join(record.children)}"
         )
     spec_path = Path(record.tags["harness.spec_path"])
-    spec = parse_spec(tomllib.loads(record.spec_text), spec_path)
+    spec = parse_spec_text(record.spec_text, spec_path, record.resolved.get("overrides"))
     if spec.spec_hash != record.params["spec_hash"]:
         raise HarnessError(
             f"recorded spec text does not hash to the recorded spec_hash of {parent}"
@@ -138,6 +172,15 @@ def _rerun(args: argparse.Namespace) -> int:
         raise HarnessError(
             f"--seed {args.seed} was not run by {parent}; seeds: {spec.seeds[0]}..{spec.seeds[-1]}"
         )
+    label = f"{strategy} seed {args.seed}"
+    strategy_spec = next(s for s in spec.strategies if s.name == strategy)
+    recorded_source = record.child_params[strategy].get("origin.source_sha256")
+    now_source = origin(strategy_class(strategy_spec.kind))["source_sha256"]
+    if recorded_source not in (None, now_source):
+        print(
+            f"{label}: note: the strategy's source file changed since the record "
+            f"(sha256 {recorded_source[:12]} then, {now_source[:12]} now)"
+        )
     live = None
     if record.params.get("evaluator") == "live":
         live = LiveSetup(
@@ -146,15 +189,17 @@ def _rerun(args: argparse.Namespace) -> int:
         )
     table = Table.load(table_path, expected_sha256=record.table["sha256"])
     benchmark = Benchmark(spec, table, live)
-    strategy_spec = next(s for s in spec.strategies if s.name == strategy)
     outcome = benchmark.run(strategy_spec, args.seed)
     fresh = trajectory_frame([outcome])
     recorded = load_trajectories(record.children[strategy])
     recorded = recorded[recorded.seed == args.seed].reset_index(drop=True)
-    label = f"{strategy} seed {args.seed}"
-    if live is not None:  # measured wall-clock costs differ between any two trainings
-        print(f"{label}: live run; measured times ({', '.join(MEASURED)}) are not compared")
-        fresh, recorded = fresh.drop(columns=list(MEASURED)), recorded.drop(columns=list(MEASURED))
+    # wall-clock times differ between any two trainings: a live re-run does not compare them
+    measured: tuple[str, ...] = ()
+    if live is not None:
+        measured = MEASURED if spec.search.cost == "live" else ("measured_s",)
+        print(f"{label}: live run; measured times ({', '.join(measured)}) are not compared")
+        fresh = fresh.drop(columns=list(measured), errors="ignore")
+        recorded = recorded.drop(columns=list(measured), errors="ignore")
     if list(fresh.columns) != list(recorded.columns) or len(fresh) != len(recorded):
         print(f"{label}: DIFFERENT: {len(fresh)} rows now, {len(recorded)} recorded")
         return 1
@@ -223,11 +268,25 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--data-root", help="dataset folder for live runs (CIFAR, ImageNet16, ...)")
     run.add_argument("--split-dir", help="folder of NB201's split files, for live runs")
+    run.add_argument("--seeds", help="override the spec's master seeds, e.g. 0-9 or 0,5,7-9")
+    run.add_argument("--strategies", help="run only these strategies of the spec, e.g. REA,RS")
+    run.add_argument(
+        "--budget",
+        action="append",
+        metavar="KEY=VALUE",
+        help="override a budget key (seconds, evaluations, epochs, overrun; VALUE none "
+        "removes a limit); repeatable",
+    )
     run.set_defaults(handler=_run)
 
     imp = commands.add_parser("import", help="build a benchmark table from published data")
-    imp.add_argument("benchmark", choices=("nb201",))
-    imp.add_argument("--source", required=True, help="folder with the NB201 extracts")
+    imp.add_argument(
+        "benchmark",
+        choices=tuple(IMPORTERS),
+        help="; ".join(f"{name}: {needs}" for name, needs in IMPORTERS.items()),
+    )
+    imp.add_argument("--source", help="folder of the published data files")
+    imp.add_argument("--dataset", help="dataset to import (nbgraph)")
     imp.add_argument("--out", required=True, help="HDF5 table to write")
     imp.set_defaults(handler=_import)
 
@@ -265,11 +324,17 @@ def build_parser() -> argparse.ArgumentParser:
     rerun.add_argument("--data-root", help="dataset folder, to re-run a live run")
     rerun.add_argument("--split-dir", help="folder of NB201's split files, to re-run a live run")
     rerun.set_defaults(handler=_rerun)
+
+    listing = commands.add_parser("ls", help="list recorded experiments and their run ids")
+    listing.add_argument("name", nargs="?", help="only this experiment's records")
+    listing.set_defaults(handler=_ls)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if not logging.getLogger().handlers:  # library progress goes to stderr, one line each
+        logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     try:
         return args.handler(args)
     except HarnessError as error:

@@ -1,13 +1,27 @@
 """User-facing errors.
 
 Anything the user can fix (a bad spec, a missing or corrupt table, an invalid
-architecture string) raises a subclass of :class:`HarnessError`. The CLI prints its
-message as one line and exits with status 2; no traceback is shown.
+architecture string, a misbehaving plugin) raises a subclass of :class:`HarnessError`.
+The CLI prints its message as one line and exits with status 2; no traceback is shown.
 """
+
+from __future__ import annotations
 
 
 class HarnessError(Exception):
     """An error caused by the user's input; the message says what to fix."""
+
+
+class ConfigError(HarnessError, ValueError):
+    """An invalid configuration value, raised by value objects and validators.
+
+    ``field`` is the dotted name of the offending value when known; the boundary that
+    read the file adds the file name (``harness.config.spec_error``).
+    """
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(f"[{field}] {message}" if field else message)
+        self.message, self.field = message, field
 
 
 class SpecError(HarnessError):
@@ -24,3 +38,7 @@ class ArchitectureError(HarnessError, ValueError):
 
 class DatasetError(HarnessError):
     """A missing, corrupt or unsafe dataset file, split file or dataset option."""
+
+
+class StrategyError(HarnessError):
+    """A strategy that cannot be loaded, or that broke the ask/tell contract."""

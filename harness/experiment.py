@@ -7,17 +7,20 @@ result. Results come back in spec order whatever order the runs finish in.
 
 from __future__ import annotations
 
-import sys
+import logging
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any
 
 import numpy as np
 
-from harness.errors import TableError
-from harness.evaluators.tabular import TabularEvaluator, resolve_metric
+from harness.config import at, spec_error
+from harness.errors import ConfigError, StrategyError, TableError
+from harness.evaluators.base import Evaluator
+from harness.evaluators.tabular import TableCosts, TabularEvaluator, resolve_metric
+from harness.importers import build_table
 from harness.seeding import describe_streams, stream_generator
 from harness.simulator import RunResult, simulate
 from harness.spaces import get_space
@@ -25,11 +28,11 @@ from harness.spec import ExperimentSpec, StrategySpec
 from harness.strategies import make_strategy
 from harness.table import Table
 
-if TYPE_CHECKING:
-    from harness.evaluators.live import LiveEvaluator
+log = logging.getLogger(__name__)
 
-#: the random streams a tabular run draws from
-TABULAR_STREAMS = ("strategy", "benchmark")
+#: the random streams a run draws from
+RUN_STREAMS = ("strategy", "benchmark")
+EXECUTORS = ("serial", "processes")
 
 
 @dataclass
@@ -47,12 +50,13 @@ def open_table(spec: ExperimentSpec) -> Table:
     """Load the spec's table, building it first if it is missing and the spec says how."""
     path = spec.table_path
     if not path.exists() and spec.table_build is not None:
-        from harness.importers.nb201 import build_nb201_table
-
-        source = Path(spec.table_build["source"])
-        print(f"harness: building table {path} from {source}", file=sys.stderr)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        build_nb201_table(source, path)
+        build = spec.table_build
+        log.info("harness: building table %s with the %s importer", path, build["importer"])
+        try:
+            build_table(build["importer"], path, build["source"], build["dataset"])
+        except ConfigError as error:
+            with_field = ConfigError(error.message, f"table.build.{error.field}")
+            raise spec_error(spec.path, with_field) from None
     return Table.load(path, expected_sha256=spec.table_sha256)
 
 
@@ -73,21 +77,28 @@ class Benchmark:
     """
 
     def __init__(self, spec: ExperimentSpec, table: Table, live: LiveSetup | None = None) -> None:
-        if table.space != "nb201":
-            raise TableError(
-                f"{table.path}: space {table.space!r} is not supported; expected nb201"
+        try:
+            self._setup(spec, table, live)
+        except ConfigError as error:
+            raise spec_error(spec.path, error) from None
+
+    def _setup(self, spec: ExperimentSpec, table: Table, live: LiveSetup | None) -> None:
+        self.spec, self.table, self.live = spec, table, live
+        if spec.table_space is not None and spec.table_space != table.space:
+            raise ConfigError(
+                f"is {spec.table_space!r} but table {table.path} holds space {table.space!r}",
+                "table.space",
             )
-        self.spec = spec
-        self.table = table
-        self.space = get_space()
-        if tuple(table.archs) != tuple(
-            self.space.string_of_index(i) for i in range(len(table.archs))
-        ):
+        try:
+            self.space = get_space(table.space)
+        except ConfigError as error:
+            raise TableError(f"{table.path}: {error.message}") from None
+        if len(table.archs) != self.space.num_archs or list(table.archs) != self.space.strings():
             raise TableError(
-                f"{table.path}: architecture order differs from the NB201 official index order; "
-                "rebuild the table with `harness import`"
+                f"{table.path}: its architectures are not the {self.space.name} space's, in "
+                "index order; rebuild the table with `harness import` or `harness tabulate`"
             )
-        self.live = live
+        search = spec.search
         self.targets = {t.label: resolve_metric(table, t.ref) for t in spec.targets}
         for label, vector in self.targets.items():
             if np.isnan(vector).any():
@@ -95,66 +106,84 @@ class Benchmark:
                     f"{table.path}: report target {label!r} is missing for "
                     f"{int(np.isnan(vector).sum())} architectures"
                 )
-        if live is not None:  # imported here: torch takes seconds to import
-            from harness.evaluators.live import LiveEvaluator
-            from harness.protocol import table_protocol
-            from harness.train import open_dataset
-
-            protocol = table_protocol(table.protocol, table.path)
-            self.evaluator: TabularEvaluator | LiveEvaluator = LiveEvaluator(
-                protocol,
-                open_dataset(protocol, live.data_root, live.split_dir),
-                signal=spec.signal,
-                visible=spec.visible,
-                sealed=spec.sealed,
-                seed_policy=spec.seed_policy,
-                include_validation_time=spec.include_validation_time,
+        if live is None:
+            if search.cost == "live":
+                raise ConfigError(
+                    "'live' charges this run's measured training time: run it with "
+                    "`--evaluator live`, or charge the table's costs (cost = 'table')",
+                    "search.cost",
+                )
+            self.evaluator: Evaluator = TabularEvaluator(table, self.space, search, (search.epoch,))
+        else:
+            self.evaluator = self._live_evaluator(spec, table, live)
+        if not self.evaluator.has_costs and spec.budget.seconds is not None:
+            raise ConfigError(
+                f"table {table.path} records no training times, so evaluations cost no "
+                "simulated seconds: budget this search in evaluations or epochs",
+                "budget.seconds",
             )
-            self.evaluator.check_refs(t.ref for t in spec.targets)
-            return
-        self.evaluator = TabularEvaluator(
-            table,
-            dataset=spec.dataset,
-            schedule=spec.schedule,
-            signal=spec.signal,
-            visible=spec.visible,
-            sealed=spec.sealed,
-            epochs=(spec.epoch,),
-            seed_policy=spec.seed_policy,
-            include_validation_time=spec.include_validation_time,
+
+    def _live_evaluator(self, spec: ExperimentSpec, table: Table, live: LiveSetup) -> Evaluator:
+        # imported here: torch takes seconds to import
+        from harness.evaluators.live import LiveEvaluator
+        from harness.protocol import table_protocol
+        from harness.train import open_dataset
+
+        protocol = table_protocol(table.protocol, table.path)
+        search = spec.search
+        costs, seeds = None, ()
+        if search.cost == "table":
+            signal = search.signal
+            seeds = table.variable(
+                signal.dataset, signal.schedule, signal.split, signal.metric
+            ).seeds
+            costs = TableCosts(table, search, (search.epoch,), seeds)
+        evaluator = LiveEvaluator(
+            protocol,
+            open_dataset(protocol, live.data_root, live.split_dir),
+            self.space,
+            search,
+            costs,
+            seeds,
         )
+        with at("report"):
+            evaluator.check_refs(t.ref for t in spec.targets)
+        return evaluator
 
     def optimal(self) -> dict[str, float]:
         """Per target, the best value any architecture reaches (the table's optimal row)."""
         return {label: float(vector.max()) for label, vector in self.targets.items()}
 
     def run(self, strategy_spec: StrategySpec, seed: int) -> RunOutcome:
-        strategy = make_strategy(
-            strategy_spec.kind,
-            self.space,
-            stream_generator(seed, "strategy"),
-            self.spec.epoch,
-            strategy_spec.params,
+        """One run: the strategy searches from its master ``seed`` until the budget stops it."""
+        try:
+            strategy = make_strategy(
+                strategy_spec.kind,
+                self.space,
+                stream_generator(seed, "strategy"),
+                self.spec.search.epoch,
+                strategy_spec.params,
+            )
+            result = simulate(
+                strategy,
+                self.evaluator,
+                stream_generator(seed, "benchmark"),
+                self.spec.budget,
+                self.spec.workers,
+            )
+        except StrategyError as error:
+            raise StrategyError(f"[strategy {strategy_spec.name!r}] seed {seed}: {error}") from None
+        except ConfigError as error:
+            raise spec_error(self.spec.path, error) from None
+        targets = self.evaluator.final_metrics(
+            result.incumbent_arch, {t.label: t.ref for t in self.spec.targets}
         )
-        benchmark_rng = stream_generator(seed, "benchmark")
-        evaluate = self.evaluator.evaluate
-        result = simulate(
-            strategy,
-            lambda proposal: evaluate(proposal, benchmark_rng),
-            self.spec.budget,
-            self.spec.workers,
-        )
-        arch = result.incumbent_arch
-        if self.live is not None:
-            targets = self.evaluator.measure(arch, {t.label: t.ref for t in self.spec.targets})
-        else:
-            targets = {label: float(vector[arch]) for label, vector in self.targets.items()}
         return RunOutcome(
             strategy=strategy_spec.name,
             seed=seed,
             result=result,
             targets=targets,
-            streams=describe_streams(seed, TABULAR_STREAMS),
+            streams=describe_streams(seed, RUN_STREAMS),
         )
 
 
@@ -176,6 +205,11 @@ def run_experiment(
     spec: ExperimentSpec, benchmark: Benchmark, executor: str = "serial", jobs: int = 1
 ) -> list[RunOutcome]:
     """All runs of the spec, in spec order (strategy, then seed)."""
+    with at("executor"):
+        if executor not in EXECUTORS:
+            raise ConfigError(f"must be one of {', '.join(EXECUTORS)}, got {executor!r}")
+    if jobs < 1:
+        raise ConfigError(f"must be at least 1, got {jobs}", "jobs")
     work = [(s, seed) for s in range(len(spec.strategies)) for seed in spec.seeds]
     if executor == "serial" or jobs == 1:
         return [benchmark.run(spec.strategies[s], seed) for s, seed in work]
@@ -186,6 +220,6 @@ def run_experiment(
         return [outcome for chunk in pool.map(_run_chunk, chunks) for outcome in chunk]
 
 
-def _chunks(items: list, size: int) -> Iterator[list]:
+def _chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]

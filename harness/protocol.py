@@ -9,17 +9,44 @@ identity.
 
 from __future__ import annotations
 
-from dataclasses import MISSING, asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.errors import SpecError, TableError
-from harness.spec import config_hash, read_toml
+from harness.config import Field, at, config_hash, read_toml, spec_error, validate
+from harness.errors import ConfigError, TableError
 
 OPTIMIZERS = ("sgd",)
 LR_SCHEDULES = ("cosine", "constant")
 AUGMENTATIONS = ("none", "crop-flip")
 DTYPES = ("float32",)
+
+#: the protocol's fields: what a ``[protocol]`` table (or a table's stored protocol) holds
+PROTOCOL_FIELDS = {
+    "dataset": Field(str),
+    "schedule": Field(str),
+    "splits": Field(dict, help="split name -> sha256 of its index list"),
+    "train_split": Field(str),
+    "eval_splits": Field(list, items=str),
+    "epochs": Field(int, low=1, high=100_000),
+    "batch_size": Field(int, low=1, high=1 << 24),
+    "learning_rate": Field(float, low=0, low_open=True, high=1e6),
+    "momentum": Field(float, low=0, high=1, high_open=True),
+    "nesterov": Field(bool),
+    "weight_decay": Field(float, low=0, high=1e6),
+    "lr_schedule": Field(str, choices=LR_SCHEDULES),
+    "augmentation": Field(str, choices=AUGMENTATIONS),
+    "channels": Field(int, low=1, high=1 << 16),
+    "cells_per_stage": Field(int, low=1, high=1024),
+    "seeds": Field(list, items=int, low=0, high=2**63 - 1),
+    "optimizer": Field(str, "sgd", choices=OPTIMIZERS),
+    "augmentation_padding": Field(int, 0, low=0, high=1024),
+    "eval_batch_size": Field(int, 1024, low=1, high=1 << 24),
+    "dtype": Field(str, "float32", choices=DTYPES),
+    "device": Field(str, "cpu"),
+    "threads": Field(int, 1, low=1, high=4096),
+    "data_options": Field(dict, {}),
+}
 
 
 @dataclass(frozen=True)
@@ -29,6 +56,7 @@ class Protocol:
     ``schedule`` names this training schedule inside a table (e.g. ``hp12``); ``splits``
     maps the dataset's split names to the sha256 of their index lists, checked against the
     data every time it is loaded. ``eval_splits`` are evaluated after every epoch.
+    ``channels`` and ``cells_per_stage`` size the search space's network.
     """
 
     dataset: str
@@ -56,30 +84,38 @@ class Protocol:
     data_options: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        validate(self.to_dict(), PROTOCOL_FIELDS)
         checks = [
-            (self.optimizer in OPTIMIZERS, f"optimizer must be one of {OPTIMIZERS}"),
-            (self.lr_schedule in LR_SCHEDULES, f"lr_schedule must be one of {LR_SCHEDULES}"),
-            (self.augmentation in AUGMENTATIONS, f"augmentation must be one of {AUGMENTATIONS}"),
-            (self.dtype in DTYPES, f"dtype must be one of {DTYPES}"),
-            (self.epochs >= 1, "epochs must be at least 1"),
-            (self.batch_size >= 1 and self.eval_batch_size >= 1, "batch sizes must be positive"),
-            (self.learning_rate > 0, "learning_rate must be positive"),
-            (0 <= self.momentum < 1, "momentum must be in [0, 1)"),
-            (self.weight_decay >= 0, "weight_decay must be non-negative"),
-            (self.channels >= 1 and self.cells_per_stage >= 1, "channels and cells_per_stage >= 1"),
+            (
+                all(isinstance(v, str) for v in self.splits.values()),
+                "splits",
+                "values must be strings",
+            ),
             (
                 len(self.seeds) >= 1 and len(set(self.seeds)) == len(self.seeds),
-                "seeds: distinct, >= 1",
+                "seeds",
+                "must list at least one seed, each once",
             ),
-            (self.threads >= 1, "threads must be at least 1"),
-            (self.device == "cpu" or self.device.startswith("cuda"), "device: cpu or cuda[:N]"),
-            (self.train_split in self.splits, "train_split must be one of splits"),
-            (all(s in self.splits for s in self.eval_splits), "eval_splits must be among splits"),
-            (self.train_split not in self.eval_splits, "train_split is measured while training"),
+            (
+                self.device == "cpu" or self.device.startswith("cuda"),
+                "device",
+                "must be cpu or cuda[:N]",
+            ),
+            (self.train_split in self.splits, "train_split", "must be one of splits"),
+            (
+                all(s in self.splits for s in self.eval_splits),
+                "eval_splits",
+                "must be among splits",
+            ),
+            (
+                self.train_split not in self.eval_splits,
+                "eval_splits",
+                "must not hold train_split (it is measured while training)",
+            ),
         ]
-        for ok, message in checks:
+        for ok, name, message in checks:
             if not ok:
-                raise SpecError(f"[protocol] {message}")
+                raise ConfigError(message, name)
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -96,75 +132,36 @@ class Protocol:
         return config_hash(self.splits)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any], where: str = "[protocol]") -> Protocol:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise SpecError(
-                f"{where}: {unknown[0]!r} is not a protocol field; "
-                f"known: {', '.join(sorted(known))}"
-            )
-        required = [
-            f.name for f in fields(cls) if f.default is MISSING and f.default_factory is MISSING
-        ]
-        missing = [name for name in required if name not in data]
-        if missing:
-            raise SpecError(f"{where}: {missing[0]!r} is required")
-        _check_types(data, where)
-        values = {**data, "eval_splits": tuple(data["eval_splits"]), "seeds": tuple(data["seeds"])}
-        for name in ("learning_rate", "momentum", "weight_decay"):
-            values[name] = float(values[name])
-        try:
-            return cls(**values)
-        except SpecError as error:
-            raise SpecError(f"{where}: {str(error).removeprefix('[protocol] ')}") from None
-
-
-_SCALARS = {"int": int, "str": str, "bool": bool, "float": (int, float)}
-_SEQUENCES = {"eval_splits": str, "seeds": int}
-
-
-def _check_types(data: dict[str, Any], where: str) -> None:
-    """Field types, checked before any value is used, so errors name the field."""
-
-    def fail(name: str, expected: str) -> None:
-        raise SpecError(f"{where}: {name} must be {expected}, got {data[name]!r}")
-
-    for f in fields(Protocol):
-        if f.name not in data:
-            continue
-        value = data[f.name]
-        expected = _SCALARS.get(str(f.type))
-        if expected is not None:
-            if isinstance(value, bool) and str(f.type) != "bool":
-                fail(f.name, str(f.type))
-            if not isinstance(value, expected):
-                fail(f.name, str(f.type))
-        elif f.name in _SEQUENCES:
-            kind = _SEQUENCES[f.name]
-            if not isinstance(value, (list, tuple)) or not all(
-                isinstance(v, kind) and not isinstance(v, bool) for v in value
-            ):
-                fail(f.name, f"an array of {kind.__name__}")
-        elif not isinstance(value, dict) or (
-            f.name == "splits" and not all(isinstance(v, str) for v in value.values())
-        ):
-            fail(f.name, "a table")
+    def from_dict(cls, data: Any) -> Protocol:
+        """A protocol from its dict form; ConfigError names the field."""
+        values = validate(data, PROTOCOL_FIELDS)
+        values["eval_splits"] = tuple(values["eval_splits"])
+        values["seeds"] = tuple(values["seeds"])
+        return cls(**values)
 
 
 def load_protocol(path: Path) -> Protocol:
     """The ``[protocol]`` table of a TOML file."""
     raw = read_toml(path)
-    if "protocol" not in raw:
-        raise SpecError(f"{path}: [protocol] section is required")
-    return Protocol.from_dict(raw["protocol"], f"{path}: [protocol]")
+    try:
+        with at("protocol"):
+            if "protocol" not in raw:
+                raise ConfigError("section is required")
+            return Protocol.from_dict(raw["protocol"])
+    except ConfigError as error:
+        raise spec_error(path, error) from None
 
 
-def table_protocol(stored: dict[str, Any], path: Path) -> Protocol:
+def table_protocol(stored: Any, path: Path) -> Protocol:
     """The protocol a table built by ``harness tabulate`` stores (its ``protocol`` attribute)."""
-    if not {"dataset", "schedule", "splits"} <= set(stored):
+    if not isinstance(stored, dict) or not {"dataset", "schedule", "splits"} <= set(stored):
         raise TableError(
             f"{path}: holds no protocol harness can retrain; only tables built by "
             "`harness tabulate` can be verified or run live"
         )
-    return Protocol.from_dict(stored, f"{path}: protocol")
+    try:
+        return Protocol.from_dict(stored)
+    except ConfigError as error:
+        raise TableError(
+            f"{path}: stored protocol is invalid: [{error.field}] {error.message}"
+        ) from None

@@ -21,10 +21,13 @@ from typing import Any
 
 import pandas as pd
 
+from harness.config import config_hash
 from harness.errors import HarnessError
-from harness.experiment import TABULAR_STREAMS, Benchmark, RunOutcome
+from harness.experiment import RUN_STREAMS, Benchmark, RunOutcome
+from harness.plugins import origin
 from harness.seeding import stream_scheme
-from harness.spec import ExperimentSpec, config_hash
+from harness.spec import ExperimentSpec
+from harness.strategies import strategy_class
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
@@ -103,12 +106,15 @@ def trajectory_frame(outcomes: list[RunOutcome]) -> pd.DataFrame:
             "epoch": t.epoch,
             "cost_s": t.cost_s,
             "signal": t.signal,
+            "seed_used": t.seed_used,
             "completed": t.completed,
             "incumbent_index": t.incumbent_arch,
             "incumbent_signal": t.incumbent_signal,
         }
         columns.update({f"visible.{k}": v for k, v in sorted(t.visible.items())})
         columns.update({f"sealed.{k}": v for k, v in sorted(t.sealed.items())})
+        if t.measured_s:
+            columns["measured_s"] = t.measured_s
         frames.append(columns)
     merged = {key: [v for frame in frames for v in frame[key]] for key in frames[0]}
     return pd.DataFrame(merged)
@@ -160,6 +166,7 @@ def record_experiment(
         "table_sha256": table.sha256,
         "table_format_version": table.format_version,
         "benchmark_id": table.benchmark_id,
+        "space": table.space,
         "evaluator": "tabular" if benchmark.live is None else "live",
         "protocol_hash": protocol_hash,
         "search_protocol_hash": config_hash(
@@ -172,6 +179,7 @@ def record_experiment(
         "n_runs": len(outcomes),
         "seeds": f"{len(spec.seeds)} seeds: {spec.seeds[0]}..{spec.seeds[-1]}",
         "workers": spec.workers,
+        "overrides": spec.overrides,
         **{f"search.{k}": v for k, v in spec.resolved["search"].items()},
         **{f"budget.{k}": v for k, v in spec.resolved["budget"].items()},
     }
@@ -181,7 +189,7 @@ def record_experiment(
         RunTag("harness.table_path", str(table.path.resolve())),
     ]
     client.log_batch(pid, params=_params(params), tags=tags)
-    _write_artifact(client, pid, SPEC_TEXT, spec.path.read_bytes())
+    _write_artifact(client, pid, SPEC_TEXT, spec.text.encode())
     _write_artifact(client, pid, RESOLVED_SPEC, _json(spec.resolved))
     _write_artifact(client, pid, ENVIRONMENT, _json(environment))
     table_info = {
@@ -218,7 +226,8 @@ def record_experiment(
             "table_sha256": table.sha256,
             "n_runs": len(mine),
             "seeds": params["seeds"],
-            "streams": stream_scheme(TABULAR_STREAMS),
+            "streams": stream_scheme(RUN_STREAMS),
+            **{f"origin.{k}": v for k, v in origin(strategy_class(strategy.kind)).items()},
         }
         metrics = []
         for column in [c for c in runs.columns if c.startswith("target.")] + [
@@ -257,6 +266,7 @@ class ExperimentRecord:
     tags: dict[str, str]
     children: dict[str, str]  # strategy name -> child run id
     runs: dict[str, pd.DataFrame]
+    child_params: dict[str, dict[str, str]]  # strategy name -> its run's params
 
 
 def _download(client: MlflowClient, run_id: str, name: str) -> bytes:
@@ -287,7 +297,14 @@ def load_experiment(parent_id: str) -> ExperimentRecord:
         max_results=1000,
     )
     resolved = json.loads(_download(client, parent_id, RESOLVED_SPEC))
-    children = {run.data.tags["harness.strategy"]: run.info.run_id for run in found}
+    by_name = {run.data.tags.get("harness.strategy"): run for run in found}
+    missing = [s["name"] for s in resolved["strategies"] if s["name"] not in by_name]
+    if missing:
+        raise HarnessError(
+            f"run {parent_id} is incomplete: strategy {missing[0]!r} has no record (the "
+            "experiment was interrupted); run its spec again"
+        )
+    children = {s["name"]: by_name[s["name"]].info.run_id for s in resolved["strategies"]}
     runs = {
         name: pd.read_csv(io.BytesIO(_download(client, cid, RUNS)))
         for name, cid in children.items()
@@ -301,6 +318,7 @@ def load_experiment(parent_id: str) -> ExperimentRecord:
         tags=dict(parent.data.tags),
         children=children,
         runs=runs,
+        child_params={name: dict(by_name[name].data.params) for name in children},
     )
 
 
@@ -320,3 +338,65 @@ def find_parent(child_id: str) -> str:
             f"no MLflow run {child_id!r} in {tracking_uri()}; check the id or MLFLOW_TRACKING_URI"
         ) from None
     return run.data.tags.get("mlflow.parentRunId", child_id)
+
+
+def _experiment_runs(client: MlflowClient, name: str | None) -> list[Any]:
+    if name is None:
+        experiments = client.search_experiments()
+    else:
+        found = client.get_experiment_by_name(name)
+        experiments = [] if found is None else [found]
+    if not experiments:
+        return []
+    return client.search_runs(
+        [e.experiment_id for e in experiments],
+        filter_string="tags.`harness.role` = 'experiment'",
+        order_by=["attributes.start_time DESC"],
+        max_results=10_000,
+    )
+
+
+def newest_experiment_run(name: str) -> str:
+    """The newest finished experiment run recorded under experiment ``name``."""
+    client = _client()
+    finished = [r for r in _experiment_runs(client, name) if r.info.status == "FINISHED"]
+    if not finished:
+        raise HarnessError(
+            f"no finished experiment named {name!r} in {tracking_uri()}; "
+            "`harness ls` lists the recorded ones"
+        )
+    return finished[0].info.run_id
+
+
+def list_experiment_runs(name: str | None = None) -> pd.DataFrame:
+    """Experiment runs, newest first, with what identifies each."""
+    client = _client()
+    names = {e.experiment_id: e.name for e in client.search_experiments()}
+    rows = []
+    for run in _experiment_runs(client, name):
+        params = run.data.params
+        rows.append(
+            {
+                "experiment": names.get(run.info.experiment_id, "?"),
+                "run_id": run.info.run_id,
+                "status": run.info.status,
+                "started_utc": pd.Timestamp(run.info.start_time, unit="ms").strftime(
+                    "%Y-%m-%d %H:%M:%S"
+                ),
+                "spec_hash": params.get("spec_hash", "")[:12],
+                "evaluator": params.get("evaluator", ""),
+                "n_runs": params.get("n_runs", ""),
+                "overrides": params.get("overrides", "{}"),
+            }
+        )
+    columns = [
+        "experiment",
+        "run_id",
+        "status",
+        "started_utc",
+        "spec_hash",
+        "evaluator",
+        "n_runs",
+        "overrides",
+    ]
+    return pd.DataFrame(rows, columns=columns)

@@ -4,7 +4,12 @@ Simulated time advances only by each evaluation's recorded cost, never by real t
 trajectory is the same on every machine. ``workers`` evaluations run in parallel: a free
 worker asks the strategy for a proposal, the evaluator answers at once (its cost fixes the
 completion time), and the strategy is told results in completion order (ties broken by the
-order the evaluations started). The strategy sees only the visible observation.
+order the evaluations started).
+
+The seal: a proposal is range-checked before it is evaluated; the strategy is told a
+fresh copy of the visible observation, while the incumbent and the trajectory are taken
+from the evaluator's own :class:`~harness.values.Observation`, which the strategy never
+gets, so nothing a strategy does to what it was told changes the run's record.
 
 Budgets: simulated seconds, evaluations and epochs are all counted; any of them may stop
 the run. An evaluation whose completion would pass the seconds budget follows the
@@ -23,37 +28,14 @@ import heapq
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any
 
 import numpy as np
 
-from harness.errors import SpecError
-from harness.evaluators.observation import Observation, Proposal
+from harness.errors import ConfigError, HarnessError, StrategyError
+from harness.evaluators.base import Evaluator
 from harness.strategies.base import Strategy
-
-OVERRUN_RULES = ("discard", "finish")
-
-
-@dataclass(frozen=True)
-class Budget:
-    """When a run stops: any limit set here; ``None`` means not limited by it."""
-
-    seconds: float | None = None
-    evaluations: int | None = None
-    epochs: int | None = None
-    overrun: Literal["discard", "finish"] = "discard"
-
-    def __post_init__(self) -> None:
-        if self.seconds is None and self.evaluations is None and self.epochs is None:
-            raise SpecError("[budget] sets no limit: give seconds, evaluations or epochs")
-        if self.overrun not in OVERRUN_RULES:
-            raise SpecError(
-                f"[budget] overrun must be one of {', '.join(OVERRUN_RULES)}, got {self.overrun!r}"
-            )
-        for name in ("seconds", "evaluations", "epochs"):
-            value = getattr(self, name)
-            if value is not None and value <= 0:
-                raise SpecError(f"[budget] {name} must be positive, got {value!r}")
+from harness.values import Budget, Observation, Proposal
 
 
 @dataclass
@@ -67,11 +49,13 @@ class Trajectory:
     epoch: list[int] = field(default_factory=list)
     cost_s: list[float] = field(default_factory=list)
     signal: list[float] = field(default_factory=list)
+    seed_used: list[str] = field(default_factory=list)
     completed: list[bool] = field(default_factory=list)
     incumbent_arch: list[int] = field(default_factory=list)
     incumbent_signal: list[float] = field(default_factory=list)
     visible: dict[str, list[float]] = field(default_factory=dict)
     sealed: dict[str, list[float]] = field(default_factory=dict)
+    measured_s: list[float] = field(default_factory=list)
 
     def append(
         self,
@@ -81,21 +65,23 @@ class Trajectory:
         completed: bool,
         incumbent: tuple[int, float],
     ) -> None:
-        seen = observation.visible
         self.worker.append(worker)
         self.start_s.append(start)
-        self.end_s.append(start + seen.cost_s)
-        self.arch.append(seen.arch)
-        self.epoch.append(seen.epoch)
-        self.cost_s.append(seen.cost_s)
-        self.signal.append(seen.signal)
+        self.end_s.append(start + observation.cost_s)
+        self.arch.append(observation.arch)
+        self.epoch.append(observation.epoch)
+        self.cost_s.append(observation.cost_s)
+        self.signal.append(observation.signal)
+        self.seed_used.append(observation.seed)
         self.completed.append(completed)
         self.incumbent_arch.append(incumbent[0])
         self.incumbent_signal.append(incumbent[1])
-        for name, value in seen.metrics.items():
+        for name, value in observation.metrics.items():
             self.visible.setdefault(name, []).append(value)
         for name, value in observation.sealed.items():
             self.sealed.setdefault(name, []).append(value)
+        if observation.measured_s is not None:
+            self.measured_s.append(observation.measured_s)
 
     def __len__(self) -> int:
         return len(self.arch)
@@ -116,13 +102,53 @@ class RunResult:
     strategy_wall_s: float
 
 
-Evaluate = Callable[[Proposal], Observation]
+def _strategy_call(strategy: Strategy, what: str, call: Callable[..., Any], *args: Any) -> Any:
+    """Run one strategy call; anything it raises becomes a one-line StrategyError."""
+    try:
+        return call(*args)
+    except Exception as error:  # a strategy is plugin code: it may raise anything
+        detail = " ".join(str(error).split())
+        raise StrategyError(
+            f"strategy {type(strategy).__name__} raised in {what}: {type(error).__name__}: {detail}"
+        ) from error
 
 
-def simulate(strategy: Strategy, evaluate: Evaluate, budget: Budget, workers: int = 1) -> RunResult:
-    """Run ``strategy`` until the budget stops it; deterministic for a given input."""
+def checked_proposal(proposal: object, evaluator: Evaluator, strategy: Strategy) -> Proposal:
+    """A fresh, range-checked copy of what ``ask`` returned."""
+    name = type(strategy).__name__
+    if not isinstance(proposal, Proposal):
+        raise StrategyError(f"strategy {name} returned {proposal!r} from ask, not a Proposal")
+    try:
+        arch = evaluator.space.check_index(proposal.arch)
+    except HarnessError as error:
+        raise StrategyError(f"strategy {name} proposed an invalid architecture: {error}") from None
+    epoch = proposal.epoch
+    if (
+        isinstance(epoch, bool)
+        or not isinstance(epoch, (int, np.integer))
+        or (epoch not in evaluator.fidelities)
+    ):
+        shown = evaluator.fidelities
+        allowed = f"{shown[0]}..{shown[-1]}" if len(shown) > 3 else ", ".join(map(str, shown))
+        raise StrategyError(
+            f"strategy {name} proposed epoch {epoch!r}; this benchmark evaluates {allowed}"
+        )
+    return Proposal(arch, int(epoch))
+
+
+def simulate(
+    strategy: Strategy,
+    evaluator: Evaluator,
+    rng: np.random.Generator,
+    budget: Budget,
+    workers: int = 1,
+) -> RunResult:
+    """Run ``strategy`` until the budget stops it; deterministic for a given input.
+
+    ``rng`` is the run's benchmark stream, handed to every evaluation.
+    """
     if workers < 1:
-        raise SpecError(f"[runs] workers must be at least 1, got {workers}")
+        raise ConfigError(f"must be at least 1, got {workers}", "runs.workers")
     trajectory = Trajectory()
     in_flight: list[tuple[float, int, int, float, Proposal, Observation]] = []
     started = started_epochs = 0
@@ -141,14 +167,15 @@ def simulate(strategy: Strategy, evaluate: Evaluate, budget: Budget, workers: in
             stop_reason = "evaluations budget"
             return
         tic = time.perf_counter()
-        proposal = strategy.ask()
+        asked = _strategy_call(strategy, "ask", strategy.ask)
         strategy_wall += time.perf_counter() - tic
+        proposal = checked_proposal(asked, evaluator, strategy)
         if budget.epochs is not None and started_epochs + proposal.epoch > budget.epochs:
             active.discard(worker)
             stop_reason = "epochs budget"
             return
-        observation = evaluate(proposal)
-        end = now + observation.visible.cost_s
+        observation = evaluator.evaluate(proposal, rng)
+        end = now + observation.cost_s
         if budget.seconds is not None and end > budget.seconds:
             active.discard(worker)
             stop_reason = "seconds budget"
@@ -165,19 +192,19 @@ def simulate(strategy: Strategy, evaluate: Evaluate, budget: Budget, workers: in
         end, _, worker, begun, proposal, observation = heapq.heappop(in_flight)
         clock = end
         tic = time.perf_counter()
-        strategy.tell(proposal, observation.visible)
+        _strategy_call(strategy, "tell", strategy.tell, proposal, observation.visible())
         strategy_wall += time.perf_counter() - tic
         completed += 1
         completed_epochs += proposal.epoch
-        if observation.visible.signal > best_signal:
-            best_arch, best_signal = proposal.arch, observation.visible.signal
+        if observation.signal > best_signal:
+            best_arch, best_signal = observation.arch, observation.signal
         trajectory.append(worker, begun, observation, True, (best_arch, best_signal))
         if worker in active:
             start(worker, end)
     for worker, begun, observation in discarded:
         trajectory.append(worker, begun, observation, False, (best_arch, best_signal))
     if completed == 0:
-        raise SpecError("[budget] is too small: not a single evaluation fits in it")
+        raise ConfigError("is too small: not a single evaluation fits in it", "budget")
     return RunResult(
         trajectory=trajectory,
         incumbent_arch=best_arch,

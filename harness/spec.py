@@ -1,52 +1,95 @@
 """Experiment specs: TOML files that name everything one experiment depends on.
 
-A spec is parsed strictly: unknown sections or keys, wrong types and impossible values
-are errors that name the file and the field. Relative paths are resolved against the
-spec file's own folder, so a spec means the same thing from any working directory.
-The resolved spec (what was asked for, with defaults made explicit) is hashed and
-recorded; its hash is the experiment's identity.
+A spec is parsed strictly against declared fields (:mod:`harness.config`): unknown
+sections or keys, wrong types and impossible values are errors that name the file and
+the field. Relative paths are resolved against the spec file's own folder, so a spec
+means the same thing from any working directory. The resolved spec (what was asked for,
+with defaults and overrides made explicit) is hashed and recorded; its hash is the
+experiment's identity.
+
+Metric references are ``dataset/schedule/split/metric``; a two-part ``split/metric``
+means the search's own dataset and schedule, so retargeting a spec to another benchmark
+changes only its ``[table]`` and the ``[search]`` lines that name the benchmark.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-import tomllib
+import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.errors import SpecError
-from harness.evaluators.tabular import MetricRef, SeedPolicy
-from harness.simulator import Budget
-from harness.strategies import STRATEGIES
+from harness.config import Field, at, config_hash, parse_toml, read_text, spec_error, validate
+from harness.errors import ConfigError
+from harness.importers import IMPORTERS
+from harness.strategies import strategy_class
+from harness.values import BUDGET_FIELDS, Budget, MetricRef, SearchProtocol, SeedPolicy
 
-SECTIONS = {
-    "experiment": {"name", "title", "results", "notes"},
-    "table": {"path", "sha256", "build"},
-    "search": {
-        "dataset",
-        "schedule",
-        "epoch",
-        "signal",
-        "seed_policy",
-        "seed",
-        "visible",
-        "sealed",
-        "include_validation_time",
-    },
-    "budget": {"seconds", "evaluations", "epochs", "overrun"},
-    "runs": {"seeds", "workers"},
-    "strategy": {"name", "kind", "params"},
-    "report": {"target", "anytime"},
-    "published": None,  # free-form: strategy name -> {target label -> [mean, std]}
-    "deviations": None,
+SECTIONS = (
+    "experiment",
+    "table",
+    "search",
+    "budget",
+    "runs",
+    "strategy",
+    "report",
+    "published",
+    "deviations",
+)
+REQUIRED_SECTIONS = ("experiment", "table", "search", "budget", "runs", "strategy")
+#: names that end up in MLflow keys and run names: checked here, before any search runs
+NAME_PATTERN = re.compile(r"[A-Za-z0-9_.\- ]{1,64}")
+HEX64 = re.compile(r"[0-9a-f]{64}")
+
+EXPERIMENT_FIELDS = {
+    "name": Field(str),
+    "title": Field(str, None, optional=True),
+    "results": Field(str),
+    "notes": Field(list, [], items=str),
 }
-REQUIRED = ("experiment", "table", "search", "budget", "runs", "strategy")
+TABLE_FIELDS = {
+    "path": Field(str),
+    "sha256": Field(str, None, optional=True),
+    "space": Field(str, None, optional=True, help="must agree with the table's space"),
+    "build": Field(dict, None, optional=True),
+}
+BUILD_FIELDS = {
+    "importer": Field(str, choices=tuple(IMPORTERS)),
+    "source": Field(str, None, optional=True),
+    "dataset": Field(str, None, optional=True),
+}
+SEARCH_FIELDS = {
+    "dataset": Field(str),
+    "schedule": Field(str),
+    "epoch": Field(int, low=1, high=100_000),
+    "signal": Field(str),
+    "seed_policy": Field(str),
+    "seed": Field(str, None, optional=True),
+    "visible": Field(dict, {}),
+    "sealed": Field(dict, {}),
+    "include_validation_time": Field(bool),
+    "cost": Field(str, "table"),
+}
+RUNS_FIELDS = {
+    "seeds": Field((list, dict)),
+    "workers": Field(int, 1, low=1, high=4096),
+}
+SEED_RANGE_FIELDS = {
+    "start": Field(int, low=0, high=2**63 - 1),
+    "count": Field(int, low=1, high=1_000_000),
+}
+STRATEGY_FIELDS = {"name": Field(str), "kind": Field(str), "params": Field(dict, {})}
+REPORT_FIELDS = {"target": Field(list, []), "anytime": Field(str, None, optional=True)}
+TARGET_FIELDS = {"label": Field(str), "metric": Field(str)}
+DEVIATIONS_FIELDS = {"items": Field(list, [], items=str)}
+OVERRIDE_KEYS = ("seeds", "strategies", "budget")
 
 
 @dataclass(frozen=True)
 class StrategySpec:
+    """One ``[[strategy]]``: a display name, the class it names, resolved hyperparameters."""
+
     name: str
     kind: str
     params: dict[str, Any]
@@ -68,321 +111,314 @@ class ExperimentSpec:
     results: Path
     table_path: Path
     table_sha256: str | None
-    table_build: dict[str, Path | str] | None
-    dataset: str
-    schedule: str
-    epoch: int
-    signal: MetricRef
-    seed_policy: SeedPolicy
-    visible: dict[str, MetricRef]
-    sealed: dict[str, MetricRef]
-    include_validation_time: bool
+    table_space: str | None
+    table_build: dict[str, Any] | None
+    search: SearchProtocol
     budget: Budget
     seeds: tuple[int, ...]
     workers: int
     strategies: tuple[StrategySpec, ...]
     targets: tuple[Target, ...]
+    anytime: str | None
     published: dict[str, dict[str, tuple[float, float]]]
     published_source: str
     deviations: tuple[str, ...]
+    overrides: dict[str, Any]
     resolved: dict[str, Any]
+    #: the spec file's text as read (what the record keeps)
+    text: str = ""
 
     @property
     def spec_hash(self) -> str:
         return config_hash(self.resolved)
 
 
-def config_hash(config: dict[str, Any]) -> str:
-    """sha256 of a config's canonical JSON: key order and formatting do not matter."""
-    text = json.dumps(config, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(text.encode()).hexdigest()
+def load_spec(path: Path, overrides: Mapping[str, Any] | None = None) -> ExperimentSpec:
+    """Parse and validate a spec file, with optional overrides (:func:`apply_overrides`)."""
+    return parse_spec_text(read_text(path), Path(path), overrides)
 
 
-class _Reader:
-    """Typed access to one TOML table, with errors that name file and field."""
-
-    def __init__(self, path: Path, section: str, data: Any, allowed: set[str] | None) -> None:
-        self.path, self.section = path, section
-        if not isinstance(data, dict):
-            self.fail(section, "must be a table")
-        if allowed is not None:
-            unknown = sorted(set(data) - allowed)
-            if unknown:
-                self.fail(
-                    f"{section}.{unknown[0]}",
-                    f"is not a known key; allowed: {', '.join(sorted(allowed))}",
-                )
-        self.data = data
-
-    def fail(self, field: str, message: str) -> None:
-        raise SpecError(f"{self.path}: [{field}] {message}")
-
-    def get(self, key: str, kind: type | tuple[type, ...], default: Any = ...) -> Any:
-        if key not in self.data:
-            if default is ...:
-                self.fail(f"{self.section}.{key}", "is required")
-            return default
-        value = self.data[key]
-        kinds = kind if isinstance(kind, tuple) else (kind,)
-        if isinstance(value, bool) and bool not in kinds:
-            self.fail(f"{self.section}.{key}", f"must be {_names(kinds)}, got {value!r}")
-        if float in kinds and isinstance(value, int) and not isinstance(value, bool):
-            value = float(value)
-        if not isinstance(value, kinds):
-            self.fail(f"{self.section}.{key}", f"must be {_names(kinds)}, got {value!r}")
-        return value
+def parse_spec_text(
+    text: str, path: Path, overrides: Mapping[str, Any] | None = None
+) -> ExperimentSpec:
+    """A spec from its TOML text (e.g. the text a record kept); ``path`` anchors its paths."""
+    return parse_spec(parse_toml(text, path), path, overrides, text)
 
 
-def _names(kinds: tuple[type, ...]) -> str:
-    words = {
-        str: "a string",
-        int: "an integer",
-        float: "a number",
-        bool: "true or false",
-        dict: "a table",
-        list: "an array",
-    }
-    return " or ".join(words.get(k, k.__name__) for k in kinds)
-
-
-def read_toml(path: Path) -> dict[str, Any]:
-    """A TOML file's tables; unreadable or malformed files raise SpecError naming the file."""
+def parse_spec(
+    raw: dict[str, Any],
+    path: Path,
+    overrides: Mapping[str, Any] | None = None,
+    text: str = "",
+) -> ExperimentSpec:
+    """Validate a parsed spec; every error is one line ``<file>: [<field>] <message>``."""
     try:
-        text = Path(path).read_text()
-    except FileNotFoundError:
-        raise SpecError(f"{path}: spec file not found; check the path") from None
-    except OSError as error:
-        raise SpecError(f"{path}: cannot read the spec ({error.strerror})") from None
-    try:
-        return tomllib.loads(text)
-    except tomllib.TOMLDecodeError as error:
-        raise SpecError(f"{path}: not valid TOML ({error}); fix the syntax") from None
+        with at("overrides"):
+            normal = normalize_overrides(overrides)
+        return _parse(raw, path, normal, text)
+    except ConfigError as error:
+        raise spec_error(path, error) from None
 
 
-def load_spec(path: Path) -> ExperimentSpec:
-    """Parse and validate a spec file."""
-    return parse_spec(read_toml(path), Path(path))
+def apply_overrides(raw: dict[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """The raw spec with ``seeds`` (a list or ``{start, count}``), ``strategies`` (names to
+    keep, in spec order) and ``budget`` (keys to replace; ``None`` removes a limit)."""
+    raw = {**raw}
+
+    def section(name: str) -> dict[str, Any]:
+        value = raw.get(name, {})
+        return value if isinstance(value, dict) else {}
+
+    if "seeds" in overrides:
+        raw["runs"] = {**section("runs"), "seeds": overrides["seeds"]}
+    if "strategies" in overrides:
+        keep = overrides["strategies"]
+        entries = [e for e in raw.get("strategy", []) if isinstance(e, dict)]
+        names = [e.get("name") for e in entries]
+        missing = [n for n in keep if n not in names]
+        if missing or not keep:
+            raise ConfigError(
+                f"names no strategy of the spec ({missing[0] if missing else 'none given'}); "
+                f"strategies: {', '.join(map(str, names))}",
+                "strategies",
+            )
+        raw["strategy"] = [e for e in entries if e.get("name") in keep]
+        if "published" in raw:
+            raw["published"] = {
+                k: v
+                for k, v in section("published").items()
+                if k in ("source", "optimal") or k in keep
+            }
+    if "budget" in overrides:
+        budget = {**section("budget"), **overrides["budget"]}
+        raw["budget"] = {k: v for k, v in budget.items() if v is not None}
+    return raw
 
 
-def parse_spec(raw: dict[str, Any], path: Path) -> ExperimentSpec:
+def normalize_overrides(overrides: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Overrides as plain JSON values (what the record pins); None values are dropped."""
+    given = {k: v for k, v in (overrides or {}).items() if v is not None}
+    unknown = sorted(set(given) - set(OVERRIDE_KEYS))
+    if unknown:
+        raise ConfigError(f"is not an override; overrides: {', '.join(OVERRIDE_KEYS)}", unknown[0])
+    normal: dict[str, Any] = {}
+    if "seeds" in given:
+        seeds = given["seeds"]
+        if isinstance(seeds, range) and seeds.step == 1:
+            seeds = {"start": seeds.start, "count": len(seeds)}
+        normal["seeds"] = dict(seeds) if isinstance(seeds, Mapping) else list(seeds)
+    if "strategies" in given:
+        names = given["strategies"]
+        normal["strategies"] = [names] if isinstance(names, str) else list(names)
+    if "budget" in given:
+        if not isinstance(given["budget"], Mapping):
+            raise ConfigError("must map budget keys to values", "budget")
+        normal["budget"] = dict(given["budget"])
+    return normal
+
+
+def _metric(text: Any, dataset: str, schedule: str) -> MetricRef:
+    if isinstance(text, str) and text.count("/") == 1:
+        text = f"{dataset}/{schedule}/{text}"
+    return MetricRef.parse(text)
+
+
+def _parse(raw: dict[str, Any], path: Path, overrides: dict[str, Any], text: str) -> ExperimentSpec:
     base = path.resolve().parent
+    with at("overrides"):
+        raw = apply_overrides(raw, overrides)
     unknown = sorted(set(raw) - set(SECTIONS))
     if unknown:
-        raise SpecError(
-            f"{path}: [{unknown[0]}] is not a known section; allowed: {', '.join(SECTIONS)}"
-        )
-    for section in REQUIRED:
+        raise ConfigError(f"is not a known section; allowed: {', '.join(SECTIONS)}", unknown[0])
+    for section in REQUIRED_SECTIONS:
         if section not in raw:
-            raise SpecError(f"{path}: [{section}] section is required")
+            raise ConfigError("section is required", section)
 
-    exp = _Reader(path, "experiment", raw["experiment"], SECTIONS["experiment"])
-    name = exp.get("name", str)
-    title = exp.get("title", str, name)
-    results = (base / exp.get("results", str)).resolve()
-    notes = exp.get("notes", list, [])
-    if not all(isinstance(note, str) for note in notes):
-        exp.fail("experiment.notes", "must be an array of strings")
+    with at("experiment"):
+        exp = validate(raw["experiment"], EXPERIMENT_FIELDS)
+        _check_name(exp["name"], "name")
+    with at("table"):
+        table = validate(raw["table"], TABLE_FIELDS)
+        if table["sha256"] is not None and not HEX64.fullmatch(table["sha256"]):
+            raise ConfigError(f"must be 64 lowercase hex digits, got {table['sha256']!r}", "sha256")
+        build = None
+        if table["build"] is not None:
+            with at("build"):
+                build = validate(table["build"], BUILD_FIELDS)
+            if build["source"] is not None:
+                build["source"] = (base / build["source"]).resolve()
 
-    tab = _Reader(path, "table", raw["table"], SECTIONS["table"])
-    table_path = (base / tab.get("path", str)).resolve()
-    sha256 = tab.get("sha256", str, None)
-    if sha256 is not None and (
-        len(sha256) != 64 or any(c not in "0123456789abcdef" for c in sha256)
-    ):
-        tab.fail("table.sha256", f"must be 64 lowercase hex digits, got {sha256!r}")
-    build = None
-    if "build" in tab.data:
-        b = _Reader(path, "table.build", tab.data["build"], {"importer", "source"})
-        importer = b.get("importer", str)
-        if importer != "nb201":
-            b.fail("table.build.importer", f"unknown importer {importer!r}; known: nb201")
-        build = {"importer": importer, "source": (base / b.get("source", str)).resolve()}
+    with at("search"):
+        search_raw = validate(raw["search"], SEARCH_FIELDS)
+        dataset, schedule = search_raw["dataset"], search_raw["schedule"]
 
-    search = _Reader(path, "search", raw["search"], SECTIONS["search"])
-    dataset = search.get("dataset", str)
-    schedule = search.get("schedule", str)
-    epoch = search.get("epoch", int)
-    if epoch < 1:
-        search.fail("search.epoch", f"must be at least 1, got {epoch}")
-    signal_name = search.get("signal", str)
-    signal = MetricRef.parse(f"{dataset}/{schedule}/{signal_name}", f"{path}: [search.signal]")
-    policy = _seed_policy(search)
-    visible = _refs(search, "visible")
-    sealed = _refs(search, "sealed")
-    with_valid = search.get("include_validation_time", bool)
+        def refs(key: str) -> dict[str, MetricRef]:
+            found = {}
+            for name, text in search_raw[key].items():
+                with at(f"{key}.{name}"):
+                    found[name] = _metric(text, dataset, schedule)
+            return found
 
-    bud = _Reader(path, "budget", raw["budget"], SECTIONS["budget"])
-    try:
-        budget = Budget(
-            seconds=bud.get("seconds", float, None),
-            evaluations=bud.get("evaluations", int, None),
-            epochs=bud.get("epochs", int, None),
-            overrun=bud.get("overrun", str),
+        with at("signal"):
+            signal = _metric(search_raw["signal"], dataset, schedule)
+        search = SearchProtocol(
+            dataset=dataset,
+            schedule=schedule,
+            epoch=search_raw["epoch"],
+            signal=signal,
+            seed_policy=SeedPolicy(search_raw["seed_policy"], search_raw["seed"]),
+            include_validation_time=search_raw["include_validation_time"],
+            visible=refs("visible"),
+            sealed=refs("sealed"),
+            cost=search_raw["cost"],
         )
-    except SpecError as error:
-        raise SpecError(f"{path}: {error}") from None
 
-    runs = _Reader(path, "runs", raw["runs"], SECTIONS["runs"])
-    seeds = _seeds(runs)
-    workers = runs.get("workers", int, 1)
-    if workers < 1:
-        runs.fail("runs.workers", f"must be at least 1, got {workers}")
+    with at("budget"):
+        budget = Budget(**validate(raw["budget"], BUDGET_FIELDS))
 
-    strategies = _strategies(path, raw["strategy"])
-    targets = _targets(path, raw.get("report", {}))
-    anytime = _Reader(path, "report", raw.get("report", {}), SECTIONS["report"]).get(
-        "anytime", str, None
-    )
-    if anytime is not None and anytime not in sealed:
-        raise SpecError(
-            f"{path}: [report.anytime] must name a sealed metric of [search.sealed]; "
-            f"got {anytime!r}, sealed: {', '.join(sealed) or 'none'}"
-        )
-    published, source = _published(path, raw.get("published", {}), strategies, targets)
-    deviations = raw.get("deviations", {"items": []})
-    dev = _Reader(path, "deviations", deviations, {"items"})
-    items = dev.get("items", list, [])
-    if not all(isinstance(item, str) for item in items):
-        dev.fail("deviations.items", "must be an array of strings")
+    with at("runs"):
+        runs = validate(raw["runs"], RUNS_FIELDS)
+        with at("seeds"):
+            seeds = _seeds(runs["seeds"])
+
+    strategies = _strategies(raw["strategy"])
+    with at("report"):
+        report = validate(raw.get("report", {}), REPORT_FIELDS)
+        targets = _targets(report["target"], dataset, schedule)
+        if report["anytime"] is not None and report["anytime"] not in search.sealed:
+            raise ConfigError(
+                f"must name a sealed metric of [search.sealed]; got {report['anytime']!r}, "
+                f"sealed: {', '.join(search.sealed) or 'none'}",
+                "anytime",
+            )
+    with at("published"):
+        published, source = _published(raw.get("published", {}), strategies, targets)
+    with at("deviations"):
+        deviations = validate(raw.get("deviations", {}), DEVIATIONS_FIELDS)["items"]
 
     resolved = {
-        "experiment": {"name": name, "title": title, "notes": list(notes)},
-        "table": {"sha256": sha256, "build": build and {"importer": build["importer"]}},
+        "experiment": {
+            "name": exp["name"],
+            "title": exp["title"] or exp["name"],
+            "notes": exp["notes"],
+        },
+        "table": {
+            "sha256": table["sha256"],
+            "space": table["space"],
+            "build": build and {k: v for k, v in build.items() if k != "source"},
+        },
         "search": {
             "dataset": dataset,
             "schedule": schedule,
-            "epoch": epoch,
+            "epoch": search.epoch,
             "signal": str(signal),
-            "seed_policy": policy.kind,
-            "seed": policy.seed,
-            "visible": {k: str(v) for k, v in visible.items()},
-            "sealed": {k: str(v) for k, v in sealed.items()},
-            "include_validation_time": with_valid,
+            "seed_policy": search.seed_policy.kind,
+            "seed": search.seed_policy.seed,
+            "visible": {k: str(v) for k, v in search.visible.items()},
+            "sealed": {k: str(v) for k, v in search.sealed.items()},
+            "include_validation_time": search.include_validation_time,
+            "cost": search.cost,
         },
-        "budget": {
-            "seconds": budget.seconds,
-            "evaluations": budget.evaluations,
-            "epochs": budget.epochs,
-            "overrun": budget.overrun,
-        },
-        "runs": {"seeds": list(seeds), "workers": workers},
+        "budget": budget.as_dict(),
+        "runs": {"seeds": list(seeds), "workers": runs["workers"]},
         "strategies": [{"name": s.name, "kind": s.kind, "params": s.params} for s in strategies],
         "targets": [{"label": t.label, "metric": str(t.ref)} for t in targets],
-        "anytime": anytime,
+        "anytime": report["anytime"],
         "published": {
             "source": source,
             "values": {
                 m: {label: list(v) for label, v in row.items()} for m, row in published.items()
             },
         },
-        "deviations": list(items),
+        "deviations": list(deviations),
+        "overrides": overrides,
     }
     return ExperimentSpec(
         path=path,
-        name=name,
-        title=title,
-        results=results,
-        table_path=table_path,
-        table_sha256=sha256,
+        name=exp["name"],
+        title=exp["title"] or exp["name"],
+        results=(base / exp["results"]).resolve(),
+        table_path=(base / table["path"]).resolve(),
+        table_sha256=table["sha256"],
+        table_space=table["space"],
         table_build=build,
-        dataset=dataset,
-        schedule=schedule,
-        epoch=epoch,
-        signal=signal,
-        seed_policy=policy,
-        visible=visible,
-        sealed=sealed,
-        include_validation_time=with_valid,
+        search=search,
         budget=budget,
         seeds=seeds,
-        workers=workers,
+        workers=runs["workers"],
         strategies=strategies,
         targets=targets,
+        anytime=report["anytime"],
         published=published,
         published_source=source,
-        deviations=tuple(items),
+        deviations=tuple(deviations),
+        overrides=overrides,
         resolved=resolved,
+        text=text,
     )
 
 
-def _seed_policy(search: _Reader) -> SeedPolicy:
-    try:
-        return SeedPolicy(search.get("seed_policy", str), search.get("seed", str, None))
-    except SpecError as error:
-        raise SpecError(f"{search.path}: {error}") from None
+def _check_name(name: str, field: str) -> None:
+    if not NAME_PATTERN.fullmatch(name):
+        raise ConfigError(
+            f"must be 1-64 letters, digits, spaces or _ . - (it names MLflow records), "
+            f"got {name!r}",
+            field,
+        )
 
 
-def _refs(search: _Reader, key: str) -> dict[str, MetricRef]:
-    table = search.get(key, dict, {})
-    refs = {}
-    for name, text in table.items():
-        refs[name] = MetricRef.parse(text, f"{search.path}: [search.{key}.{name}]")
-    return refs
-
-
-def _seeds(runs: _Reader) -> tuple[int, ...]:
-    value = runs.get("seeds", (list, dict))
+def _seeds(value: Any) -> tuple[int, ...]:
     if isinstance(value, dict):
-        r = _Reader(runs.path, "runs.seeds", value, {"start", "count"})
-        start, count = r.get("start", int), r.get("count", int)
-        if start < 0 or count < 1:
-            r.fail("runs.seeds", f"needs start >= 0 and count >= 1, got {start}, {count}")
-        return tuple(range(start, start + count))
-    if not value or not all(
-        isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in value
-    ):
-        runs.fail("runs.seeds", "must be a non-empty array of non-negative integers")
-    if len(set(value)) != len(value):
-        runs.fail("runs.seeds", "lists a seed twice")
-    return tuple(value)
+        seeds = validate(value, SEED_RANGE_FIELDS)
+        return tuple(range(seeds["start"], seeds["start"] + seeds["count"]))
+    checked = Field(list, items=int, low=0, high=2**63 - 1).check(value)
+    if not checked:
+        raise ConfigError("must list at least one seed")
+    if len(set(checked)) != len(checked):
+        raise ConfigError("lists a seed twice")
+    return tuple(checked)
 
 
-def _strategies(path: Path, raw: Any) -> tuple[StrategySpec, ...]:
+def _strategies(raw: Any) -> tuple[StrategySpec, ...]:
     if not isinstance(raw, list) or not raw:
-        raise SpecError(f"{path}: [[strategy]] must list at least one strategy")
-    specs = []
+        raise ConfigError("must list at least one strategy ([[strategy]] tables)", "strategy")
+    specs: list[StrategySpec] = []
     for i, entry in enumerate(raw):
-        r = _Reader(path, f"strategy.{i}", entry, SECTIONS["strategy"])
-        name = r.get("name", str)
-        kind = r.get("kind", str)
-        if kind not in STRATEGIES:
-            r.fail(
-                f"strategy.{i}.kind",
-                f"unknown strategy {kind!r}; known: {', '.join(sorted(STRATEGIES))}",
-            )
-        params = r.get("params", dict, {})
-        try:
-            params = STRATEGIES[kind].resolve_hyperparameters(params)
-        except SpecError as error:
-            raise SpecError(f"{path}: [strategy.{i}.params] {error}") from None
-        if any(s.name == name for s in specs):
-            r.fail(f"strategy.{i}.name", f"{name!r} is used twice; names must be unique")
-        specs.append(StrategySpec(name, kind, params))
+        with at(f"strategy.{i}"):
+            fields = validate(entry, STRATEGY_FIELDS)
+            _check_name(fields["name"], "name")
+            if any(s.name == fields["name"] for s in specs):
+                raise ConfigError(f"{fields['name']!r} is used twice; names must be unique", "name")
+            with at("kind"):
+                cls = strategy_class(fields["kind"])
+            with at("params"):
+                params = cls.resolve_hyperparameters(fields["params"])
+        specs.append(StrategySpec(fields["name"], fields["kind"], params))
     return tuple(specs)
 
 
-def _targets(path: Path, raw: Any) -> tuple[Target, ...]:
-    report = _Reader(path, "report", raw, SECTIONS["report"])
-    entries = report.get("target", list, [])
-    targets = []
+def _targets(entries: Sequence[Any], dataset: str, schedule: str) -> tuple[Target, ...]:
+    targets: list[Target] = []
     for i, entry in enumerate(entries):
-        r = _Reader(path, f"report.target.{i}", entry, {"label", "metric"})
-        label = r.get("label", str)
-        ref = MetricRef.parse(r.get("metric", str), f"{path}: [report.target.{i}.metric]")
-        if any(t.label == label for t in targets):
-            r.fail(f"report.target.{i}.label", f"{label!r} is used twice")
-        targets.append(Target(label, ref))
+        with at(f"target.{i}"):
+            fields = validate(entry, TARGET_FIELDS)
+            _check_name(fields["label"], "label")
+            if any(t.label == fields["label"] for t in targets):
+                raise ConfigError(f"{fields['label']!r} is used twice", "label")
+            with at("metric"):
+                ref = _metric(fields["metric"], dataset, schedule)
+        targets.append(Target(fields["label"], ref))
     return tuple(targets)
 
 
 def _published(
-    path: Path, raw: Any, strategies: tuple[StrategySpec, ...], targets: tuple[Target, ...]
+    raw: Any, strategies: tuple[StrategySpec, ...], targets: tuple[Target, ...]
 ) -> tuple[dict[str, dict[str, tuple[float, float]]], str]:
     if not isinstance(raw, dict):
-        raise SpecError(f"{path}: [published] must be a table")
+        raise ConfigError("must be a table")
     source = raw.get("source", "")
     if not isinstance(source, str):
-        raise SpecError(f"{path}: [published.source] must be a string")
+        raise ConfigError("must be a string", "source")
     names = {s.name for s in strategies}
     labels = {t.label for t in targets}
     published: dict[str, dict[str, tuple[float, float]]] = {}
@@ -390,24 +426,23 @@ def _published(
         if method == "source":
             continue
         if method not in names and method != "optimal":
-            raise SpecError(
-                f"{path}: [published.{method}] names no strategy; strategies: "
-                f"{', '.join(sorted(names))} (or 'optimal' for the best possible row)"
+            raise ConfigError(
+                f"names no strategy; strategies: {', '.join(sorted(names))} "
+                "(or 'optimal' for the best possible row)",
+                method,
             )
         if not isinstance(row, dict):
-            raise SpecError(f"{path}: [published.{method}] must be a table of label = [mean, std]")
+            raise ConfigError("must be a table of label = [mean, std]", method)
         published[method] = {}
         for label, pair in row.items():
             if label not in labels:
-                raise SpecError(
-                    f"{path}: [published.{method}.{label}] names no report target; "
-                    f"targets: {', '.join(sorted(labels))}"
+                raise ConfigError(
+                    f"names no report target; targets: {', '.join(sorted(labels))}",
+                    f"{method}.{label}",
                 )
-            if (
-                not isinstance(pair, list)
-                or len(pair) != 2
-                or not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in pair)
-            ):
-                raise SpecError(f"{path}: [published.{method}.{label}] must be [mean, std]")
-            published[method][label] = (float(pair[0]), float(pair[1]))
+            with at(f"{method}.{label}"):
+                values = Field(list, items=float).check(pair)
+                if len(values) != 2:
+                    raise ConfigError("must be [mean, std]")
+            published[method][label] = (values[0], values[1])
     return published, source

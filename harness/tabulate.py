@@ -1,9 +1,10 @@
-"""Build a benchmark table by training every cell of the NB201 space under a protocol.
+"""Build a benchmark table by training every architecture of a search space under a protocol.
 
-Only one representative per isomorphism class (NATS-Bench's UniqueString classes; the
-smallest official index) is trained, once per protocol seed; every other cell of the
-class gets its representative's curves, and the mapping is stored in the table. Parameter
-counts and FLOPs are computed for every cell itself.
+Only one representative per isomorphism class (the space's canonical form; the smallest
+index, e.g. NATS-Bench's UniqueString classes for NB201) is trained, once per protocol
+seed; every other architecture of the class gets its representative's curves, and the
+mapping is stored in the table. Parameter counts and FLOPs are computed for every
+architecture itself.
 
 Work is split into fixed chunks of trainings. Each finished chunk is written atomically
 to ``<out>.parts/``, so a killed build resumes without redoing finished chunks; a parts
@@ -15,7 +16,7 @@ stderr.
 from __future__ import annotations
 
 import json
-import sys
+import logging
 import time
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -26,13 +27,13 @@ import numpy as np
 
 import harness
 from harness.atomic import replacing, write_text
+from harness.config import Field, at, read_toml, spec_error, validate
 from harness.data import Dataset
 from harness.environment import capture
-from harness.errors import SpecError, TableError
-from harness.models.counts import analytic_parameter_count, count_flops
+from harness.errors import ConfigError, TableError
 from harness.protocol import Protocol
 from harness.spaces import get_space
-from harness.spec import read_toml
+from harness.spaces.base import SearchSpace
 from harness.table import Variable, write_table
 from harness.train import (
     EVAL_METRICS,
@@ -42,7 +43,18 @@ from harness.train import (
     train_cell,
 )
 
+log = logging.getLogger(__name__)
 CHUNK_SIZE = 24
+
+
+TABULATE_FIELDS = {
+    "benchmark_id": Field(str),
+    "space": Field(str, help="search space whose architectures are trained"),
+    "out": Field(str, help="the table to write, relative to the spec"),
+    "workers": Field(int, 1, low=1, high=1024),
+    "data_root": Field(str, None, optional=True),
+    "split_dir": Field(str, None, optional=True),
+}
 
 
 @dataclass(frozen=True)
@@ -51,6 +63,7 @@ class TabulateSpec:
 
     path: Path
     benchmark_id: str
+    space: SearchSpace
     out: Path
     workers: int
     data_root: Path | None
@@ -59,68 +72,64 @@ class TabulateSpec:
 
 
 def load_tabulate_spec(path: Path) -> TabulateSpec:
+    """Read and validate a tabulate spec; errors name the file and field."""
     raw = read_toml(path)
-    for section in ("tabulate", "protocol"):
-        if section not in raw:
-            raise SpecError(f"{path}: [{section}] section is required")
-    extra = sorted(set(raw) - {"tabulate", "protocol"})
-    if extra:
-        raise SpecError(f"{path}: [{extra[0]}] is not a known section; allowed: tabulate, protocol")
-    section = raw["tabulate"]
-    allowed = {"benchmark_id", "out", "workers", "data_root", "split_dir"}
-    unknown = sorted(set(section) - allowed)
-    if unknown:
-        raise SpecError(
-            f"{path}: [tabulate.{unknown[0]}] is not a known key; "
-            f"allowed: {', '.join(sorted(allowed))}"
-        )
     base = Path(path).resolve().parent
-    for key in ("benchmark_id", "out"):
-        if not isinstance(section.get(key), str):
-            raise SpecError(f"{path}: [tabulate.{key}] is required (a string)")
-    workers = section.get("workers", 1)
-    if not isinstance(workers, int) or workers < 1:
-        raise SpecError(f"{path}: [tabulate.workers] must be a positive integer")
+    try:
+        extra = sorted(set(raw) - {"tabulate", "protocol"})
+        if extra:
+            raise ConfigError("is not a known section; allowed: tabulate, protocol", extra[0])
+        for section in ("tabulate", "protocol"):
+            if section not in raw:
+                raise ConfigError("section is required", section)
+        with at("tabulate"):
+            section = validate(raw["tabulate"], TABULATE_FIELDS)
+            with at("space"):
+                space = get_space(section["space"])
+        with at("protocol"):
+            protocol = Protocol.from_dict(raw["protocol"])
+    except ConfigError as error:
+        raise spec_error(path, error) from None
 
     def optional_path(key: str) -> Path | None:
-        value = section.get(key)
+        value = section[key]
         return None if value is None else (base / value).resolve()
 
     return TabulateSpec(
         path=Path(path),
         benchmark_id=section["benchmark_id"],
+        space=space,
         out=(base / section["out"]).resolve(),
-        workers=workers,
+        workers=section["workers"],
         data_root=optional_path("data_root"),
         split_dir=optional_path("split_dir"),
-        protocol=Protocol.from_dict(raw["protocol"], f"{path}: [protocol]"),
+        protocol=protocol,
     )
 
 
-def work_chunks(protocol: Protocol) -> list[list[tuple[int, int]]]:
+def work_chunks(space: SearchSpace, protocol: Protocol) -> list[list[tuple[int, int]]]:
     """Every (representative, seed) training, in a fixed order, cut into fixed chunks."""
-    representatives = np.unique(get_space().isomorphism_classes())
+    representatives = np.unique(space.isomorphism_classes())
     work = [(int(rep), seed) for rep in representatives for seed in protocol.seeds]
     return [work[i : i + CHUNK_SIZE] for i in range(0, len(work), CHUNK_SIZE)]
 
 
-_worker: tuple[Protocol, Dataset] | None = None
+_worker: tuple[SearchSpace, Protocol, Dataset] | None = None
 
 
-def _init_worker(protocol: Protocol, root: Path | None, split_dir: Path | None) -> None:
+def _init_worker(space: str, protocol: Protocol, root: Path | None, split_dir: Path | None) -> None:
     global _worker
-    _worker = (protocol, open_dataset(protocol, root, split_dir))
+    _worker = (get_space(space), protocol, open_dataset(protocol, root, split_dir))
 
 
 def _train_chunk(index: int, chunk: list[tuple[int, int]], parts: Path) -> tuple[int, int]:
     """Train one chunk and store its curves atomically as ``chunk-<index>.npz``."""
     assert _worker is not None
-    protocol, dataset = _worker
-    space = get_space()
+    space, protocol, dataset = _worker
     keys = [*TRAIN_METRICS, *((s, m) for s in protocol.eval_splits for m in EVAL_METRICS)]
     curves = {key: np.empty((len(chunk), protocol.epochs)) for key in keys}
     for row, (arch, seed) in enumerate(chunk):
-        trained = train_cell(space.ops_of_index(arch), protocol, dataset, seed)
+        trained = train_cell(space, arch, protocol, dataset, seed)
         for key in keys:
             curves[key][row] = trained.values[key]
     with replacing(parts / f"chunk-{index:05d}.npz", suffix=".npz") as temporary:
@@ -137,6 +146,7 @@ def _check_parts(parts: Path, spec: TabulateSpec) -> None:
     """A parts folder belongs to one protocol and chunking; refuse to mix builds."""
     identity = {
         "benchmark_id": spec.benchmark_id,
+        "space": spec.space.name,
         "protocol_hash": spec.protocol.protocol_hash,
         "chunk_size": CHUNK_SIZE,
         "harness": harness.__version__,
@@ -178,27 +188,31 @@ def train_all(
     open_dataset(protocol, spec.data_root, spec.split_dir)  # fail fast, before any worker
     parts = spec.out.with_name(spec.out.name + ".parts")
     _check_parts(parts, spec)
-    chunks = work_chunks(protocol)
+    chunks = work_chunks(spec.space, protocol)
     done = _chunks_done(parts)
     total = sum(len(c) for c in chunks)
     finished = sum(len(chunks[i]) for i in done)
     pending = [(i, chunk) for i, chunk in enumerate(chunks) if i not in done]
     todo = pending if max_chunks is None else pending[:max_chunks]
-    print(
-        f"tabulate: {len(chunks)} chunks, {len(done)} already done in {parts}; "
-        f"{len(pending)} to train, {len(todo)} now, with {workers or spec.workers} worker(s)",
-        file=sys.stderr,
+    log.info(
+        "tabulate: %d chunks, %d already done in %s; %d to train, %d now, with %d worker(s)",
+        len(chunks),
+        len(done),
+        parts,
+        len(pending),
+        len(todo),
+        workers or spec.workers,
     )
     started, at_start = time.perf_counter(), finished
     with ProcessPoolExecutor(
         max_workers=workers or spec.workers,
         initializer=_init_worker,
-        initargs=(protocol, spec.data_root, spec.split_dir),
+        initargs=(spec.space.name, protocol, spec.data_root, spec.split_dir),
     ) as pool:
         futures = [pool.submit(_train_chunk, i, chunk, parts) for i, chunk in todo]
         for future in as_completed(futures):
             finished += future.result()[1]
-            print(_progress(finished, total, started, at_start), file=sys.stderr, flush=True)
+            log.info(_progress(finished, total, started, at_start))
     return parts, len(todo) == len(pending)
 
 
@@ -210,8 +224,7 @@ def _read_parts(parts: Path) -> Iterator[dict[str, np.ndarray]]:
 
 def assemble(spec: TabulateSpec, parts: Path) -> str:
     """Write the table from the finished parts; returns its sha256."""
-    protocol = spec.protocol
-    space = get_space()
+    protocol, space = spec.protocol, spec.space
     classes = space.isomorphism_classes()
     representatives = np.unique(classes)
     row_of = {int(rep): i for i, rep in enumerate(representatives)}
@@ -271,17 +284,9 @@ def assemble(spec: TabulateSpec, parts: Path) -> str:
         "input_shape": dataset.input_shape,
         "num_classes": dataset.num_classes,
     }
-    params = np.array(
-        [
-            analytic_parameter_count(space.ops_of_index(i), **shape_args)
-            for i in range(space.num_archs)
-        ],
-        dtype=np.float32,
-    )
-    flops = np.array(
-        [count_flops(space.ops_of_index(i), **shape_args) for i in range(space.num_archs)],
-        dtype=np.float32,
-    )
+    counts = [space.size_counts(i, **shape_args) for i in range(space.num_archs)]
+    params = np.array([c["params"] for c in counts], dtype=np.float32)
+    flops = np.array([c["flops"] for c in counts], dtype=np.float32)
     ones = np.ones(space.num_archs, dtype=bool)
     properties = {
         (protocol.dataset, "params"): (params, ones),
@@ -293,8 +298,8 @@ def assemble(spec: TabulateSpec, parts: Path) -> str:
     digest = write_table(
         spec.out,
         benchmark_id=spec.benchmark_id,
-        space="nb201",
-        archs=[space.string_of_index(i) for i in range(space.num_archs)],
+        space=space.name,
+        archs=space.strings(),
         variables=variables,
         properties=properties,
         protocol=protocol.to_dict(),
@@ -310,8 +315,8 @@ def assemble(spec: TabulateSpec, parts: Path) -> str:
             "sources": [],
             "dataset": dataset.describe(),
             "environment": environment,
-            "isomorphism": "NATS-Bench UniqueString classes (6,466); "
-            "representative = smallest index",
+            "isomorphism": f"{space.name} canonical-form classes "
+            f"({len(representatives):,}); representative = smallest index",
         },
         notes={
             "isomorphs": derivation,
@@ -335,7 +340,7 @@ def update_manifest(spec: TabulateSpec, digest: str, environment: dict[str, str]
         "protocol": spec.protocol.to_dict(),
         "protocol_hash": spec.protocol.protocol_hash,
         "split_hash": spec.protocol.split_hash,
-        "trainings": len(np.unique(get_space().isomorphism_classes())) * len(spec.protocol.seeds),
+        "trainings": len(np.unique(spec.space.isomorphism_classes())) * len(spec.protocol.seeds),
         "environment": environment,
     }
     write_text(manifest, json.dumps(entries, indent=2, sort_keys=True) + "\n")

@@ -1,6 +1,7 @@
-"""Deterministic live training of one NB201 cell under a protocol.
+"""Deterministic live training of one architecture under a protocol.
 
-A training is a pure function of (cell, protocol, dataset, seed): weights come from the
+The network comes from the search space (:meth:`SearchSpace.network`). A training is a
+pure function of (architecture, protocol, dataset, seed): weights come from the
 seed's ``weight_init`` stream, batch order from ``data_order`` and augmentation from
 ``augmentation``; torch runs with deterministic algorithms and the protocol's thread
 count. On the same hardware and thread count two trainings give bit-identical curves.
@@ -13,7 +14,6 @@ from __future__ import annotations
 import math
 import os
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,9 +24,9 @@ from torch import nn
 from harness.data import Dataset, load_dataset
 from harness.data.augment import augment
 from harness.errors import HarnessError
-from harness.models.nb201 import build_nb201_network
 from harness.protocol import Protocol
 from harness.seeding import stream_generator
+from harness.spaces.base import SearchSpace
 
 #: (split, metric) names of the per-epoch curves a training produces
 TRAIN_METRICS = (("train", "loss"), ("train", "accuracy"), ("train", "epoch_time_s"))
@@ -108,13 +108,15 @@ def _evaluate(
 
 
 def train_cell(
-    ops: Sequence[int],
+    space: SearchSpace,
+    arch: int,
     protocol: Protocol,
     dataset: Dataset,
     seed: int,
     epochs: int | None = None,
 ) -> Curves:
-    """Train ``ops`` under ``protocol`` with training ``seed`` for ``epochs`` (all if None).
+    """Train ``arch`` of ``space`` under ``protocol`` with training ``seed`` for
+    ``epochs`` (all if None).
 
     The learning-rate schedule always spans the protocol's full epoch count, so stopping at
     epoch ``e`` gives exactly the first ``e`` epochs of the full training's curves.
@@ -126,8 +128,8 @@ def train_cell(
     generator = torch.Generator(device="cpu").manual_seed(
         _torch_seed(stream_generator(seed, "weight_init"))
     )
-    network = build_nb201_network(
-        ops,
+    network = space.network(
+        arch,
         channels=protocol.channels,
         cells_per_stage=protocol.cells_per_stage,
         input_shape=dataset.input_shape,

@@ -16,6 +16,7 @@ import numpy as np
 
 from harness.protocol import table_protocol
 from harness.spaces import get_space
+from harness.spaces.base import SearchSpace
 from harness.table import Table
 from harness.train import open_dataset, train_cell
 
@@ -32,10 +33,10 @@ class Drift:
     max_abs: float
 
 
-def sample_cells(sample: int, seed: int) -> list[int]:
+def sample_cells(space: SearchSpace, sample: int, seed: int) -> list[int]:
     """The cells ``verify`` retrains: ``sample`` distinct cells, sorted, chosen by ``seed``."""
     rng = np.random.Generator(np.random.PCG64(seed))
-    return sorted(int(a) for a in rng.choice(get_space().num_archs, sample, replace=False))
+    return sorted(int(a) for a in rng.choice(space.num_archs, sample, replace=False))
 
 
 def verify(
@@ -48,15 +49,12 @@ def verify(
     """Drift per sampled cell and compared variable (sampled without replacement)."""
     protocol = table_protocol(table.protocol, table.path)
     dataset = open_dataset(protocol, data_root, split_dir)
-    space = get_space()
+    space = get_space(table.space)
     classes = space.isomorphism_classes()
     drifts = []
-    for arch in sample_cells(sample, seed):
+    for arch in sample_cells(space, sample, seed):
         representative = int(classes[arch])
-        runs = {
-            s: train_cell(space.ops_of_index(representative), protocol, dataset, s)
-            for s in protocol.seeds
-        }
+        runs = {s: train_cell(space, representative, protocol, dataset, s) for s in protocol.seeds}
         for split in ("train", *protocol.eval_splits):
             for metric in COMPARED:
                 variable = table.variable(protocol.dataset, protocol.schedule, split, metric)

@@ -164,7 +164,7 @@ def test_params_mb_is_masked_exactly_where_the_source_size_is_another_cells(tabl
     from harness.models.counts import analytic_parameter_count
     from harness.spaces import get_space
 
-    space = get_space()
+    space = get_space("nb201")
     for dataset, shape, classes in (
         ("cifar10", (3, 32, 32), 10),
         ("cifar100", (3, 32, 32), 100),
@@ -172,7 +172,7 @@ def test_params_mb_is_masked_exactly_where_the_source_size_is_another_cells(tabl
     ):
         values, mask = table.property(dataset, "params_mb")
         counted = np.array(
-            [analytic_parameter_count(space.ops[i], 16, 5, shape, classes) for i in range(15625)]
+            [analytic_parameter_count(ops, 16, 5, shape, classes) for ops in space.decision_table()]
         )
         np.testing.assert_allclose(values[mask] * 1e6, counted[mask], atol=1.0)
         assert np.isnan(values[~mask]).all() and (~mask).sum() == 150

@@ -17,10 +17,9 @@ import torch
 from conftest import REPO
 
 from harness.data import load_dataset
-from harness.errors import HarnessError, SpecError, TableError
+from harness.errors import ConfigError, HarnessError, TableError
 from harness.evaluators.live import LiveEvaluator
-from harness.evaluators.observation import Proposal
-from harness.evaluators.tabular import MetricRef, SeedPolicy, TabularEvaluator
+from harness.evaluators.tabular import TableCosts, TabularEvaluator
 from harness.protocol import Protocol, load_protocol, table_protocol
 from harness.spaces import get_space
 from harness.table import Table
@@ -35,6 +34,7 @@ from harness.tabulate import (
     work_chunks,
 )
 from harness.train import open_dataset, train_cell
+from harness.values import MetricRef, Proposal, SearchProtocol, SeedPolicy
 from harness.verify import sample_cells, verify
 
 DIGITS = REPO / "benchmarks" / "digits" / "tabulate.toml"
@@ -69,18 +69,20 @@ def test_protocol_round_trips_and_hashes_stably(protocol):
 @pytest.mark.parametrize(
     "edit, message",
     [
-        (lambda d: d.update(optimiser="adam"), "'optimiser' is not a protocol field"),
-        (lambda d: d.pop("epochs"), "'epochs' is required"),
-        (lambda d: d.update(momentum=1.5), "momentum must be in"),
-        (lambda d: d.update(eval_splits=["holdout"]), "eval_splits must be among splits"),
-        (lambda d: d.update(channels="4"), "channels must be int"),
+        (lambda d: d.update(optimiser="adam"), r"\[optimiser\] is not a known key"),
+        (lambda d: d.pop("epochs"), r"\[epochs\] is required"),
+        (lambda d: d.update(momentum=1.5), r"\[momentum\] must be < 1"),
+        (lambda d: d.update(learning_rate=float("inf")), r"\[learning_rate\] must be a finite"),
+        (lambda d: d.update(eval_splits=["holdout"]), r"\[eval_splits\] must be among splits"),
+        (lambda d: d.update(channels="4"), r"\[channels\] must be an integer"),
+        (lambda d: d.update(seeds=[0, 0]), r"\[seeds\] must list at least one seed, each once"),
     ],
 )
 def test_bad_protocols_are_rejected_naming_the_field(protocol, edit, message):
     data = protocol.to_dict()
     edit(data)
-    with pytest.raises(SpecError, match=message):
-        Protocol.from_dict(data, "spec.toml: [protocol]")
+    with pytest.raises(ConfigError, match=message):
+        Protocol.from_dict(data)
 
 
 def test_split_hashes_are_checked_against_the_data(protocol):
@@ -90,11 +92,11 @@ def test_split_hashes_are_checked_against_the_data(protocol):
 
 
 def test_training_is_deterministic_and_stopping_early_gives_a_prefix(protocol, digits):
-    ops = get_space().ops_of_index(1)
-    first = train_cell(ops, protocol, digits, seed=0)
-    again = train_cell(ops, protocol, digits, seed=0)
-    other = train_cell(ops, protocol, digits, seed=1)
-    short = train_cell(ops, protocol, digits, seed=0, epochs=1)
+    space = get_space("nb201")
+    first = train_cell(space, 1, protocol, digits, seed=0)
+    again = train_cell(space, 1, protocol, digits, seed=0)
+    other = train_cell(space, 1, protocol, digits, seed=1)
+    short = train_cell(space, 1, protocol, digits, seed=0, epochs=1)
     for key in [("train", "loss"), ("valid", "accuracy"), ("test", "loss")]:
         assert first.values[key] == again.values[key]
         assert short.values[key] == first.values[key][:1]
@@ -106,6 +108,7 @@ def spec_for(protocol: Protocol, out) -> TabulateSpec:
     return TabulateSpec(
         path=DIGITS,
         benchmark_id="test-digits",
+        space=get_space("nb201"),
         out=out,
         workers=1,
         data_root=None,
@@ -119,7 +122,7 @@ def fake_chunks(spec: TabulateSpec, real: dict[tuple[int, int], dict] | None = N
     parts = spec.out.with_name(spec.out.name + ".parts")
     _check_parts(parts, spec)
     keys = [*TRAIN_METRICS, *((s, m) for s in spec.protocol.eval_splits for m in EVAL_METRICS)]
-    for index, chunk in enumerate(work_chunks(spec.protocol)):
+    for index, chunk in enumerate(work_chunks(spec.space, spec.protocol)):
         arrays = {}
         for split, metric in keys:
             rows = []
@@ -139,10 +142,11 @@ def fake_chunks(spec: TabulateSpec, real: dict[tuple[int, int], dict] | None = N
         )
 
 
-def test_tabulate_resumes_without_redoing_finished_chunks(protocol, tmp_path, capsys):
+def test_tabulate_resumes_without_redoing_finished_chunks(protocol, tmp_path, caplog):
     spec = spec_for(protocol, tmp_path / "t.h5")
-    parts, complete = train_all(spec, workers=1, max_chunks=1)
-    assert "24/12932 trainings" in capsys.readouterr().err  # 6,466 classes x 2 seeds
+    with caplog.at_level("INFO", logger="harness"):
+        parts, complete = train_all(spec, workers=1, max_chunks=1)
+    assert "24/12932 trainings" in caplog.text  # 6,466 classes x 2 seeds
     assert not complete and sorted(p.name for p in parts.glob("chunk-*")) == ["chunk-00000.npz"]
     first = (parts / "chunk-00000.npz").stat().st_mtime_ns
     train_all(spec, workers=1, max_chunks=1)
@@ -161,28 +165,28 @@ def test_a_chunk_holds_real_trainings(protocol, digits, tmp_path):
     spec = spec_for(protocol, tmp_path / "t.h5")
     parts = tmp_path / "t.h5.parts"
     _check_parts(parts, spec)
-    tabulate._worker = (protocol, digits)
-    chunk = work_chunks(protocol)[0][:2]
+    tabulate._worker = (spec.space, protocol, digits)
+    chunk = work_chunks(spec.space, protocol)[0][:2]
     _train_chunk(0, chunk, parts)
     stored = np.load(parts / "chunk-00000.npz")
     arch, seed = chunk[1]
-    fresh = train_cell(get_space().ops_of_index(arch), protocol, digits, seed)
+    fresh = train_cell(spec.space, arch, protocol, digits, seed)
     assert np.array_equal(stored["valid/accuracy"][1], fresh.values[("valid", "accuracy")])
 
 
 @pytest.fixture(scope="module")
 def tiny_table(protocol, digits, tmp_path_factory):
     """A full table from made-up chunks, with real trainings for the cells tests use."""
-    space = get_space()
+    space = get_space("nb201")
     classes = space.isomorphism_classes()
-    used = set(sample_cells(3, seed=5))
+    used = set(sample_cells(space, 3, seed=5))
     rng = np.random.default_rng(11)
     used |= {space.sample(rng) for _ in range(4)}  # what random search asks first below
     real = {}
     for arch in used:
         rep = int(classes[arch])
         for seed in protocol.seeds:
-            real[(rep, seed)] = train_cell(space.ops_of_index(rep), protocol, digits, seed).values
+            real[(rep, seed)] = train_cell(space, rep, protocol, digits, seed).values
     spec = spec_for(protocol, tmp_path_factory.mktemp("tab") / "tiny.h5")
     fake_chunks(spec, real)
     sha = assemble(spec, spec.out.with_name(spec.out.name + ".parts"))
@@ -190,7 +194,7 @@ def tiny_table(protocol, digits, tmp_path_factory):
 
 
 def test_assembled_table_maps_isomorphs_and_stores_its_protocol(tiny_table, protocol):
-    space = get_space()
+    space = get_space("nb201")
     classes = space.isomorphism_classes()
     variable = tiny_table.variable("digits", "tiny", "valid", "accuracy")
     assert variable.values.shape == (15625, 2, 2) and variable.seeds == ("0", "1")
@@ -237,64 +241,93 @@ def test_nb201_cifar_protocols_pin_the_official_split_files():
 
 def test_verify_reports_zero_drift_for_true_entries_and_catches_wrong_ones(tiny_table):
     drifts = verify(tiny_table, sample=3, seed=5)
-    assert {d.arch for d in drifts} == set(sample_cells(3, seed=5))
+    assert {d.arch for d in drifts} == set(sample_cells(get_space("nb201"), 3, seed=5))
     assert max(d.max_abs for d in drifts) == 0.0
     wrong = verify(tiny_table, sample=2, seed=6)  # cells with made-up values
     assert max(d.max_abs for d in wrong) > 0
 
 
-def test_live_and_tabular_runs_agree_under_the_same_protocol(tiny_table, protocol, digits):
-    signal = MetricRef("digits", "tiny", "valid", "accuracy")
-    sealed = {"test": MetricRef("digits", "tiny", "test", "accuracy")}
-    policy = SeedPolicy("draw")
-    tabular = TabularEvaluator(
-        tiny_table,
+def search_protocol(policy: SeedPolicy, cost: str = "table") -> SearchProtocol:
+    return SearchProtocol(
         dataset="digits",
         schedule="tiny",
-        signal=signal,
-        visible={},
-        sealed=sealed,
-        epochs=(2,),
+        epoch=2,
+        signal=MetricRef("digits", "tiny", "valid", "accuracy"),
         seed_policy=policy,
-        include_validation_time=False,
+        include_validation_time=True,
+        sealed={"test": MetricRef("digits", "tiny", "test", "accuracy")},
+        cost=cost,
     )
-    live = LiveEvaluator(
-        protocol,
-        digits,
-        signal=signal,
-        visible={},
-        sealed=sealed,
-        seed_policy=policy,
-        include_validation_time=False,
-    )
-    space = get_space()
+
+
+def evaluators(table, protocol, digits, policy, cost="table"):
+    space = get_space("nb201")
+    search = search_protocol(policy, cost)
+    tabular = TabularEvaluator(table, space, search, (1, 2))
+    costs = TableCosts(table, search, (1, 2), tabular.seeds)
+    live = LiveEvaluator(protocol, digits, space, search, costs, tabular.seeds)
+    return tabular, live
+
+
+def parity_proposals() -> list[Proposal]:
+    """Random search's first asks; one is not its class representative."""
+    space = get_space("nb201")
     rng = np.random.default_rng(11)
     proposals = [Proposal(space.sample(rng), 2) for _ in range(4)]
     assert any(space.isomorphism_classes()[p.arch] != p.arch for p in proposals)
+    return proposals + [Proposal(proposals[0].arch, 1)]
+
+
+@pytest.mark.parametrize(
+    "policy", [SeedPolicy("mean"), SeedPolicy("draw"), SeedPolicy("fixed", "1")], ids=str
+)
+def test_live_and_tabular_runs_agree_under_every_seed_policy(tiny_table, protocol, digits, policy):
+    tabular, live = evaluators(tiny_table, protocol, digits, policy)
     table_rng, live_rng = np.random.default_rng(3), np.random.default_rng(3)
-    for proposal in proposals:
+    for proposal in parity_proposals():
         looked_up = tabular.evaluate(proposal, table_rng)
         trained = live.evaluate(proposal, live_rng)
-        assert looked_up.visible.signal == np.float32(trained.visible.signal)
-        assert looked_up.visible.signal_curve == tuple(
-            float(np.float32(v)) for v in trained.visible.signal_curve
-        )
-        assert len(looked_up.visible.signal_curve) == 2
-        assert looked_up.sealed["test"] == np.float32(trained.sealed["test"])
-        assert trained.visible.cost_s > 0
+        assert looked_up.seed == trained.seed
+        assert looked_up.signal == np.float32(trained.signal) or policy.kind == "mean"
+        assert looked_up.signal == pytest.approx(trained.signal, abs=1e-4)
+        assert looked_up.signal_curve == pytest.approx(trained.signal_curve, abs=1e-4)
+        assert len(looked_up.signal_curve) == proposal.epoch
+        assert looked_up.sealed["test"] == pytest.approx(trained.sealed["test"], abs=1e-4)
+        # cost = "table": the live run charges exactly the table's cost, and keeps its own
+        assert trained.cost_s == looked_up.cost_s and trained.measured_s > 0
+    assert table_rng.random() == live_rng.random()  # both drew the same number of seeds
+
+
+def test_cost_has_one_definition_under_every_seed_policy(tiny_table, protocol, digits):
+    times = tiny_table.variable("digits", "tiny", "train", "epoch_time_s").values
+    valid = tiny_table.variable("digits", "tiny", "valid", "eval_time_s").values
+    arch = parity_proposals()[0].arch
+    per_seed = times[arch, :, :2].astype(np.float64).sum(axis=1) + valid[arch, :, 1]
+    for policy, expected in [
+        (SeedPolicy("mean"), per_seed.mean()),
+        (SeedPolicy("fixed", "1"), per_seed[1]),
+    ]:
+        tabular, live = evaluators(tiny_table, protocol, digits, policy, cost="live")
+        looked_up = tabular.evaluate(Proposal(arch, 2), np.random.default_rng(0))
+        assert looked_up.cost_s == pytest.approx(expected, rel=1e-6)
+        trained = live.evaluate(Proposal(arch, 2), np.random.default_rng(0))
+        runs = [live._curves(arch, seed, 2) for seed in protocol.seeds]
+        chosen = runs if policy.kind == "mean" else runs[1:]
+        measured = [
+            sum(r.values[("train", "epoch_time_s")]) + r.at("valid", "eval_time_s", 2)
+            for r in chosen
+        ]
+        assert trained.cost_s == pytest.approx(np.mean(measured), rel=1e-9)
+        assert trained.measured_s is None
 
 
 def test_live_evaluator_refuses_metrics_of_another_protocol(protocol, digits):
-    with pytest.raises(SpecError, match="cannot measure"):
-        LiveEvaluator(
-            protocol,
-            digits,
-            signal=MetricRef("cifar10", "hp12", "x-valid", "accuracy"),
-            visible={},
-            sealed={},
-            seed_policy=SeedPolicy("mean"),
-            include_validation_time=False,
-        )
+    search = dataclasses.replace(
+        search_protocol(SeedPolicy("mean"), "live"),
+        signal=MetricRef("cifar10", "hp12", "x-valid", "accuracy"),
+    )
+    with pytest.raises(ConfigError, match="cannot measure"):
+        LiveEvaluator(protocol, digits, get_space("nb201"), search)
 
 
 def test_shipped_protocol_spec_parses_and_pins_the_digits_split():
@@ -354,6 +387,6 @@ metric = "digits/tiny/test/accuracy"
 def test_info_describes_a_tabulated_table(tiny_table):
     from harness.table import summarize
 
-    text = summarize(tiny_table, [get_space().string_of_index(i) for i in range(15625)])
+    text = summarize(tiny_table, get_space("nb201").strings())
     assert "benchmark: test-digits (space nb201)" in text
     assert "digits/tiny/valid (epoch 2)" in text and "spread over cells" in text

@@ -25,7 +25,8 @@ from harness.models.nb201 import (
     build_nb201_network,
     count_parameters,
 )
-from harness.spaces import EDGES, NUM_ARCHS, get_space
+from harness.spaces import get_space
+from harness.spaces.nb201 import EDGES, NUM_ARCHS
 
 SHARED_NB201 = Path(__file__).resolve().parents[2] / "shared" / "data" / "nb201"
 COMBINED = SHARED_NB201 / "nb201_combined.csv.gz"
@@ -130,19 +131,19 @@ def _randomise_bn(network: nn.Module, seed: int) -> None:
 
 
 def _sample_ops(count: int, seed: int) -> list[tuple[int, ...]]:
-    space = get_space()
+    space = get_space("nb201")
     rng = np.random.default_rng(seed)
-    return [space.ops_of_index(int(i)) for i in rng.choice(NUM_ARCHS, count, replace=False)]
+    return [space.decisions_of_index(int(i)) for i in rng.choice(NUM_ARCHS, count, replace=False)]
 
 
 @pytest.fixture(scope="module")
 def nb201_counts() -> dict[str, np.ndarray]:
     """Our analytic parameter count of every cell, per NB201 dataset."""
-    space = get_space()
+    space = get_space("nb201")
     return {
         name: np.array(
             [
-                analytic_parameter_count(space.ops_of_index(i), 16, 5, shape, classes)
+                analytic_parameter_count(space.decisions_of_index(i), 16, 5, shape, classes)
                 for i in range(NUM_ARCHS)
             ]
         )
@@ -219,9 +220,9 @@ def test_parameter_count_matches_cifar100_and_imagenet_sizes(
 
 
 def test_flops_and_params_match_the_official_nats_records() -> None:
-    space = get_space()
+    space = get_space("nb201")
     for arch, per_dataset in OFFICIAL.items():
-        ops = space.ops_of_index(space.index_of_string(arch))
+        ops = space.decisions_of_index(space.index_of_string(arch))
         for name, (params_m, flop_m) in per_dataset.items():
             shape, classes = NB201_DATASETS[name]
             assert analytic_parameter_count(ops, 16, 5, shape, classes) == round(params_m * 1e6)
@@ -258,7 +259,7 @@ def test_count_flops_equals_conv_and_linear_macs_measured_by_hooks() -> None:
     [((1, 8, 8), 10), ((1, 28, 28), 10), ((3, 32, 32), 10), ((3, 16, 16), 120)],
 )
 def test_forward_gives_logits_for_every_input_shape(shape, classes) -> None:
-    network = _build(get_space().ops_of_index(1), shape=shape, classes=classes)
+    network = _build(get_space("nb201").decisions_of_index(1), shape=shape, classes=classes)
     x = torch.randn(3, *shape, generator=torch.Generator().manual_seed(0))
     logits = network(x)
     assert logits.shape == (3, classes) and torch.isfinite(logits).all()

@@ -5,20 +5,21 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from harness.errors import SpecError
-from harness.evaluators.observation import Observation, Proposal, VisibleObservation
-from harness.simulator import Budget, simulate
+from harness.errors import ConfigError
+from harness.evaluators.base import Evaluator
+from harness.simulator import simulate as run_simulation
 from harness.spaces import get_space
 from harness.strategies.base import Strategy
+from harness.values import Budget, Observation, Proposal, VisibleObservation
 
 
 class CountingStrategy(Strategy):
     """Proposes architectures 0, 1, 2, ... and remembers what it was told."""
 
-    kind = "counting"
-
     def __init__(self, epoch: int = 12) -> None:
-        super().__init__(get_space(), np.random.default_rng(0), epoch)
+        super().__init__(get_space("nb201"), np.random.default_rng(0), epoch)
+
+    def setup(self) -> None:
         self.next_arch = 0
         self.told: list[object] = []
 
@@ -30,15 +31,34 @@ class CountingStrategy(Strategy):
         self.told.append(observation)
 
 
-def evaluator(costs: dict[int, float] | None = None, default_cost: float = 100.0):
-    def evaluate(proposal: Proposal) -> Observation:
-        cost = (costs or {}).get(proposal.arch, default_cost)
-        visible = VisibleObservation(
-            proposal.arch, proposal.epoch, signal=float(proposal.arch % 7), cost_s=cost, metrics={}
-        )
-        return Observation(visible, sealed={"test": 50.0 + proposal.arch})
+class FixedEvaluator(Evaluator):
+    """Signal arch % 7, sealed test 50 + arch, cost per arch (default 100 s)."""
 
-    return evaluate
+    def __init__(self, costs: dict[int, float] | None, default_cost: float) -> None:
+        self.space = get_space("nb201")
+        self.fidelities = (12,)
+        self.costs, self.default_cost = costs or {}, default_cost
+
+    def evaluate(self, proposal: Proposal, rng: np.random.Generator) -> Observation:
+        return Observation(
+            arch=proposal.arch,
+            epoch=proposal.epoch,
+            signal=float(proposal.arch % 7),
+            cost_s=self.costs.get(proposal.arch, self.default_cost),
+            metrics={},
+            sealed={"test": 50.0 + proposal.arch},
+        )
+
+    def final_metrics(self, arch, refs):
+        return {}
+
+
+def evaluator(costs: dict[int, float] | None = None, default_cost: float = 100.0) -> Evaluator:
+    return FixedEvaluator(costs, default_cost)
+
+
+def simulate(strategy, evaluator, budget, workers=1):
+    return run_simulation(strategy, evaluator, np.random.default_rng(0), budget, workers)
 
 
 def test_discard_rule_drops_the_overrunning_evaluation_and_stops():
@@ -62,7 +82,7 @@ def test_finish_rule_completes_the_overrunning_evaluation_then_stops():
 def test_evaluations_and_epochs_budgets_stop_before_starting_more():
     by_count = simulate(CountingStrategy(), evaluator(), Budget(evaluations=5))
     assert by_count.evaluations == 5 and by_count.stop_reason == "evaluations budget"
-    by_epochs = simulate(CountingStrategy(epoch=12), evaluator(), Budget(epochs=40))
+    by_epochs = simulate(CountingStrategy(), evaluator(), Budget(epochs=40))
     assert by_epochs.epochs == 36 and by_epochs.stop_reason == "epochs budget"
 
 
@@ -119,15 +139,18 @@ def test_simulation_is_deterministic():
     "kwargs, message",
     [
         ({}, "sets no limit"),
-        ({"seconds": -1}, "must be positive"),
-        ({"seconds": 10, "overrun": "maybe"}, "overrun must be one of"),
+        ({"seconds": -1}, r"\[seconds\] must be > 0"),
+        ({"seconds": float("inf")}, r"\[seconds\] must be a finite number"),
+        ({"seconds": float("nan")}, r"\[seconds\] must be a finite number"),
+        ({"evaluations": 0}, r"\[evaluations\] must be >= 1"),
+        ({"seconds": 10, "overrun": "maybe"}, r"\[overrun\] must be one of"),
     ],
 )
 def test_invalid_budgets_are_rejected(kwargs, message):
-    with pytest.raises(SpecError, match=message):
+    with pytest.raises(ConfigError, match=message):
         Budget(**kwargs)
 
 
 def test_a_budget_too_small_for_one_evaluation_is_an_error():
-    with pytest.raises(SpecError, match="too small"):
+    with pytest.raises(ConfigError, match="too small"):
         simulate(CountingStrategy(), evaluator(), Budget(seconds=10))

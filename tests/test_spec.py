@@ -24,7 +24,7 @@ def test_table5_spec_parses_with_its_published_protocol():
     assert spec.strategies[2].params == {"learning_rate": 0.5, "baseline_momentum": 0.9}
     assert spec.budget.seconds == 12000 and spec.budget.overrun == "discard"
     assert len(spec.seeds) == 500
-    assert str(spec.signal) == "cifar10-valid/hp12/x-valid/accuracy"
+    assert str(spec.search.signal) == "cifar10-valid/hp12/x-valid/accuracy"
     assert spec.published["REA"]["C10 val"] == (91.19, 0.31)
     assert len(spec.targets) == 6
 
@@ -58,24 +58,39 @@ def mutate(edit) -> dict:
         (lambda r: r["search"].update(sigal="x"), r"\[search.sigal\] is not a known key"),
         (lambda r: r["search"].pop("epoch"), r"\[search.epoch\] is required"),
         (lambda r: r["search"].update(epoch="12"), r"\[search.epoch\] must be an integer"),
-        (lambda r: r["search"].update(seed_policy="best"), "seed_policy must be one of"),
-        (lambda r: r["budget"].update(overrun="sometimes"), "overrun must be one of"),
+        (lambda r: r["search"].update(seed_policy="best"), r"\[search.seed_policy\] must be one"),
+        (lambda r: r["budget"].update(overrun="sometimes"), r"\[budget.overrun\] must be one of"),
+        (lambda r: r["budget"].update(seconds=float("inf")), r"\[budget.seconds\] must be a fin"),
+        (lambda r: r["budget"].update(seconds=float("nan")), r"\[budget.seconds\] must be a fin"),
+        (lambda r: r["runs"].update(workers=True), r"\[runs.workers\] must be an integer"),
+        (lambda r: r["runs"].update(seeds=[-1]), r"\[runs.seeds\] must be >= 0"),
         (lambda r: r["strategy"][0].update(kind="bayesopt"), r"unknown strategy 'bayesopt'"),
         (
             lambda r: r["strategy"][0]["params"].update(populaton_size=5),
-            r"\[strategy.0.params\].*no parameter 'populaton_size'",
+            r"\[strategy.0.params.populaton_size\] is not a known key",
         ),
         (
             lambda r: r["strategy"][0]["params"].update(population_size="10"),
-            "must be int",
+            r"\[strategy.0.params.population_size\] must be an integer",
         ),
-        (lambda r: r["strategy"][1].update(name="REA"), "used twice"),
+        (
+            lambda r: r["search"].update(signal="ori-test/accuracy"),
+            r"\[search.signal\] names the test split 'ori-test'",
+        ),
+        (
+            lambda r: r["search"].update(visible={"peek": "cifar10/hp200/x-test/accuracy"}),
+            r"\[search.visible.peek\] names the test split 'x-test'",
+        ),
+        (lambda r: r["search"].update(cost="wallclock"), r"\[search.cost\] must be one of"),
+        (lambda r: r["experiment"].update(name="a/b?"), r"\[experiment.name\] must be 1-64"),
+        (lambda r: r["report"]["target"][0].update(label="x" * 65), r"\[report.target.0.label\]"),
+        (lambda r: r["strategy"][1].update(name="REA"), r"\[strategy.1.name\].*used twice"),
         (lambda r: r["runs"].update(seeds=[1, 1]), "lists a seed twice"),
         (lambda r: r["published"].update(GA={}), r"\[published.GA\] names no strategy"),
-        (lambda r: r["table"].update(sha256="abc"), "64 lowercase hex"),
+        (lambda r: r["table"].update(sha256="abc"), r"\[table.sha256\] must be 64 lowercase hex"),
         (lambda r: r["report"].update(anytime="C10 val"), "must name a sealed metric"),
         (
-            lambda r: r["report"]["target"][0].update(metric="cifar10/x-valid"),
+            lambda r: r["report"]["target"][0].update(metric="cifar10/hp200/x-valid"),
             "expected 'dataset/schedule/split/metric'",
         ),
     ],
@@ -88,9 +103,51 @@ def test_bad_specs_fail_with_one_line_naming_the_field(edit, message):
 
 
 def test_unreadable_or_invalid_toml_is_reported_with_the_file(tmp_path):
-    with pytest.raises(SpecError, match="spec file not found"):
+    with pytest.raises(SpecError, match="file not found"):
         load_spec(tmp_path / "missing.toml")
     broken = tmp_path / "broken.toml"
     broken.write_text("[experiment\nname = 1")
     with pytest.raises(SpecError, match="not valid TOML"):
         load_spec(broken)
+
+
+def test_overrides_replace_seeds_strategies_and_budget_and_are_pinned():
+    plain = load_spec(TABLE5)
+    spec = load_spec(
+        TABLE5,
+        {"seeds": range(3, 8), "strategies": ["RS", "REA"], "budget": {"seconds": 6000}},
+    )
+    assert spec.seeds == (3, 4, 5, 6, 7)
+    assert [s.name for s in spec.strategies] == ["REA", "RS"]  # spec order
+    assert spec.budget.seconds == 6000
+    assert set(spec.published) == {"REA", "RS", "optimal"}
+    assert spec.resolved["overrides"] == {
+        "seeds": {"start": 3, "count": 5},
+        "strategies": ["RS", "REA"],
+        "budget": {"seconds": 6000},
+    }
+    assert spec.spec_hash != plain.spec_hash and plain.resolved["overrides"] == {}
+    swapped = load_spec(TABLE5, {"budget": {"seconds": None, "evaluations": 50}})
+    assert swapped.budget.seconds is None and swapped.budget.evaluations == 50
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        ({"strategies": ["GA"]}, r"\[overrides.strategies\] names no strategy of the spec \(GA\)"),
+        ({"seeds": [1, 1]}, "lists a seed twice"),
+        ({"budget": {"seconds": -5}}, r"\[budget.seconds\] must be > 0"),
+        ({"budget": {"minutes": 5}}, r"\[budget.minutes\] is not a known key"),
+        ({"workers": 3}, r"\[overrides.workers\] is not an override"),
+    ],
+)
+def test_bad_overrides_fail_naming_the_field(overrides, message):
+    with pytest.raises(SpecError, match=message):
+        load_spec(TABLE5, overrides)
+
+
+def test_two_part_metric_names_mean_the_search_dataset_and_schedule():
+    raw = table5()
+    raw["search"]["sealed"]["t"] = "x-valid/accuracy"
+    spec = parse_spec(raw, TABLE5)
+    assert str(spec.search.sealed["t"]) == "cifar10-valid/hp12/x-valid/accuracy"

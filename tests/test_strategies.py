@@ -7,12 +7,13 @@ from collections import deque
 import numpy as np
 import pytest
 
-from harness.errors import SpecError
-from harness.evaluators.observation import Proposal, VisibleObservation
+from harness.config import Field
+from harness.errors import ConfigError
 from harness.spaces.nb201 import NB201Space
-from harness.strategies import STRATEGIES, make_strategy
+from harness.strategies import BUILTIN_STRATEGIES, Strategy, make_strategy, strategy_class
 from harness.strategies.evolution import RegularizedEvolution
 from harness.strategies.reinforce import Reinforce
+from harness.values import Proposal, VisibleObservation
 
 FIDELITY = 200
 
@@ -45,20 +46,64 @@ def run(kind: str, space: NB201Space, seed: int, steps: int, **params: object) -
 
 
 def edges_changed(space: NB201Space, a: int, b: int) -> int:
-    return int((space.ops[a] != space.ops[b]).sum())
+    ops = space.decision_table()
+    return int((ops[a] != ops[b]).sum())
 
 
 # --- registry and validation ---------------------------------------------------------
 
 
-def test_registry_is_keyed_by_kind() -> None:
-    assert set(STRATEGIES) == {"random_search", "regularized_evolution", "reinforce"}
-    assert all(cls.kind == kind for kind, cls in STRATEGIES.items())
+def test_builtin_kinds_and_module_references_name_the_same_class() -> None:
+    assert set(BUILTIN_STRATEGIES) == {"random_search", "regularized_evolution", "reinforce"}
+    assert strategy_class("reinforce") is Reinforce
+    assert strategy_class("harness.strategies.evolution:RegularizedEvolution") is (
+        RegularizedEvolution
+    )
 
 
 def test_unknown_kind_names_it_and_lists_known(space: NB201Space) -> None:
-    with pytest.raises(SpecError, match=r"unknown strategy 'bohb'; known: random_search, "):
+    with pytest.raises(ConfigError, match=r"unknown strategy 'bohb'; known: .*random_search"):
         make_strategy("bohb", space, np.random.default_rng(0), FIDELITY, {})
+
+
+@pytest.mark.parametrize(
+    ("kind", "message"),
+    [
+        ("no_such_module_xyz:Thing", "cannot import 'no_such_module_xyz'"),
+        ("harness.strategies.evolution:Nope", "not a concrete subclass"),
+        ("harness.strategies.base:Strategy", "not a concrete subclass"),
+        ("harness.values:Proposal", "not a concrete subclass"),
+    ],
+)
+def test_bad_plugin_references_fail_with_one_line(kind: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message) as caught:
+        strategy_class(kind)
+    assert "\n" not in str(caught.value)
+
+
+def test_declared_hyperparameters_are_validated_and_set_without_an_init(
+    space: NB201Space,
+) -> None:
+    class Tempered(Strategy):
+        hyperparameters = {
+            "temperature": Field(float, 1.0, low=0, low_open=True),
+            "mode": Field(str, "greedy", choices=("greedy", "soft")),
+            "cap": Field(int, None, low=1, optional=True),
+        }
+
+        def ask(self) -> Proposal:
+            return Proposal(0, self.fidelity)
+
+        def tell(self, proposal: Proposal, observation: VisibleObservation) -> None:
+            pass
+
+    made = Tempered(space, np.random.default_rng(0), 12, temperature=2)
+    assert (made.temperature, made.mode, made.cap) == (2.0, "greedy", None)
+    assert made.params == {"temperature": 2.0, "mode": "greedy", "cap": None}
+    with pytest.raises(ConfigError, match=r"\[mode\] must be one of 'greedy', 'soft'"):
+        Tempered(space, np.random.default_rng(0), 12, mode="random")
+    with pytest.raises(TypeError, match="shadows"):
+        type("Bad", (Strategy,), {"hyperparameters": {"ask": Field(int, 1)}})
 
 
 @pytest.mark.parametrize(
@@ -72,7 +117,7 @@ def test_unknown_kind_names_it_and_lists_known(space: NB201Space) -> None:
 def test_unknown_parameter_is_named(
     space: NB201Space, kind: str, params: dict[str, object], named: str
 ) -> None:
-    with pytest.raises(SpecError, match=f"'{kind}' has no parameter '{named}'"):
+    with pytest.raises(ConfigError, match=rf"\[{named}\] is not a known key"):
         make_strategy(kind, space, np.random.default_rng(0), FIDELITY, params)
 
 
@@ -89,7 +134,7 @@ def test_unknown_parameter_is_named(
 def test_wrong_type_is_named(
     space: NB201Space, kind: str, params: dict[str, object], named: str
 ) -> None:
-    with pytest.raises(SpecError, match=f"parameter '{named}' must be"):
+    with pytest.raises(ConfigError, match=rf"\[{named}\] must be"):
         make_strategy(kind, space, np.random.default_rng(0), FIDELITY, params)
 
 
@@ -109,7 +154,7 @@ def test_wrong_type_is_named(
 def test_out_of_range_is_named(
     space: NB201Space, kind: str, params: dict[str, object], named: str
 ) -> None:
-    with pytest.raises(SpecError, match=f"parameter '{named}' must be"):
+    with pytest.raises(ConfigError, match=rf"\[{named}\] must be"):
         make_strategy(kind, space, np.random.default_rng(0), FIDELITY, params)
 
 
@@ -118,25 +163,25 @@ def test_edge_values_in_range_are_accepted(space: NB201Space) -> None:
     rea = make_strategy(
         "regularized_evolution", space, rng, FIDELITY, {"population_size": 1, "sample_size": 1}
     )
-    assert rea.hyperparameters == {"population_size": 1, "sample_size": 1}
+    assert rea.params == {"population_size": 1, "sample_size": 1}
     rl = make_strategy(
         "reinforce", space, rng, FIDELITY, {"learning_rate": 1, "baseline_momentum": 0}
     )
-    assert rl.hyperparameters == {"learning_rate": 1.0, "baseline_momentum": 0.0}
-    assert isinstance(rl.hyperparameters["learning_rate"], float)
+    assert rl.params == {"learning_rate": 1.0, "baseline_momentum": 0.0}
+    assert isinstance(rl.learning_rate, float)
 
 
 # --- every strategy ------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("kind", sorted(STRATEGIES))
+@pytest.mark.parametrize("kind", sorted(BUILTIN_STRATEGIES))
 def test_same_seed_same_trajectory_other_seed_differs(space: NB201Space, kind: str) -> None:
     first = run(kind, space, seed=7, steps=300)
     assert run(kind, space, seed=7, steps=300) == first
     assert run(kind, space, seed=8, steps=300) != first
 
 
-@pytest.mark.parametrize("kind", sorted(STRATEGIES))
+@pytest.mark.parametrize("kind", sorted(BUILTIN_STRATEGIES))
 def test_tell_needs_only_the_visible_observation(space: NB201Space, kind: str) -> None:
     strategy = make_strategy(kind, space, np.random.default_rng(0), FIDELITY, {})
     for _ in range(30):
@@ -271,7 +316,7 @@ def test_reinforce_initial_policy_is_near_uniform_and_seeded(space: NB201Space) 
 
 def test_reinforce_asks_follow_the_policy(space: NB201Space) -> None:
     strategy = Reinforce(space, np.random.default_rng(0), FIDELITY)
-    ops = np.array([space.ops[strategy.ask().arch] for _ in range(20_000)])
+    ops = np.array([space.decision_table()[strategy.ask().arch] for _ in range(20_000)])
     frequencies = np.stack([(ops == op).mean(axis=0) for op in range(5)], axis=1)
     np.testing.assert_allclose(frequencies, strategy.policy_probabilities(), atol=0.015)
 
@@ -284,7 +329,7 @@ def test_reinforce_adam_steps_match_a_hand_computation(space: NB201Space) -> Non
     )
     theta0 = strategy.logits.copy()
     rows = np.arange(6)
-    archs = [space.index_of_ops(ops) for ops in [(3, 3, 3, 3, 3, 3), (0, 1, 2, 3, 4, 0)]]
+    archs = [space.index_of_decisions(ops) for ops in [(3, 3, 3, 3, 3, 3), (0, 1, 2, 3, 4, 0)]]
     rewards = [80.0, 90.0, 60.0]
 
     # Tell 1: the bias-corrected EMA of one reward is that reward; advantage 0, so the
@@ -327,7 +372,7 @@ def test_reinforce_concentrates_on_the_rewarded_op(space: NB201Space) -> None:
     for _ in range(300):
         proposal = strategy.ask()
         # +10 per edge that uses nor_conv_3x3 (op 3)
-        reward = 10.0 * float((space.ops[proposal.arch] == 3).sum())
+        reward = 10.0 * float((space.decision_table()[proposal.arch] == 3).sum())
         strategy.tell(proposal, observe(proposal, reward))
     assert (strategy.policy_probabilities()[:, 3] > 0.9).all()
 

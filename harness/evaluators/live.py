@@ -3,11 +3,16 @@
 It takes the same inputs as the tabular evaluator and returns the same observation type,
 so a strategy runs unchanged on a table or live. The metrics it reads are the table's
 variable names (``dataset/schedule/split/metric``) of the protocol's own dataset and
-schedule; the cost is the measured wall-clock training time up to the evaluated epoch
-(plus the validation pass, if the protocol charges it). Like ``harness tabulate``, it
-trains a cell as its isomorphism class representative, so a live run and a run on the
-table built under the same protocol see the same numbers. Trainings are deterministic, so
-an evaluation repeated within a run is answered from memory at the first one's cost.
+schedule. Like ``harness tabulate``, it trains a cell as its isomorphism class
+representative, so a live run and a run on the table built under the same protocol see
+the same numbers. Trainings are deterministic, so an evaluation repeated within a run is
+answered from memory.
+
+The cost follows the one definition in :mod:`harness.evaluators.base`. With
+``cost = "live"`` it is this run's measured wall-clock time; with ``cost = "table"`` it
+is the table's recorded cost of the same training, so a live re-run of a tabular
+experiment follows the same trajectory, and the measured time is kept in the record
+(``measured_s``).
 """
 
 from __future__ import annotations
@@ -17,38 +22,51 @@ from collections.abc import Iterable, Mapping
 import numpy as np
 
 from harness.data import Dataset
-from harness.errors import SpecError
-from harness.evaluators.observation import Observation, Proposal, VisibleObservation
-from harness.evaluators.tabular import MetricRef, SeedPolicy
+from harness.errors import ConfigError, TableError
+from harness.evaluators.base import Evaluator, draw_slot
+from harness.evaluators.tabular import TableCosts
 from harness.protocol import Protocol
-from harness.spaces import get_space
+from harness.spaces.base import SearchSpace
 from harness.train import Curves, check_dataset, train_cell
+from harness.values import MetricRef, Observation, Proposal, SearchProtocol
 
 
-class LiveEvaluator:
-    """Evaluations answered by deterministic PyTorch training under ``protocol``."""
+class LiveEvaluator(Evaluator):
+    """Evaluations answered by deterministic PyTorch training under ``protocol``.
+
+    ``table_costs`` (with ``table_seeds``, the table's seed labels) is required when the
+    search protocol charges the table's costs.
+    """
 
     def __init__(
         self,
         protocol: Protocol,
         dataset: Dataset,
-        *,
-        signal: MetricRef,
-        visible: Mapping[str, MetricRef],
-        sealed: Mapping[str, MetricRef],
-        seed_policy: SeedPolicy,
-        include_validation_time: bool,
+        space: SearchSpace,
+        search: SearchProtocol,
+        table_costs: TableCosts | None = None,
+        table_seeds: tuple[str, ...] = (),
     ) -> None:
         check_dataset(protocol, dataset)
-        self.protocol, self.dataset = protocol, dataset
-        self.check_refs((signal, *visible.values(), *sealed.values()))
-        if seed_policy.kind == "fixed" and int(seed_policy.seed) not in protocol.seeds:
-            raise SpecError(
-                f"seed {seed_policy.seed} is not among the protocol's seeds {list(protocol.seeds)}"
+        self.protocol, self.dataset, self.space, self.search = protocol, dataset, space, search
+        self.fidelities = tuple(range(1, protocol.epochs + 1))
+        self.check_refs((search.signal, *search.visible.values(), *search.sealed.values()))
+        policy = search.seed_policy
+        if policy.kind == "fixed" and policy.seed not in {str(s) for s in protocol.seeds}:
+            raise ConfigError(
+                f"seed {policy.seed} is not among the protocol's seeds {list(protocol.seeds)}",
+                "search.seed",
             )
-        self.signal, self.visible, self.sealed = signal, dict(visible), dict(sealed)
-        self.policy = seed_policy
-        self.include_validation_time = include_validation_time
+        self.table_costs = table_costs
+        if search.cost == "table":
+            if table_costs is None:
+                raise ConfigError("'table' needs the table's costs", "search.cost")
+            labels = tuple(str(s) for s in protocol.seeds)
+            if policy.kind != "mean" and table_seeds != labels:
+                raise TableError(
+                    f"the table's seeds {list(table_seeds)} are not the protocol's {list(labels)}, "
+                    "so the table's cost of one seed's training is unknown"
+                )
         self._trained: dict[tuple[int, int, int], Curves] = {}
 
     def check_refs(self, refs: Iterable[MetricRef]) -> None:
@@ -56,13 +74,14 @@ class LiveEvaluator:
         protocol = self.protocol
         for ref in refs:
             if (ref.dataset, ref.schedule) != (protocol.dataset, protocol.schedule):
-                raise SpecError(
+                raise ConfigError(
                     f"live evaluation trains {protocol.dataset}/{protocol.schedule}; "
                     f"it cannot measure {ref}"
                 )
 
-    def measure(self, arch: int, refs: Mapping[str, MetricRef]) -> dict[str, float]:
+    def final_metrics(self, arch: int, refs: Mapping[str, MetricRef]) -> dict[str, float]:
         """Full-schedule values of ``refs`` for ``arch``, mean over every protocol seed."""
+        self.check_refs(refs.values())
         epochs = self.protocol.epochs
         runs = [self._curves(arch, seed, epochs) for seed in self.protocol.seeds]
         return {
@@ -71,42 +90,49 @@ class LiveEvaluator:
         }
 
     def _curves(self, arch: int, seed: int, epoch: int) -> Curves:
-        space = get_space()
-        key = (int(space.isomorphism_classes()[arch]), seed, epoch)
+        key = (int(self.space.isomorphism_classes()[arch]), seed, epoch)
         if key not in self._trained:
-            ops = space.ops_of_index(key[0])
-            self._trained[key] = train_cell(ops, self.protocol, self.dataset, seed, epoch)
+            self._trained[key] = train_cell(
+                self.space, key[0], self.protocol, self.dataset, seed, epoch
+            )
         return self._trained[key]
 
-    def _seeds(self, rng: np.random.Generator) -> tuple[int, ...]:
-        if self.policy.kind == "mean":
-            return self.protocol.seeds
-        if self.policy.kind == "fixed":
-            return (int(self.policy.seed),)
-        return (self.protocol.seeds[int(rng.integers(len(self.protocol.seeds)))],)
+    def _seed_indices(self, rng: np.random.Generator) -> tuple[int, ...]:
+        policy = self.search.seed_policy
+        labels = [str(s) for s in self.protocol.seeds]
+        if policy.kind == "mean":
+            return tuple(range(len(labels)))
+        if policy.kind == "fixed":
+            return (labels.index(policy.seed),)
+        return (draw_slot(np.ones(len(labels), dtype=bool), rng),)
 
     def evaluate(self, proposal: Proposal, rng: np.random.Generator) -> Observation:
         """Train (or recall) the proposal; ``rng`` is the run's benchmark stream."""
         arch, epoch = proposal.arch, proposal.epoch
-        runs = [self._curves(arch, seed, epoch) for seed in self._seeds(rng)]
+        chosen = self._seed_indices(rng)
+        runs = [self._curves(arch, self.protocol.seeds[i], epoch) for i in chosen]
+        signal = self.search.signal
 
-        def mean(ref: MetricRef) -> float:
-            return float(np.mean([run.at(ref.split, ref.metric, epoch) for run in runs]))
+        def mean(split: str, metric: str, at: int = epoch) -> float:
+            return float(np.mean([run.at(split, metric, at) for run in runs]))
 
-        cost = 0.0
-        for run in runs:
-            cost += sum(run.values[("train", "epoch_time_s")][:epoch])
-            if self.include_validation_time:
-                cost += run.at(self.signal.split, "eval_time_s", epoch)
-        visible = VisibleObservation(
+        measured = sum(mean("train", "epoch_time_s", e) for e in range(1, epoch + 1))
+        if self.search.include_validation_time:
+            measured += mean(signal.split, "eval_time_s")
+        by_mean = self.search.seed_policy.kind == "mean"
+        measured_s = None
+        cost = measured
+        if self.table_costs is not None and self.search.cost == "table":
+            cost = self.table_costs.cost(arch, epoch, None if by_mean else chosen[0])
+            measured_s = measured
+        return Observation(
             arch=arch,
             epoch=epoch,
-            signal=mean(self.signal),
+            signal=mean(signal.split, signal.metric),
             cost_s=cost,
-            metrics={name: mean(ref) for name, ref in self.visible.items()},
-            signal_curve=tuple(
-                float(np.mean([run.at(self.signal.split, self.signal.metric, e) for run in runs]))
-                for e in range(1, epoch + 1)
-            ),
+            metrics={name: mean(r.split, r.metric) for name, r in self.search.visible.items()},
+            sealed={name: mean(r.split, r.metric) for name, r in self.search.sealed.items()},
+            signal_curve=tuple(mean(signal.split, signal.metric, e) for e in range(1, epoch + 1)),
+            seed="mean" if by_mean else str(self.protocol.seeds[chosen[0]]),
+            measured_s=measured_s,
         )
-        return Observation(visible, {name: mean(ref) for name, ref in self.sealed.items()})

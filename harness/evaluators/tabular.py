@@ -2,64 +2,22 @@
 
 Every lookup vector is resolved once, when the evaluator is built, so a query is a few
 numpy indexings. Which seed of the table answers a query is an explicit, recorded
-policy (:class:`SeedPolicy`); a cell the table lacks is an error, never a fallback.
+policy; a cell the table lacks is an error, never a fallback. Costs follow the one
+definition in :mod:`harness.evaluators.base` (:class:`TableCosts`, which a live run
+charging the table's costs uses too).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 
 import numpy as np
 
-from harness.errors import SpecError, TableError
-from harness.evaluators.observation import Observation, Proposal, VisibleObservation
+from harness.errors import ConfigError, TableError
+from harness.evaluators.base import Evaluator, draw_slot
+from harness.spaces.base import SearchSpace
 from harness.table import Table, Variable
-
-SEED_POLICIES = ("mean", "draw", "fixed")
-
-
-@dataclass(frozen=True)
-class MetricRef:
-    """Names one table variable: ``dataset/schedule/split/metric``."""
-
-    dataset: str
-    schedule: str
-    split: str
-    metric: str
-
-    @classmethod
-    def parse(cls, text: str, where: str) -> MetricRef:
-        parts = text.split("/") if isinstance(text, str) else []
-        if len(parts) != 4 or not all(parts):
-            raise SpecError(
-                f"{where}: expected 'dataset/schedule/split/metric' "
-                f"(e.g. 'cifar10/hp200/ori-test/accuracy'), got {text!r}"
-            )
-        return cls(*parts)
-
-    def __str__(self) -> str:
-        return f"{self.dataset}/{self.schedule}/{self.split}/{self.metric}"
-
-
-@dataclass(frozen=True)
-class SeedPolicy:
-    """Which table seed answers a query.
-
-    ``mean``: the mean over the seeds the table holds for that cell; ``draw``: one of the
-    cell's seeds, drawn from the run's own benchmark stream; ``fixed``: always ``seed``.
-    """
-
-    kind: str = "mean"
-    seed: str | None = None
-
-    def __post_init__(self) -> None:
-        if self.kind not in SEED_POLICIES:
-            raise SpecError(
-                f"[search] seed_policy must be one of {', '.join(SEED_POLICIES)}, got {self.kind!r}"
-            )
-        if (self.kind == "fixed") != (self.seed is not None):
-            raise SpecError("[search] seed is required with seed_policy = 'fixed' and only then")
+from harness.values import MetricRef, Observation, Proposal, SearchProtocol, SeedPolicy
 
 
 def _epoch_index(variable: Variable, epoch: int, ref: MetricRef) -> int:
@@ -71,23 +29,35 @@ def _epoch_index(variable: Variable, epoch: int, ref: MetricRef) -> int:
     return variable.epochs.index(epoch)
 
 
+def _variable(table: Table, ref: MetricRef) -> Variable:
+    return table.variable(ref.dataset, ref.schedule, ref.split, ref.metric)
+
+
 def resolve_metric(table: Table, ref: MetricRef, epoch: int | None = None) -> np.ndarray:
     """Seed-mean value of ``ref`` for every architecture (last epoch if none is given)."""
-    variable = table.variable(ref.dataset, ref.schedule, ref.split, ref.metric)
+    variable = _variable(table, ref)
     index = len(variable.epochs) - 1 if epoch is None else _epoch_index(variable, epoch, ref)
     return variable.seed_mean()[:, index]
+
+
+def _missing(ref: MetricRef | str, arch: int) -> TableError:
+    return TableError(
+        f"table has no value of {ref} for architecture {arch}; "
+        "choose a benchmark variable that covers every cell"
+    )
 
 
 class _Lookup:
     """One variable at one epoch under a seed policy, as dense per-architecture data."""
 
     def __init__(self, table: Table, ref: MetricRef, epoch: int, policy: SeedPolicy) -> None:
-        variable = table.variable(ref.dataset, ref.schedule, ref.split, ref.metric)
+        variable = _variable(table, ref)
         self.ref = ref
         index = _epoch_index(variable, epoch, ref)
         self.seeds = variable.seeds
+        self.vector: np.ndarray | None = None
         if policy.kind == "mean":
-            self.vector: np.ndarray | None = variable.seed_mean()[:, index]
+            self.vector = variable.seed_mean()[:, index]
         elif policy.kind == "fixed":
             if policy.seed not in variable.seeds:
                 raise TableError(
@@ -105,120 +75,166 @@ class _Lookup:
                     f"table variable {ref} holds only seed means, so seed_policy 'draw' "
                     "cannot pick a seed; use seed_policy = 'mean'"
                 )
-            self.vector = None
             self.values = variable.values[:, :, index].astype(np.float64)
             self.mask = variable.mask[:, :, index]
 
     def value(self, arch: int, slot: int | None) -> float:
         value = self.vector[arch] if self.vector is not None else self.values[arch, slot]
         if value != value:  # NaN: the table lacks this cell
-            raise TableError(
-                f"table has no value of {self.ref} for architecture {arch}; "
-                "choose a benchmark variable that covers every cell"
-            )
+            raise _missing(self.ref, arch)
         return float(value)
 
 
-class TabularEvaluator:
-    """Evaluations answered by a table under the search protocol.
+class TableCosts:
+    """The recorded cost of evaluating (arch, epoch) with a seed slot, or the seed mean.
 
-    ``signal`` is what the strategy optimises (visible); ``visible`` and ``sealed`` map
-    recorded names to variables; ``cost`` is the training time up to the evaluated
-    epoch, plus the validation pass when the table holds its time and the protocol asks
-    for it.
+    ``seeds`` are the slots of the signal variable. Per-seed costs need the time
+    variables to hold the same seeds; a table recording one time per cell (seed label
+    ``mean``) charges it for every slot. A table with no training times for the search
+    dataset and schedule charges nothing (:attr:`recorded` is False).
     """
 
     def __init__(
-        self,
-        table: Table,
-        *,
-        dataset: str,
-        schedule: str,
-        signal: MetricRef,
-        visible: Mapping[str, MetricRef],
-        sealed: Mapping[str, MetricRef],
-        epochs: tuple[int, ...],
-        seed_policy: SeedPolicy,
-        include_validation_time: bool,
+        self, table: Table, search: SearchProtocol, epochs: tuple[int, ...], seeds: tuple[str, ...]
     ) -> None:
-        self.policy = seed_policy
-        train_time = table.variable(dataset, schedule, "train", "epoch_time_s")
+        train_key = (search.dataset, search.schedule, "train", "epoch_time_s")
+        self.recorded = train_key in table.variables()
+        if not self.recorded:
+            if search.include_validation_time:
+                raise ConfigError(
+                    f"is true, but table {table.path} records no times for "
+                    f"{search.dataset}/{search.schedule}; set it to false",
+                    "search.include_validation_time",
+                )
+            return
+        train_time = table.variable(*train_key)
+        signal = search.signal
+        eval_ref = MetricRef(signal.dataset, signal.schedule, signal.split, "eval_time_s")
+        eval_time = _variable(table, eval_ref) if search.include_validation_time else None
+        self._mean: dict[int, np.ndarray] = {}
+        self._per_slot: dict[int, np.ndarray] | None = None
+        per_seed = all(v is None or v.seeds == seeds for v in (train_time, eval_time))
+        one_time = all(v is None or v.seeds == ("mean",) for v in (train_time, eval_time))
+        if search.seed_policy.kind != "mean" and not (per_seed or one_time):
+            raise TableError(
+                f"table {table.path}: the time variables' seeds {list(train_time.seeds)} "
+                f"differ from {signal}'s {list(seeds)}, so the cost of one seed's training "
+                "is unknown; use seed_policy = 'mean'"
+            )
+        if per_seed and not one_time:
+            self._per_slot = {}
+        for epoch in epochs:
+            upto = [i for i, e in enumerate(train_time.epochs) if e <= epoch]
+            if len(upto) != epoch:
+                raise TableError(
+                    f"table lacks per-epoch training times for epochs 1..{epoch} of "
+                    f"{search.dataset}/{search.schedule}"
+                )
+            mean = train_time.seed_mean()[:, upto].sum(axis=1)
+            if eval_time is not None:
+                mean = mean + resolve_metric(table, eval_ref, epoch)
+            self._mean[epoch] = mean
+            if self._per_slot is not None:
+                slots = train_time.values[:, :, upto].astype(np.float64).sum(axis=2)
+                slots[~train_time.mask[:, :, upto].all(axis=2)] = np.nan
+                if eval_time is not None:
+                    at = _epoch_index(eval_time, epoch, eval_ref)
+                    slots = slots + np.where(
+                        eval_time.mask[:, :, at], eval_time.values[:, :, at], np.nan
+                    )
+                self._per_slot[epoch] = slots
+
+    def cost(self, arch: int, epoch: int, slot: int | None) -> float:
+        """Seconds charged; ``slot`` None means the seed mean."""
+        if not self.recorded:
+            return 0.0
+        if slot is None or self._per_slot is None:
+            value = self._mean[epoch][arch]
+        else:
+            value = self._per_slot[epoch][arch, slot]
+        if value != value:
+            raise TableError(f"table has no training time for architecture {arch}")
+        return float(value)
+
+
+class TabularEvaluator(Evaluator):
+    """Evaluations answered by a table under the search protocol.
+
+    ``signal`` is what the strategy optimises (visible); ``visible`` and ``sealed`` map
+    recorded names to variables; the cost is :class:`TableCosts`'.
+    """
+
+    def __init__(
+        self, table: Table, space: SearchSpace, search: SearchProtocol, epochs: tuple[int, ...]
+    ) -> None:
+        self.space = space
+        self.fidelities = tuple(epochs)
+        self.table = table
+        policy = self.policy = search.seed_policy
+        signal = search.signal
         self._lookups: dict[int, tuple[_Lookup, dict[str, _Lookup], dict[str, _Lookup]]] = {}
-        self._cost: dict[int, np.ndarray] = {}
-        signal_variable = table.variable(
-            signal.dataset, signal.schedule, signal.split, signal.metric
-        )
+        signal_variable = _variable(table, signal)
         self._curves = {
-            epoch: [
-                _Lookup(table, signal, e, seed_policy) for e in signal_variable.epochs if e < epoch
-            ]
+            epoch: [_Lookup(table, signal, e, policy) for e in signal_variable.epochs if e < epoch]
             for epoch in epochs
         }
         for epoch in epochs:
             self._lookups[epoch] = (
-                _Lookup(table, signal, epoch, seed_policy),
-                {name: _Lookup(table, ref, epoch, seed_policy) for name, ref in visible.items()},
-                {name: _Lookup(table, ref, epoch, seed_policy) for name, ref in sealed.items()},
+                _Lookup(table, signal, epoch, policy),
+                {name: _Lookup(table, ref, epoch, policy) for name, ref in search.visible.items()},
+                {name: _Lookup(table, ref, epoch, policy) for name, ref in search.sealed.items()},
             )
-            self._cost[epoch] = self._cost_vector(
-                table, train_time, signal, epoch, include_validation_time
-            )
-        self._draw_seeds = self._lookups[epochs[0]][0].seeds if seed_policy.kind == "draw" else ()
-        if seed_policy.kind == "draw":
+        self.seeds = signal_variable.seeds
+        if policy.kind == "draw":
             for signal_lookup, shown, hidden in self._lookups.values():
                 for lookup in (signal_lookup, *shown.values(), *hidden.values()):
-                    if lookup.seeds != self._draw_seeds:
+                    if lookup.seeds != self.seeds:
                         raise TableError(
                             f"seed_policy 'draw' needs the same seeds in every variable, but "
                             f"{lookup.ref} has {list(lookup.seeds)} and {signal} has "
-                            f"{list(self._draw_seeds)}"
+                            f"{list(self.seeds)}"
                         )
+        self.costs = TableCosts(table, search, self.fidelities, self.seeds)
+        self.has_costs = self.costs.recorded
+        self._final: dict[MetricRef, np.ndarray] = {}
 
-    @staticmethod
-    def _cost_vector(
-        table: Table, train_time: Variable, signal: MetricRef, epoch: int, with_valid: bool
-    ) -> np.ndarray:
-        upto = [i for i, e in enumerate(train_time.epochs) if e <= epoch]
-        if len(upto) != epoch:
-            raise TableError(
-                f"table lacks per-epoch training times for epochs 1..{epoch} of "
-                f"{signal.dataset}/{signal.schedule}"
-            )
-        per_epoch = train_time.seed_mean()[:, upto]
-        cost = per_epoch.sum(axis=1)
-        if with_valid:
-            ref = MetricRef(signal.dataset, signal.schedule, signal.split, "eval_time_s")
-            cost = cost + resolve_metric(table, ref, epoch)
-        return cost
+    def slot(self, arch: int, epoch: int, rng: np.random.Generator) -> int | None:
+        """The seed slot answering this query under the policy (None: the seed mean)."""
+        if self.policy.kind == "mean":
+            return None
+        if self.policy.kind == "fixed":
+            return self.seeds.index(self.policy.seed)
+        signal = self._lookups[epoch][0]
+        if not signal.mask[arch].any():
+            raise _missing(signal.ref, arch)
+        return draw_slot(signal.mask[arch], rng)
 
     def evaluate(self, proposal: Proposal, rng: np.random.Generator) -> Observation:
         """Look up one evaluation; ``rng`` is the run's benchmark stream."""
         arch, epoch = proposal.arch, proposal.epoch
-        try:
-            signal, shown, hidden = self._lookups[epoch]
-        except KeyError:
-            raise TableError(
-                f"the protocol evaluates epochs {sorted(self._lookups)}, not {epoch}"
-            ) from None
-        slot = None
-        if self.policy.kind == "draw":
-            available = np.flatnonzero(signal.mask[arch])
-            if available.size == 0:
-                signal.value(arch, 0)  # raises: no seed of this cell is in the table
-            slot = int(available[rng.integers(available.size)])
-        cost = float(self._cost[epoch][arch])
-        if cost != cost:
-            raise TableError(f"table has no training time for architecture {arch}")
+        signal, shown, hidden = self._lookups[epoch]
+        slot = self.slot(arch, epoch, rng)
+        cost = self.costs.cost(arch, epoch, slot)
         value = signal.value(arch, slot)
-        visible = VisibleObservation(
+        return Observation(
             arch=arch,
             epoch=epoch,
             signal=value,
             cost_s=cost,
             metrics={name: lookup.value(arch, slot) for name, lookup in shown.items()},
-            signal_curve=(*(earlier.value(arch, slot) for earlier in self._curves[epoch]), value),
-        )
-        return Observation(
-            visible=visible,
             sealed={name: lookup.value(arch, slot) for name, lookup in hidden.items()},
+            signal_curve=(*(earlier.value(arch, slot) for earlier in self._curves[epoch]), value),
+            seed="mean" if slot is None else self.seeds[slot],
         )
+
+    def final_metrics(self, arch: int, refs: Mapping[str, MetricRef]) -> dict[str, float]:
+        """Seed-mean values at each variable's last epoch, read from the table."""
+        values = {}
+        for name, ref in refs.items():
+            if ref not in self._final:
+                self._final[ref] = resolve_metric(self.table, ref)
+            value = float(self._final[ref][arch])
+            if value != value:
+                raise _missing(ref, arch)
+            values[name] = value
+        return values

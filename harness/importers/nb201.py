@@ -21,7 +21,7 @@ import numpy as np
 import harness
 from harness.errors import TableError
 from harness.models.counts import analytic_parameter_count
-from harness.spaces import get_space
+from harness.spaces.nb201 import NB201Space
 from harness.table import PropertyKey, Variable, VariableKey, file_sha256, write_table
 
 N_ARCH = 15625
@@ -489,8 +489,8 @@ def _properties(
     they differ (NATS-Bench#36: some hp=200 records carry another cell's size) are masked
     rather than kept silently wrong, and returned.
     """
-    space = get_space()
-    ops = [space.ops_of_index(space.index_of_string(arch)) for arch in x.archs]
+    space = NB201Space()
+    ops = [space.decisions_of_index(space.index_of_string(arch)) for arch in x.archs]
     out, wrong = {}, set()
     for dataset, key, shape, classes in _NETWORKS:
         size = x.d[f"{key}__size_in_mb"][starts].astype(np.float64)

@@ -16,13 +16,15 @@ from __future__ import annotations
 import functools
 from collections.abc import Sequence
 from importlib import resources
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
 from harness.errors import ArchitectureError, TableError
+from harness.spaces.base import SearchSpace
 
-__all__ = ["EDGES", "NUM_ARCHS", "OPS", "NB201Space", "get_space"]
+__all__ = ["EDGES", "NUM_ARCHS", "OPS", "NB201Space"]
 
 OPS: tuple[str, ...] = (
     "none",
@@ -183,31 +185,24 @@ def _class_representatives() -> NDArray[np.int64]:
     return reps
 
 
-def _check_index(index: object) -> int:
-    """Return ``index`` as an int, or raise: bools and floats are not indices."""
-    if isinstance(index, (bool, np.bool_)) or not isinstance(index, (int, np.integer)):
-        raise ArchitectureError(f"NB201 index must be an int in 0..{NUM_ARCHS - 1}, got {index!r}")
-    if not 0 <= index < NUM_ARCHS:
-        raise ArchitectureError(
-            f"NB201 index {index} is out of range: valid indices are 0..{NUM_ARCHS - 1}"
-        )
-    return int(index)
+# Input-to-output paths of a cell as edge positions (0->3, 0->1->3, 0->2->3, 0->1->2->3),
+# and where each path length's block starts in the path encoding (5 + 25 + 125 entries).
+_PATHS = ((3,), (0, 4), (1, 5), (0, 2, 5))
+_PATH_BLOCK = {1: 0, 2: _NUM_OPS, 3: _NUM_OPS + _NUM_OPS**2}
+_PATH_LENGTH = _NUM_OPS + _NUM_OPS**2 + _NUM_OPS**3
 
 
-class NB201Space:
+class NB201Space(SearchSpace):
     """The NB201 cell space: index/string/ops lookups, sampling, mutation, isomorphism.
 
-    Instances are cheap and stateless: the lookup tables are module-level, built on
-    first use and shared. Use :func:`get_space` for the shared instance.
+    A cell's decisions are its 6 op codes in :data:`EDGES` order. Instances are cheap and
+    stateless: the lookup tables are module-level, built on first use and shared.
     """
 
     name = "nb201"
-    num_archs: int = NUM_ARCHS
-
-    @property
-    def ops(self) -> NDArray[np.uint8]:
-        """Op codes per official index, uint8 ``[15625, 6]``, read-only."""
-        return _order()
+    num_archs = NUM_ARCHS
+    choices = (_NUM_OPS,) * _NUM_EDGES
+    encodings = ("onehot", "path")
 
     def index_of_string(self, arch: str) -> int:
         """Official index of an arch string ``|op~0|+|op~0|op~1|+|op~0|op~1|op~2|``.
@@ -257,15 +252,15 @@ class NB201Space:
 
     def string_of_index(self, index: int) -> str:
         """Arch string of an official index."""
-        codes = _order()[_check_index(index)].tolist()
+        codes = _order()[self.check_index(index)].tolist()
         names = [f"{OPS[code]}~{src}" for code, (src, _) in zip(codes, EDGES, strict=True)]
         return f"|{names[0]}|+|{'|'.join(names[1:3])}|+|{'|'.join(names[3:])}|"
 
-    def ops_of_index(self, index: int) -> tuple[int, ...]:
+    def decisions_of_index(self, index: int) -> tuple[int, ...]:
         """The 6 op codes (edge order of :data:`EDGES`) of an official index."""
-        return tuple(_order()[_check_index(index)].tolist())
+        return tuple(_order()[self.check_index(index)].tolist())
 
-    def index_of_ops(self, ops: Sequence[int]) -> int:
+    def index_of_decisions(self, ops: Sequence[int]) -> int:
         """Official index of 6 op codes (O(1): lexicographic code -> official index)."""
         try:
             codes = list(ops)
@@ -288,17 +283,14 @@ class NB201Space:
             )
         return self._index_of_codes(codes)
 
+    def decision_table(self) -> NDArray[np.int64]:
+        """Op codes of every official index, ``[15625, 6]``, read-only."""
+        return _order()
+
     @staticmethod
     def _index_of_codes(codes: Sequence[int]) -> int:
         lex = sum(int(c) * p for c, p in zip(codes, _PLACE_LIST, strict=True))
         return int(_lex_tables()[1][lex])
-
-    def sample(self, rng: np.random.Generator) -> int:
-        """A cell drawn uniformly from all 15,625 (one ``rng.integers`` call).
-
-        Uniform over cells, not over isomorphism classes, as in NB201's random search.
-        """
-        return int(rng.integers(NUM_ARCHS))
 
     def mutate(self, index: int, rng: np.random.Generator) -> int:
         """Child of ``index`` under the NB201 paper's REA mutation.
@@ -311,12 +303,12 @@ class NB201Space:
         ``rng.integers(72)`` call over 72 equally likely (node, edge, op) slots and a
         precomputed child table, so one mutation costs about one RNG call.
         """
-        parent = _check_index(index)  # validate before consuming randomness
+        parent = self.check_index(index)  # validate before consuming randomness
         return int(_mutation_table()[parent, rng.integers(_NUM_MUT_SLOTS)])
 
     def neighbours(self, index: int) -> NDArray[np.int64]:
         """All 24 cells one op edit away, int64, sorted by official index (a copy)."""
-        return _neighbour_table()[_check_index(index)].copy()
+        return _neighbour_table()[self.check_index(index)].copy()
 
     def canonical_form(self, index: int) -> str:
         """Isomorphism key of a cell: NATS-Bench's ``UniqueString``.
@@ -325,7 +317,7 @@ class NB201Space:
         inputs become ``#``, ``skip_connect`` is inlined, sum order is ignored). The
         converse does not always hold: the key is NATS-Bench's, quirks included.
         """
-        return _unique_string(_order()[_check_index(index)].tolist())
+        return _unique_string(_order()[self.check_index(index)].tolist())
 
     def isomorphism_classes(self) -> NDArray[np.int64]:
         """For each cell, its class representative (smallest official index in its
@@ -333,8 +325,31 @@ class NB201Space:
         """
         return _class_representatives()
 
+    def path_encoding(self, index: int) -> NDArray[np.float64]:
+        """BANANAS' path encoding (White et al. 2021): one indicator per op sequence along
+        each input-to-output path, 5 + 25 + 125 = 155 entries (``none`` paths included,
+        as in the published encoding)."""
+        codes = _order()[self.check_index(index)]
+        vector = np.zeros(_PATH_LENGTH)
+        for path in _PATHS:
+            position = _PATH_BLOCK[len(path)]
+            for depth, edge in enumerate(path):
+                position += int(codes[edge]) * _NUM_OPS**depth
+            vector[position] = 1.0
+        return vector
 
-@functools.cache
-def get_space() -> NB201Space:
-    """The shared :class:`NB201Space`; nothing is loaded until a method needs it."""
-    return NB201Space()
+    def network(self, index: int, **shape: Any) -> Any:
+        """The NB201 network of a cell (:mod:`harness.models.nb201`); imports torch."""
+        from harness.models.nb201 import build_nb201_network
+
+        return build_nb201_network(self.decisions_of_index(index), **shape)
+
+    def size_counts(self, index: int, **shape: Any) -> dict[str, float]:
+        """Parameters and FLOPs of a cell's network (:mod:`harness.models.counts`)."""
+        from harness.models.counts import analytic_parameter_count, count_flops
+
+        ops = self.decisions_of_index(index)
+        return {
+            "params": float(analytic_parameter_count(ops, **shape)),
+            "flops": float(count_flops(ops, **shape)),
+        }

@@ -1,9 +1,14 @@
-"""The ask/tell interface every search strategy implements.
+"""The ask/tell interface every search strategy implements, built-in or plugin.
 
 A strategy is built from the search space, its own random generator (derived from the
 run's master seed, never a global RNG), the fidelity (epochs) the protocol evaluates at,
 and its hyperparameters. It proposes with :meth:`Strategy.ask` and learns from
-:meth:`Strategy.tell`, which receives only the visible observation.
+:meth:`Strategy.tell`, which receives only a copy of the visible observation.
+
+Hyperparameters are declared once, as :class:`~harness.config.Field` objects in
+:attr:`Strategy.hyperparameters`; the base class validates the values a spec gives,
+fills in the defaults and sets each one as an attribute, so a strategy needs no
+``__init__`` of its own: it sets up its state in :meth:`Strategy.setup`.
 """
 
 from __future__ import annotations
@@ -14,21 +19,27 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from harness.errors import SpecError
-from harness.evaluators.observation import Proposal, VisibleObservation
-from harness.spaces.nb201 import NB201Space
+from harness.config import Field, validate
+from harness.spaces.base import SearchSpace
+from harness.values import Proposal, VisibleObservation
 
 
 class Strategy(ABC):
-    """Base class: validates hyperparameters against :attr:`defaults`."""
+    """Base class of search strategies: declared hyperparameters, ask and tell."""
 
-    kind: ClassVar[str]
-    #: hyperparameter name -> default value; the only names a spec may set
-    defaults: ClassVar[Mapping[str, Any]] = {}
+    #: hyperparameter name -> declaration (type, default, range, choices)
+    hyperparameters: ClassVar[Mapping[str, Field]] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        reserved = {"space", "rng", "fidelity", "params", *dir(Strategy)}
+        clash = sorted(set(cls.hyperparameters) & reserved)
+        if clash:
+            raise TypeError(f"{cls.__name__}: hyperparameter {clash[0]!r} shadows a Strategy name")
 
     def __init__(
         self,
-        space: NB201Space,
+        space: SearchSpace,
         rng: np.random.Generator,
         fidelity: int,
         **hyperparameters: Any,
@@ -36,34 +47,24 @@ class Strategy(ABC):
         self.space = space
         self.rng = rng
         self.fidelity = fidelity
-        self.hyperparameters = self.resolve_hyperparameters(hyperparameters)
+        self.params = self.resolve_hyperparameters(hyperparameters)
+        for name, value in self.params.items():
+            setattr(self, name, value)
+        self.setup()
 
     @classmethod
     def resolve_hyperparameters(cls, given: Mapping[str, Any]) -> dict[str, Any]:
-        """Defaults overlaid with ``given``; unknown names or wrong types raise SpecError."""
-        unknown = sorted(set(given) - set(cls.defaults))
-        if unknown:
-            allowed = ", ".join(sorted(cls.defaults)) or "none"
-            raise SpecError(
-                f"strategy '{cls.kind}' has no parameter {unknown[0]!r}; allowed: {allowed}"
-            )
-        resolved = dict(cls.defaults)
-        for name, value in given.items():
-            expected = type(cls.defaults[name])
-            if expected is float and isinstance(value, int) and not isinstance(value, bool):
-                value = float(value)
-            if not isinstance(value, expected) or isinstance(value, bool) != (expected is bool):
-                raise SpecError(
-                    f"strategy '{cls.kind}' parameter {name!r} must be {expected.__name__}, "
-                    f"got {value!r}"
-                )
-            resolved[name] = value
+        """Defaults overlaid with ``given``; ConfigError names the offending parameter."""
+        resolved = validate(given, cls.hyperparameters)
         cls.validate(resolved)
         return resolved
 
     @classmethod  # noqa: B027 - an optional hook, deliberately not abstract
-    def validate(cls, hyperparameters: Mapping[str, Any]) -> None:
-        """Range checks; subclasses raise SpecError naming the parameter."""
+    def validate(cls, params: Mapping[str, Any]) -> None:
+        """Checks across hyperparameters; raise ``ConfigError(message, name)``."""
+
+    def setup(self) -> None:  # noqa: B027 - an optional hook, deliberately not abstract
+        """Build the strategy's state once the hyperparameters are set."""
 
     @abstractmethod
     def ask(self) -> Proposal:

@@ -16,49 +16,36 @@ from collections import deque
 from collections.abc import Mapping
 from typing import Any
 
-import numpy as np
-
-from harness.errors import SpecError
-from harness.evaluators.observation import Proposal, VisibleObservation
-from harness.spaces.nb201 import NB201Space
+from harness.config import Field
+from harness.errors import ConfigError
 from harness.strategies.base import Strategy
+from harness.values import Proposal, VisibleObservation
 
 
 class RegularizedEvolution(Strategy):
     """Ageing evolution with tournament selection and single-edge mutations."""
 
-    kind = "regularized_evolution"
-    defaults = {"population_size": 10, "sample_size": 3}
+    hyperparameters = {
+        "population_size": Field(int, 10, low=1, help="members kept (the FIFO length)"),
+        "sample_size": Field(int, 3, low=1, help="tournament size"),
+    }
+    population_size: int
+    sample_size: int
 
-    def __init__(
-        self,
-        space: NB201Space,
-        rng: np.random.Generator,
-        fidelity: int,
-        **hyperparameters: Any,
-    ) -> None:
-        super().__init__(space, rng, fidelity, **hyperparameters)
-        self.population_size: int = self.hyperparameters["population_size"]
-        self.sample_size: int = self.hyperparameters["sample_size"]
+    @classmethod
+    def validate(cls, params: Mapping[str, Any]) -> None:
+        """The tournament draws from the population, so it cannot be larger."""
+        if params["sample_size"] > params["population_size"]:
+            raise ConfigError(
+                f"must be at most population_size ({params['population_size']}), "
+                f"got {params['sample_size']}",
+                "sample_size",
+            )
+
+    def setup(self) -> None:
         #: (arch, signal) of the last ``population_size`` told results, oldest first
         self.population: deque[tuple[int, float]] = deque()
         self._asked = 0
-
-    @classmethod
-    def validate(cls, hyperparameters: Mapping[str, Any]) -> None:
-        """Tournament needs a non-empty population and a sample no larger than it."""
-        population_size = hyperparameters["population_size"]
-        sample_size = hyperparameters["sample_size"]
-        if population_size < 1:
-            raise SpecError(
-                f"strategy '{cls.kind}' parameter 'population_size' must be >= 1, "
-                f"got {population_size}"
-            )
-        if not 1 <= sample_size <= population_size:
-            raise SpecError(
-                f"strategy '{cls.kind}' parameter 'sample_size' must be between 1 and "
-                f"population_size ({population_size}), got {sample_size}"
-            )
 
     def ask(self) -> Proposal:
         """Random while filling the population, then a mutation of a tournament winner.

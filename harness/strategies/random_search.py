@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from harness.evaluators.observation import Proposal, VisibleObservation
 from harness.strategies.base import Strategy
+from harness.values import Proposal, VisibleObservation
 
 
 class RandomSearch(Strategy):
     """Uniform samples from the space at the protocol fidelity; ignores all feedback."""
-
-    kind = "random_search"
 
     def ask(self) -> Proposal:
         """A uniformly drawn architecture, so the baseline has no bias to tune."""

@@ -1,0 +1,176 @@
+"""The Python API: run an experiment, read its results back, load a table, list records.
+
+The ``harness`` command line is a thin shell over these functions::
+
+    import harness
+
+    done = harness.run("benchmarks/digits/compare.toml", seeds=range(20), strategies=["REA"])
+    done.runs            # one row per run (strategy, seed, final architecture, targets, ...)
+    done.evaluations     # one row per evaluation, in spec order
+    again = harness.results("digits-compare")   # the newest record of that experiment
+    table = harness.load_table("tabular/nb201-digits.h5")
+
+Everything returned is read back from the MLflow records, never from memory, so
+``results`` gives the same frames years later. Library code reports progress through
+:mod:`logging` (logger ``harness``); only the CLI prints.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from harness.errors import HarnessError
+from harness.table import Table
+
+log = logging.getLogger(__name__)
+_RUN_ID = re.compile(r"[0-9a-f]{32}")
+
+
+@dataclass
+class Results:
+    """An experiment's record as tidy frames, in spec order (strategy, then seed).
+
+    ``runs`` has one row per run: ``strategy``, ``seed``, the derived streams, totals
+    (evaluations, epochs, simulated seconds), the final architecture and its report
+    targets (``target.<label>``). ``evaluations`` has one row per evaluation: ``strategy``,
+    ``seed``, ``row`` and every recorded column (simulated start/end, architecture,
+    signal, visible and sealed metrics, incumbent). ``files`` are the result files written.
+    """
+
+    run_id: str
+    name: str
+    resolved: dict[str, Any]
+    runs: pd.DataFrame
+    files: tuple[Path, ...] = ()
+    _children: dict[str, str] = field(default_factory=dict, repr=False)
+
+    @cached_property
+    def evaluations(self) -> pd.DataFrame:
+        from harness.record import load_trajectories
+
+        frames = []
+        for strategy in self.resolved["strategies"]:
+            frame = load_trajectories(self._children[strategy["name"]])
+            frame.insert(0, "strategy", strategy["name"])
+            frames.append(frame)
+        return pd.concat(frames, ignore_index=True)
+
+
+def _results(record: Any, files: tuple[Path, ...] = ()) -> Results:
+    frames = []
+    for strategy in record.resolved["strategies"]:
+        frame = record.runs[strategy["name"]].copy()
+        frame.insert(0, "strategy", strategy["name"])
+        frames.append(frame)
+    return Results(
+        run_id=record.parent_id,
+        name=record.resolved["experiment"]["name"],
+        resolved=record.resolved,
+        runs=pd.concat(frames, ignore_index=True),
+        files=files,
+        _children=dict(record.children),
+    )
+
+
+def run(
+    spec: str | Path,
+    *,
+    seeds: Iterable[int] | Mapping[str, int] | None = None,
+    strategies: Iterable[str] | None = None,
+    budget: Mapping[str, float | int | str | None] | None = None,
+    evaluator: str = "tabular",
+    executor: str = "serial",
+    jobs: int = 2,
+    results: str | Path | None = None,
+    data_root: str | Path | None = None,
+    split_dir: str | Path | None = None,
+) -> Results:
+    """Run a spec, record it to MLflow, write its result files; return the record's frames.
+
+    Overrides (each pinned in the record and in the spec hash): ``seeds`` (master seeds,
+    or ``{"start": s, "count": n}``), ``strategies`` (names of the spec's strategies to
+    run), ``budget`` (budget keys to replace, ``None`` removing a limit). ``evaluator``
+    is ``"tabular"`` or ``"live"`` (train under the table's protocol, from ``data_root``);
+    ``executor`` is ``"serial"`` or ``"processes"`` with ``jobs`` workers. ``results`` is
+    the path stem of the result files (default: the spec's).
+    """
+    from harness.experiment import Benchmark, LiveSetup, open_table, run_experiment
+    from harness.spec import load_spec
+
+    overrides = {"seeds": seeds, "strategies": strategies, "budget": budget}
+    parsed = load_spec(Path(spec), overrides)
+    if evaluator not in ("tabular", "live"):
+        raise HarnessError(f"evaluator must be 'tabular' or 'live', got {evaluator!r}")
+    live = None
+    if evaluator == "live":
+        live = LiveSetup(
+            Path(data_root) if data_root else None, Path(split_dir) if split_dir else None
+        )
+    benchmark = Benchmark(parsed, open_table(parsed), live)
+    # imported only once the input is known to be good: MLflow takes seconds to import
+    from harness.environment import capture
+    from harness.record import load_experiment, record_experiment
+    from harness.report import write_results
+
+    tic = time.perf_counter()
+    outcomes = run_experiment(parsed, benchmark, executor, jobs)
+    searched = time.perf_counter() - tic
+    parent = record_experiment(parsed, benchmark, outcomes, capture())
+    log.info(
+        "%d runs searched in %.1f s, recorded in %.1f s; MLflow experiment run %s",
+        len(outcomes),
+        searched,
+        time.perf_counter() - tic - searched,
+        parent,
+    )
+    record = load_experiment(parent)
+    stem = Path(results) if results else parsed.results
+    return _results(record, tuple(write_results(record, stem)))
+
+
+def find_experiment(name_or_run_id: str) -> str:
+    """The parent run id of an experiment: a run id (experiment or strategy run) as is,
+    an experiment name as its newest finished record, a spec path as its experiment's."""
+    from harness.record import find_parent, newest_experiment_run
+
+    text = str(name_or_run_id)
+    if _RUN_ID.fullmatch(text):
+        return find_parent(text)
+    if text.endswith(".toml") and Path(text).is_file():
+        from harness.spec import load_spec
+
+        text = load_spec(Path(text)).name
+    return newest_experiment_run(text)
+
+
+def results(name_or_run_id: str) -> Results:
+    """An experiment's record as tidy frames (see :class:`Results`), read from MLflow.
+
+    ``name_or_run_id``: an MLflow run id, an experiment name (its newest finished record)
+    or the path of its spec.
+    """
+    from harness.record import load_experiment
+
+    return _results(load_experiment(find_experiment(name_or_run_id)))
+
+
+def load_table(path: str | Path, sha256: str | None = None) -> Table:
+    """A benchmark table held in memory; ``sha256`` pins its exact bytes."""
+    return Table.load(Path(path), expected_sha256=sha256)
+
+
+def ls(name: str | None = None) -> pd.DataFrame:
+    """Recorded experiments (or one experiment's records), newest first: experiment name,
+    run id, status, start time (UTC), spec hash, evaluator, runs and strategies."""
+    from harness.record import list_experiment_runs
+
+    return list_experiment_runs(name)
