@@ -10,7 +10,7 @@ export MLFLOW_DISABLE_TELEMETRY := true
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --no-compile --disable-pip-version-check -c constraints.txt -e '.[test]'
+	$(BIN)/pip install --quiet --no-compile --disable-pip-version-check -c constraints.txt -e '.[test,nbgraph]'
 	touch $(STAMP)
 
 demo: $(STAMP)
