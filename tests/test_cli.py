@@ -3,71 +3,15 @@
 from __future__ import annotations
 
 import gzip
-import os
 import re
-import subprocess
-import sys
-import tomllib
-from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import REPO, needs_nb201
+from conftest import assert_clean_failure, harness_cli, needs_nb201
 
 from harness.cli import main
 
 pytestmark = needs_nb201()
-TABLE5 = REPO / "benchmarks" / "nb201" / "table5.toml"
-
-
-def toml_value(value) -> str:
-    if isinstance(value, dict):
-        return "{ " + ", ".join(f'"{k}" = {toml_value(v)}' for k, v in value.items()) + " }"
-    if isinstance(value, list):
-        return "[" + ", ".join(toml_value(v) for v in value) + "]"
-    if isinstance(value, bool):
-        return str(value).lower()
-    if isinstance(value, str):
-        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-    return repr(value)
-
-
-def dump_toml(raw: dict) -> str:
-    """Enough TOML writing for specs: tables of scalars/inline tables, arrays of tables."""
-    lines = []
-    for section, body in raw.items():
-        entries = body if isinstance(body, list) else [body]
-        for entry in entries:
-            if isinstance(body, list):
-                lines.append(f"[[{section}]]")
-            else:
-                lines.append(f"[{section}]")
-            for key, value in entry.items():
-                if isinstance(value, list) and value and isinstance(value[0], dict):
-                    for item in value:
-                        lines.append(f"[[{section}.{key}]]")
-                        lines += [f'"{k}" = {toml_value(v)}' for k, v in item.items()]
-                else:
-                    lines.append(f'"{key}" = {toml_value(value)}')
-    return "\n".join(lines) + "\n"
-
-
-@pytest.fixture
-def small_spec(mlflow_store, nb201_built):
-    """Table 5's spec with 12 seeds, pointing at the session's table, in a temp folder."""
-
-    def make(edit=None, name: str = "spec.toml") -> Path:
-        raw = tomllib.loads(TABLE5.read_text())
-        raw["runs"]["seeds"] = {"start": 0, "count": 12}
-        raw["table"] = {"path": str(nb201_built[0]), "sha256": nb201_built[1]}
-        raw["experiment"]["results"] = "results/table5"
-        if edit:
-            edit(raw)
-        path = mlflow_store / name
-        path.write_text(dump_toml(raw))
-        return path
-
-    return make
 
 
 def run_ids(capsys) -> str:
@@ -187,27 +131,6 @@ def test_rerun_reproduces_a_recorded_seed_and_catches_a_tampered_record(
     stored.write_bytes(gzip.compress(frame.to_csv(index=False).encode()))
     assert main(["rerun", child, "--seed", "7"]) == 1
     assert "DIFFERENT at row 3, column arch_index" in capsys.readouterr().out
-
-
-def harness_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{cwd / 'mlflow.db'}"}
-    return subprocess.run(
-        [sys.executable, "-m", "harness.cli", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-
-
-def assert_clean_failure(done: subprocess.CompletedProcess, *needles: str) -> None:
-    assert done.returncode == 2, done.stderr
-    lines = done.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("harness: error: "), done.stderr
-    assert "Traceback" not in done.stderr
-    for needle in needles:
-        assert needle in lines[0]
 
 
 @pytest.mark.parametrize(
