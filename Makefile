@@ -1,23 +1,34 @@
 # The two set-up commands: `make demo` (the main job) and `make test` (the tests).
 # Each creates the local virtual environment .venv on first use.
+# `make nbgraph` also installs the example plugin strategy (examples/local-search).
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export MLFLOW_DISABLE_TELEMETRY := true
 
-.PHONY: demo table5 test test-slow lint bench clean
+.PHONY: demo table5 nbgraph test test-slow lint bench clean
+
+PLUGIN := $(VENV)/.local-search
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --no-compile --disable-pip-version-check -c constraints.txt -e '.[test,nbgraph]'
 	touch $(STAMP)
 
+# the example plugin strategy, for the comparisons that run it (the tests install their own copy)
+$(PLUGIN): $(STAMP) examples/local-search/pyproject.toml
+	$(BIN)/pip install --quiet --no-compile --disable-pip-version-check --no-deps --no-build-isolation -e examples/local-search
+	touch $(PLUGIN)
+
 demo: $(STAMP)
 	$(BIN)/harness run benchmarks/digits/compare.toml
 
 table5: $(STAMP)
 	$(BIN)/harness run benchmarks/nb201/table5.toml
+
+nbgraph: $(PLUGIN)
+	for spec in benchmarks/nbgraph/*.toml; do $(BIN)/harness run $$spec || exit 1; done
 
 test: $(STAMP)
 	$(BIN)/pytest -q
@@ -26,7 +37,7 @@ test-slow: $(STAMP)
 	$(BIN)/pytest -q -m slow || [ $$? -eq 5 ]
 
 lint: $(STAMP)
-	$(BIN)/ruff check harness tests benchmarks
+	$(BIN)/ruff check harness tests benchmarks examples
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/speed_table5.py

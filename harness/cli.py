@@ -240,8 +240,6 @@ def _verify(args: argparse.Namespace) -> int:
     from harness.verify import format_drift, verify
 
     table = Table.load(Path(args.table))
-    if args.sample < 1:
-        raise HarnessError(f"--sample must be at least 1, got {args.sample}")
     data_root = Path(args.data_root) if args.data_root else None
     split_dir = Path(args.split_dir) if args.split_dir else None
     drifts = verify(table, args.sample, args.seed, data_root, split_dir)

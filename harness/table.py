@@ -32,6 +32,8 @@ VariableKey = tuple[str, str, str, str]
 PropertyKey = tuple[str, str]
 """``(dataset, name)``."""
 
+#: metrics where higher is better, summarised by ``harness info``
+SCORES = ("accuracy", "roc_auc")
 _GZIP_LEVEL = 4
 _CHUNK_ELEMENTS = 1 << 16  # about 256 KiB of float32 per chunk
 
@@ -485,13 +487,13 @@ def summarize(table: Table, space_strings: Sequence[str] | None = None) -> str:
         lines.append("properties (cells available):")
         for key in table.properties():
             lines.append(f"  {_key_text(key)}  {100 * table.property(*key)[1].mean():.1f}%")
-    lines.append("best architecture by seed-mean accuracy at the last epoch:")
+    lines.append("best architecture by seed-mean score at the last epoch:")
     for dataset, schedule, split, metric in table.variables():
-        if metric != "accuracy":
+        if metric not in SCORES:
             continue
         var = table.variable(dataset, schedule, split, metric)
         final = var.seed_mean()[:, -1]
-        where = f"  {dataset}/{schedule}/{split} (epoch {var.epochs[-1]}):"
+        where = f"  {dataset}/{schedule}/{split}/{metric} (epoch {var.epochs[-1]}):"
         if np.isnan(final).all():
             lines.append(f"{where} no values")
             continue

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from harness.errors import ConfigError
 from harness.protocol import table_protocol
 from harness.spaces import get_space
 from harness.spaces.base import SearchSpace
@@ -48,8 +49,12 @@ def verify(
 ) -> list[Drift]:
     """Drift per sampled cell and compared variable (sampled without replacement)."""
     protocol = table_protocol(table.protocol, table.path)
-    dataset = open_dataset(protocol, data_root, split_dir)
     space = get_space(table.space)
+    if not 1 <= sample <= space.num_archs:
+        raise ConfigError(f"must be in 1..{space.num_archs}, got {sample}", "sample")
+    if seed < 0:
+        raise ConfigError(f"must be non-negative, got {seed}", "seed")
+    dataset = open_dataset(protocol, data_root, split_dir)
     classes = space.isomorphism_classes()
     drifts = []
     for arch in sample_cells(space, sample, seed):

@@ -21,6 +21,7 @@ from harness.errors import ConfigError, HarnessError, TableError
 from harness.evaluators.live import LiveEvaluator
 from harness.evaluators.tabular import TableCosts, TabularEvaluator
 from harness.protocol import Protocol, load_protocol, table_protocol
+from harness.seeding import stream_generator
 from harness.spaces import get_space
 from harness.table import Table
 from harness.tabulate import (
@@ -38,6 +39,8 @@ from harness.values import MetricRef, Proposal, SearchProtocol, SeedPolicy
 from harness.verify import sample_cells, verify
 
 DIGITS = REPO / "benchmarks" / "digits" / "tabulate.toml"
+LIVE_RUN_SEEDS = (0, 1)
+LIVE_RUN_EVALUATIONS = 3
 
 
 @pytest.fixture(scope="module")
@@ -181,7 +184,10 @@ def tiny_table(protocol, digits, tmp_path_factory):
     classes = space.isomorphism_classes()
     used = set(sample_cells(space, 3, seed=5))
     rng = np.random.default_rng(11)
-    used |= {space.sample(rng) for _ in range(4)}  # what random search asks first below
+    used |= {space.sample(rng) for _ in range(4)}  # what the parity tests evaluate
+    for seed in LIVE_RUN_SEEDS:  # what the live spec's random search asks
+        strategy_rng = stream_generator(seed, "strategy")
+        used |= {space.sample(strategy_rng) for _ in range(LIVE_RUN_EVALUATIONS)}
     real = {}
     for arch in used:
         rep = int(classes[arch])
@@ -336,7 +342,7 @@ def test_shipped_protocol_spec_parses_and_pins_the_digits_split():
     assert tomllib.loads(DIGITS.read_text())["tabulate"]["workers"] == 2
 
 
-def test_a_spec_runs_live_against_a_tabulated_table_and_records_torch(
+def test_a_live_rerun_of_a_tabular_spec_follows_the_same_trajectory(
     tiny_table, mlflow_store, capsys
 ):
     import re
@@ -344,6 +350,7 @@ def test_a_spec_runs_live_against_a_tabulated_table_and_records_torch(
     from mlflow.tracking import MlflowClient
 
     from harness.cli import main
+    from harness.record import load_experiment, load_trajectories
 
     spec = mlflow_store / "live.toml"
     spec.write_text(
@@ -361,27 +368,36 @@ epoch = 2
 signal = "valid/accuracy"
 seed_policy = "draw"
 include_validation_time = true
-sealed = {{ test_accuracy = "digits/tiny/test/accuracy" }}
+sealed = {{ test_accuracy = "test/accuracy" }}
 [budget]
-evaluations = 2
+evaluations = {LIVE_RUN_EVALUATIONS}
 overrun = "discard"
 [runs]
-seeds = [0, 1]
+seeds = {list(LIVE_RUN_SEEDS)}
 [[strategy]]
 name = "RS"
 kind = "random_search"
 [[report.target]]
 label = "test"
-metric = "digits/tiny/test/accuracy"
+metric = "test/accuracy"
 """
     )
-    assert main(["run", str(spec), "--evaluator", "live"]) == 0
-    parent = re.search(r"MLflow experiment run (\w+)", capsys.readouterr().out).group(1)
+    frames = {}
+    for evaluator in ("tabular", "live"):
+        assert main(["run", str(spec), "--evaluator", evaluator]) == 0
+        parent = re.search(r"MLflow experiment run (\w+)", capsys.readouterr().out).group(1)
+        frames[evaluator] = load_trajectories(load_experiment(parent).children["RS"])
     run = MlflowClient().get_run(parent)
-    assert run.data.params["evaluator"] == "live"
+    assert run.data.params["evaluator"] == "live" and run.data.params["search.cost"] == "table"
     assert run.data.tags["env.torch.torch_threads"] == "1"
     assert run.data.tags["env.torch.deterministic_algorithms"] == "true"
-    assert (mlflow_store / "results" / "live.md").exists()
+    tabular, live = frames["tabular"], frames["live"]
+    assert (live["measured_s"] > 0).all() and "measured_s" not in tabular
+    exact = ["seed", "row", "worker", "start_s", "end_s", "arch_index", "cost_s", "seed_used"]
+    assert live[exact].equals(tabular[exact])
+    for column in ("signal", "sealed.test_accuracy", "incumbent_signal"):
+        assert (live[column].astype(np.float32) == tabular[column].astype(np.float32)).all()
+    assert live["incumbent_index"].equals(tabular["incumbent_index"])
 
 
 def test_info_describes_a_tabulated_table(tiny_table):
@@ -389,4 +405,4 @@ def test_info_describes_a_tabulated_table(tiny_table):
 
     text = summarize(tiny_table, get_space("nb201").strings())
     assert "benchmark: test-digits (space nb201)" in text
-    assert "digits/tiny/valid (epoch 2)" in text and "spread over cells" in text
+    assert "digits/tiny/valid/accuracy (epoch 2)" in text and "spread over cells" in text

@@ -274,5 +274,5 @@ def test_summary_reports_identity_coverage_and_best(table_path: Path) -> None:
     assert "match the toy space's index order" in text
     assert re.search(r"ds/hp3/x-valid/accuracy\s+\[r0,r1\]; 1,2,4; 44\.4%", text)
     assert re.search(r"ds/hp3/train/epoch_time_s\s+\[mean\]; 1\.\.5; 100\.0%", text)
-    assert "ds/hp3/x-valid (epoch 4): #0 |a~0| 31.00 percent" in text
+    assert "ds/hp3/x-valid/accuracy (epoch 4): #0 |a~0| 31.00 percent" in text
     assert "MISMATCH at index 1" in summarize(table, ("|a~0|", "|x~0|", "|c~0|"))
