@@ -23,7 +23,7 @@ from typing import Any
 from harness.config import Field, at, config_hash, parse_toml, read_text, spec_error, validate
 from harness.errors import ConfigError
 from harness.importers import IMPORTERS
-from harness.strategies import strategy_class
+from harness.strategies import resolve_params, strategy_class
 from harness.values import BUDGET_FIELDS, Budget, MetricRef, SearchProtocol, SeedPolicy
 
 SECTIONS = (
@@ -390,9 +390,9 @@ def _strategies(raw: Any) -> tuple[StrategySpec, ...]:
             if any(s.name == fields["name"] for s in specs):
                 raise ConfigError(f"{fields['name']!r} is used twice; names must be unique", "name")
             with at("kind"):
-                cls = strategy_class(fields["kind"])
+                strategy_class(fields["kind"])
             with at("params"):
-                params = cls.resolve_hyperparameters(fields["params"])
+                params = resolve_params(fields["kind"], fields["params"])
         specs.append(StrategySpec(fields["name"], fields["kind"], params))
     return tuple(specs)
 

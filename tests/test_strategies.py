@@ -382,3 +382,31 @@ def test_reinforce_policy_probabilities_is_a_copy(space: NB201Space) -> None:
     probabilities = strategy.policy_probabilities()
     probabilities[:] = 0
     np.testing.assert_allclose(strategy.policy_probabilities().sum(axis=1), 1.0)
+
+
+class BrokenSetup(Strategy):
+    def setup(self) -> None:
+        raise KeyError("missing state")
+
+    def ask(self) -> Proposal:
+        return Proposal(0, self.fidelity)
+
+    def tell(self, proposal: Proposal, observation: VisibleObservation) -> None:
+        pass
+
+
+class BrokenValidate(BrokenSetup):
+    @classmethod
+    def validate(cls, params) -> None:
+        raise ZeroDivisionError("division by zero")
+
+
+def test_a_plugin_that_raises_while_starting_ends_in_one_line(space: NB201Space) -> None:
+    from harness.errors import StrategyError
+    from harness.strategies import resolve_params
+
+    kind = f"{__name__}:BrokenSetup"
+    with pytest.raises(StrategyError, match="BrokenSetup raised while starting: KeyError"):
+        make_strategy(kind, space, np.random.default_rng(0), FIDELITY, {})
+    with pytest.raises(ConfigError, match="validate raised ZeroDivisionError"):
+        resolve_params(f"{__name__}:BrokenValidate", {})

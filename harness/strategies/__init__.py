@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from harness.errors import ConfigError, StrategyError
 from harness.plugins import load_class
 from harness.spaces.base import SearchSpace
 from harness.strategies.base import Strategy
@@ -31,6 +32,18 @@ def strategy_class(kind: str) -> type[Strategy]:
     return load_class(kind, group=ENTRY_POINT_GROUP, builtins=BUILTIN_STRATEGIES, base=Strategy)
 
 
+def resolve_params(kind: str, params: Mapping[str, Any]) -> dict[str, Any]:
+    """The hyperparameters of ``kind`` with defaults; a plugin's own checks that raise
+    anything but ConfigError still end in one line naming the strategy."""
+    cls = strategy_class(kind)
+    try:
+        return cls.resolve_hyperparameters(params)
+    except ConfigError:
+        raise
+    except Exception as error:  # plugin code: it may raise anything
+        raise ConfigError(f"{kind}.validate raised {type(error).__name__}: {error}") from None
+
+
 def make_strategy(
     kind: str,
     space: SearchSpace,
@@ -38,8 +51,17 @@ def make_strategy(
     fidelity: int,
     params: Mapping[str, Any],
 ) -> Strategy:
-    """Build the strategy a spec names."""
-    return strategy_class(kind)(space, rng, fidelity, **params)
+    """Build the strategy a spec names; a failing constructor or ``setup`` is a StrategyError."""
+    cls = strategy_class(kind)
+    try:
+        return cls(space, rng, fidelity, **params)
+    except ConfigError:
+        raise
+    except Exception as error:  # plugin code: it may raise anything
+        detail = " ".join(str(error).split())
+        raise StrategyError(
+            f"strategy {cls.__name__} raised while starting: {type(error).__name__}: {detail}"
+        ) from None
 
 
-__all__ = ["BUILTIN_STRATEGIES", "Strategy", "make_strategy", "strategy_class"]
+__all__ = ["BUILTIN_STRATEGIES", "Strategy", "make_strategy", "resolve_params", "strategy_class"]
