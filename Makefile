@@ -33,7 +33,7 @@ nbgraph: $(PLUGIN)
 test: $(STAMP)
 	$(BIN)/pytest -q
 
-test-slow: $(STAMP)
+test-slow: $(PLUGIN)
 	$(BIN)/pytest -q -m slow || [ $$? -eq 5 ]
 
 lint: $(STAMP)

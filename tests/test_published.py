@@ -7,10 +7,14 @@ from conftest import REPO, needs_nb201
 
 from harness.cli import main
 
+NBGRAPH = REPO / "benchmarks" / "nbgraph"
+
 SPECS = {
     "nb201/table5.toml": "nb201-table5",
     "nb201/reinforce-lr.toml": "nb201-reinforce-lr",
     "digits/compare.toml": "digits-compare",
+    # NAS-Bench-Graph: needs the nbgraph extra and the example plugin (`make test-slow`)
+    **{f"nbgraph/{p.stem}.toml": f"nbgraph-{p.stem}" for p in sorted(NBGRAPH.glob("*.toml"))},
 }
 
 
