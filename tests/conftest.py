@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import tomllib
@@ -13,6 +14,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 TABLE5 = REPO / "benchmarks" / "nb201" / "table5.toml"
 TESTS = REPO / "tests"
+EXAMPLE = REPO / "examples" / "local-search"
 SHARED_DATA = REPO.parent / "shared" / "data"
 NB201_SOURCE = SHARED_DATA / "nb201"
 
@@ -114,3 +116,34 @@ def assert_clean_failure(done: subprocess.CompletedProcess, *needles: str) -> No
     assert "Traceback" not in done.stderr
     for needle in needles:
         assert needle in lines[0]
+
+
+@pytest.fixture(scope="session")
+def plugin_site(tmp_path_factory) -> Path:
+    """The example plugin pip-installed into a folder of its own (offline, from a copy, so
+    no build files land in the repo); put it on PYTHONPATH or sys.path to use it."""
+    tmp_path = tmp_path_factory.mktemp("plugin")
+    pytest.importorskip("setuptools", reason="building the example needs setuptools")
+    source = shutil.copytree(EXAMPLE, tmp_path / "src")
+    site = tmp_path / "site"
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--no-deps",
+            "--no-build-isolation",
+            "--no-compile",
+            "--no-index",
+            "--target",
+            str(site),
+            str(source),
+        ],
+        env={**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    return site

@@ -9,27 +9,21 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
-import os
 import re
-import shutil
-import subprocess
-import sys
 import tomllib
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import REPO, dump_toml, needs_nb201
+from conftest import EXAMPLE, REPO, TABLE5, dump_toml, harness_cli, needs_nb201
 
 from harness.errors import ConfigError
 from harness.spaces import BUILTIN_SPACES, SearchSpace, get_space
 from harness.values import Proposal, VisibleObservation
 
-EXAMPLE = REPO / "examples" / "local-search"
 MODULE = EXAMPLE / "harness_local_search.py"
 DOCS = REPO / "docs" / "strategies.md"
-TABLE5 = REPO / "benchmarks" / "nb201" / "table5.toml"
 FIDELITY = 12
 
 
@@ -202,63 +196,26 @@ def write_spec(folder: Path, table: tuple[Path, str], kind: str, name: str) -> P
     return path
 
 
-def harness_cli(*args: str, cwd: Path, site: Path | None) -> subprocess.CompletedProcess:
-    """``python -m harness.cli`` with a private MLflow store; the plugin only on ``site``."""
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    env["MLFLOW_TRACKING_URI"] = f"sqlite:///{cwd / 'mlflow.db'}"
-    if site is not None:
-        env["PYTHONPATH"] = str(site)
-    return subprocess.run(
-        [sys.executable, "-m", "harness.cli", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-
-
-def install_example(tmp_path: Path) -> Path:
-    """pip-install the example (offline, from a copy, so no build files land in the repo)."""
-    pytest.importorskip("setuptools", reason="building the example needs setuptools")
-    source = shutil.copytree(EXAMPLE, tmp_path / "src")
-    site = tmp_path / "site"
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "install",
-            "--no-deps",
-            "--no-build-isolation",
-            "--no-compile",
-            "--no-index",
-            "--target",
-            str(site),
-            str(source),
-        ],
-        env={**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1"},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert done.returncode == 0, done.stderr
-    return site
-
-
 @needs_nb201()
 def test_an_installed_plugin_is_recorded_and_rerun_like_a_builtin(
-    tmp_path, nb201_built, monkeypatch
+    tmp_path, nb201_built, plugin_site, monkeypatch
 ):
     from harness.record import load_experiment, load_trajectories
 
-    site = install_example(tmp_path)
+    site = plugin_site
     by_entry_point = write_spec(tmp_path, nb201_built, "local_search", "entry-point")
     by_reference = write_spec(tmp_path, nb201_built, "harness_local_search:LocalSearch", "ref")
-    serial = harness_cli("run", str(by_entry_point), cwd=tmp_path, site=site)
+    serial = harness_cli("run", str(by_entry_point), cwd=tmp_path, PYTHONPATH=str(site))
     assert serial.returncode == 0, serial.stderr
     parallel = harness_cli(
-        "run", str(by_reference), "--executor", "processes", "--jobs", "2", cwd=tmp_path, site=site
+        "run",
+        str(by_reference),
+        "--executor",
+        "processes",
+        "--jobs",
+        "2",
+        cwd=tmp_path,
+        PYTHONPATH=str(site),
     )
     assert parallel.returncode == 0, parallel.stderr
 
@@ -280,7 +237,9 @@ def test_an_installed_plugin_is_recorded_and_rerun_like_a_builtin(
         assert params["origin.source_sha256"] == hashlib.sha256(installed.read_bytes()).hexdigest()
         assert params["strategy.num_init"] == "10"
 
-    rerun = harness_cli("rerun", records[0].children["LS"], "--seed", "2", cwd=tmp_path, site=site)
+    rerun = harness_cli(
+        "rerun", records[0].children["LS"], "--seed", "2", cwd=tmp_path, PYTHONPATH=str(site)
+    )
     assert rerun.returncode == 0, rerun.stderr
     assert "LS seed 2: identical to the record" in rerun.stdout
 
@@ -294,7 +253,7 @@ def test_a_missing_plugin_fails_with_one_line_naming_the_spec_and_field(tmp_path
         ("harness_local_search:LocalSearch", "cannot import 'harness_local_search'"),
     ]:
         spec = write_spec(tmp_path, nb201_built, kind, "missing")
-        done = harness_cli("run", str(spec), cwd=tmp_path, site=None)
+        done = harness_cli("run", str(spec), cwd=tmp_path, PYTHONPATH="")
         assert done.returncode == 2, done.stderr
         lines = done.stderr.strip().splitlines()
         assert len(lines) == 1 and "Traceback" not in done.stderr, done.stderr
