@@ -184,7 +184,7 @@ def test_load_dataset_refuses_unknown_names_options_and_stray_roots(tmp_path):
     )
     with pytest.raises(DatasetError, match="unknown dataset 'mnist'"):
         load_dataset("mnist")
-    with pytest.raises(DatasetError, match="no option 'train_size'"):
+    with pytest.raises(DatasetError, match=r"option \[train_size\] is not a known key"):
         load_dataset("digits", train_size=10)
     with pytest.raises(DatasetError, match="data root"):
         load_dataset("digits", root=tmp_path)
@@ -266,7 +266,7 @@ def test_fashion_mnist_subsampled_train_is_pinned_by_seed(tmp_path):
     assert small.source["split_sizes"] == [["valid", 20], ["train", 30]]
     with pytest.raises(DatasetError, match="lower them"):
         load_dataset("fashion-mnist", root=tmp_path, valid_size=20, train_size=81)
-    with pytest.raises(DatasetError, match="train_size=True"):
+    with pytest.raises(DatasetError, match=r"\[train_size\] must be an integer, got True"):
         load_dataset("fashion-mnist", root=tmp_path, train_size=True)
 
 

@@ -11,15 +11,21 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from harness.config import Field, validate
 from harness.data.augment import augment
 from harness.data.core import SPLIT_SEED, Dataset, Split, split_hash, stratified_split
 from harness.data.digits import DIGITS_SPLIT_SIZES, load_digits
-from harness.data.fashion_mnist import FASHION_MNIST_ROOT, load_fashion_mnist
+from harness.data.fashion_mnist import (
+    FASHION_MNIST_OPTIONS,
+    FASHION_MNIST_ROOT,
+    load_fashion_mnist,
+)
 from harness.data.nb201 import NB201_DATASETS, load_nb201_dataset, read_split_file
-from harness.errors import DatasetError
+from harness.errors import ConfigError, DatasetError
 
 DATASETS: tuple[str, ...] = ("digits", "fashion-mnist", *NB201_DATASETS)
-_OPTIONS = {"fashion-mnist": ("valid_size", "train_size", "split_seed")}
+#: dataset -> the options it takes (declared once; validated in :func:`load_dataset`)
+_OPTIONS: dict[str, dict[str, Field]] = {"fashion-mnist": FASHION_MNIST_OPTIONS}
 
 __all__ = [
     "DATASETS",
@@ -51,13 +57,10 @@ def load_dataset(
     """
     if name not in DATASETS:
         raise DatasetError(f"unknown dataset {name!r}; choose one of: {', '.join(DATASETS)}")
-    allowed = _OPTIONS.get(name, ())
-    unknown = sorted(set(options) - set(allowed))
-    if unknown:
-        raise DatasetError(
-            f"dataset {name!r} has no option {unknown[0]!r}; "
-            f"its options are: {', '.join(allowed) or 'none'}"
-        )
+    try:
+        options = validate(options, _OPTIONS.get(name, {}))
+    except ConfigError as error:
+        raise DatasetError(f"dataset {name!r} option {error}") from None
     if name == "digits":
         if root is not None:
             raise DatasetError("dataset 'digits' ships with scikit-learn; do not pass a data root")

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from harness.config import Field
 from harness.data.core import (
     SPLIT_SEED,
     Dataset,
@@ -100,10 +101,12 @@ def _read_part(root: Path, prefix: str) -> tuple[np.ndarray, np.ndarray, dict]:
     return images.reshape(-1, 1, _SIDE, _SIDE), labels.astype(np.int64), files
 
 
-def _positive_int(name: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise DatasetError(f"fashion-mnist option {name}={value!r}: must be a positive integer")
-    return value
+#: the options a protocol's ``data_options`` may give fashion-mnist
+FASHION_MNIST_OPTIONS = {
+    "valid_size": Field(int, 10_000, low=1, high=60_000),
+    "train_size": Field(int, None, low=1, high=60_000, optional=True),
+    "split_seed": Field(int, SPLIT_SEED, low=0, high=2**63 - 1),
+}
 
 
 def load_fashion_mnist(
@@ -117,13 +120,9 @@ def load_fashion_mnist(
     ``train_size`` train images (default: all the rest) and the official test set.
 
     Both cuts are drawn from ``split_seed`` and hashed, so a subsampled run is as pinned as
-    a full one. Normalised by the train split's mean/std.
+    a full one. Normalised by the train split's mean/std. The options are validated by
+    :func:`harness.data.load_dataset` against :data:`FASHION_MNIST_OPTIONS`.
     """
-    valid_size = _positive_int("valid_size", valid_size)
-    if train_size is not None:
-        train_size = _positive_int("train_size", train_size)
-    if isinstance(split_seed, bool) or not isinstance(split_seed, int) or split_seed < 0:
-        raise DatasetError(f"fashion-mnist option split_seed={split_seed!r}: must be an int >= 0")
     train_x, train_y, files = _read_part(root, "train")
     test_x, test_y, test_files = _read_part(root, "t10k")
     files.update(test_files)
