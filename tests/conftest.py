@@ -26,6 +26,29 @@ def needs_nb201() -> pytest.MarkDecorator:
     )
 
 
+def _nbgraph_light() -> Path | None:
+    """The nas-bench-graph wheel's ``light`` folder, found without importing the package."""
+    from importlib import metadata
+
+    try:
+        dist = metadata.distribution("nas-bench-graph")
+    except metadata.PackageNotFoundError:
+        return None
+    folder = Path(str(dist.locate_file("nas_bench_graph/light")))
+    return folder if (folder / "cora.bench").is_file() else None
+
+
+NBGRAPH_LIGHT = _nbgraph_light()
+
+
+def needs_nbgraph() -> pytest.MarkDecorator:
+    return pytest.mark.skipif(
+        NBGRAPH_LIGHT is None,
+        reason="the nas-bench-graph distribution is not installed (the [nbgraph] extra: "
+        "pip install --no-deps nas-bench-graph==1.4.0)",
+    )
+
+
 @pytest.fixture(scope="session")
 def nb201_built(tmp_path_factory) -> tuple[Path, str]:
     """The real NB201 table, imported from the shared extracts: (path, sha256)."""

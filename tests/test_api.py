@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import importlib.util
 import subprocess
 import sys
 import tomllib
 
 import pytest
-from conftest import REPO, TABLE5, dump_toml, needs_nb201
+from conftest import REPO, TABLE5, dump_toml, needs_nb201, needs_nbgraph
 
 import harness
 
@@ -81,9 +80,7 @@ def test_import_harness_loads_neither_mlflow_nor_torch():
     assert done.stdout.strip() == "[]", done.stderr
 
 
-@pytest.mark.skipif(
-    importlib.util.find_spec("nas_bench_graph") is None, reason="needs harness[nbgraph]"
-)
+@needs_nbgraph()
 def test_one_spec_runs_on_nb201_and_nas_bench_graph_changing_only_the_benchmark_lines(
     mlflow_store, plugin_site, monkeypatch
 ):

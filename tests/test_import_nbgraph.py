@@ -10,6 +10,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import NBGRAPH_LIGHT as LIGHT
+from conftest import needs_nbgraph
 
 import harness.importers.nbgraph as nbgraph_importer
 from harness.data.safe_pickle import safe_unpickle
@@ -17,24 +19,6 @@ from harness.errors import TableError
 from harness.importers.nbgraph import DATASETS, SCHEDULE, build_nbgraph_table
 from harness.spaces import get_space
 from harness.table import Table, file_sha256
-
-
-def _light_dir() -> Path | None:
-    """The wheel's ``light`` folder, found without importing the package."""
-    try:
-        dist = metadata.distribution("nas-bench-graph")
-    except metadata.PackageNotFoundError:
-        return None
-    folder = Path(str(dist.locate_file("nas_bench_graph/light")))
-    return folder if (folder / "cora.bench").is_file() else None
-
-
-LIGHT = _light_dir()
-needs_wheel = pytest.mark.skipif(
-    LIGHT is None,
-    reason="the nas-bench-graph distribution is not installed "
-    "(pip install --no-deps nas-bench-graph==1.4.0)",
-)
 
 
 def _light(dataset: str) -> dict:
@@ -67,7 +51,7 @@ def _write_source(folder: Path, data: object, name: str = "proteins") -> Path:
     return folder
 
 
-@needs_wheel
+@needs_nbgraph()
 def test_cora_table_holds_the_pickle_values_for_every_cell_of_a_key(cora):
     path, sha256 = cora
     table = Table.load(path, expected_sha256=sha256)
@@ -101,7 +85,7 @@ def test_cora_table_holds_the_pickle_values_for_every_cell_of_a_key(cora):
     assert source["sha256"] == file_sha256(LIGHT / "cora.bench")
 
 
-@needs_wheel
+@needs_nbgraph()
 def test_build_is_byte_deterministic_and_independent_of_where_the_file_lies(cora, tmp_path):
     _, sha256 = cora
     assert build_nbgraph_table("cora", tmp_path / "again.h5") == sha256
@@ -112,7 +96,7 @@ def test_build_is_byte_deterministic_and_independent_of_where_the_file_lies(cora
     assert file_sha256(tmp_path / "from-source.h5") == sha256
 
 
-@needs_wheel
+@needs_nbgraph()
 def test_proteins_reports_roc_auc_on_its_five_op_space(tmp_path):
     table = Table.load(tmp_path / "p.h5", build_nbgraph_table("proteins", tmp_path / "p.h5"))
     assert (table.space, len(table.archs)) == ("nbgraph-proteins", 5616)
@@ -138,7 +122,7 @@ def test_a_pickle_that_would_run_code_is_refused(tmp_path):
     assert not (tmp_path / "out.h5").exists()
 
 
-@needs_wheel
+@needs_nbgraph()
 def test_truncated_or_garbage_files_are_refused(tmp_path):
     source = tmp_path / "bad"
     source.mkdir()
@@ -249,7 +233,7 @@ def _four_fc_parameters(features: int, classes: int, schedule: dict) -> int:
     return count + 4 * dim * head + head + post * (dim * classes + classes)
 
 
-@needs_wheel
+@needs_nbgraph()
 @pytest.mark.slow
 @pytest.mark.parametrize("dataset", DATASETS)
 def test_every_dataset_builds_and_its_protocol_fits_the_parameter_counts(dataset, tmp_path):

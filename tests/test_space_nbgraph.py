@@ -5,11 +5,11 @@ from __future__ import annotations
 import hashlib
 import itertools
 import random
-from importlib import metadata
-from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import NBGRAPH_LIGHT as LIGHT
+from conftest import needs_nbgraph
 
 from harness.data.safe_pickle import safe_unpickle
 from harness.errors import ArchitectureError
@@ -17,24 +17,6 @@ from harness.spaces import get_space
 from harness.spaces.nbgraph import LINKS, OPS, PROTEINS_OPS, NBGraphProteinsSpace, NBGraphSpace
 
 NINE_OP_DATASETS = ("cora", "citeseer", "pubmed", "cs", "physics", "photo", "computers", "arxiv")
-
-
-def _light_dir() -> Path | None:
-    """The wheel's ``light`` folder, found without importing the package."""
-    try:
-        dist = metadata.distribution("nas-bench-graph")
-    except metadata.PackageNotFoundError:
-        return None
-    folder = Path(str(dist.locate_file("nas_bench_graph/light")))
-    return folder if (folder / "cora.bench").is_file() else None
-
-
-LIGHT = _light_dir()
-needs_wheel = pytest.mark.skipif(
-    LIGHT is None,
-    reason="the nas-bench-graph distribution is not installed "
-    "(pip install --no-deps nas-bench-graph==1.4.0)",
-)
 
 
 @pytest.fixture(params=["nbgraph", "nbgraph-proteins"])
@@ -201,7 +183,7 @@ def _light_keys(name: str) -> set[int]:
     return set(safe_unpickle(path.read_bytes(), path.name))
 
 
-@needs_wheel
+@needs_nbgraph()
 @pytest.mark.parametrize("dataset", [*NINE_OP_DATASETS, "proteins"])
 def test_canonical_forms_of_all_cells_are_exactly_the_wheel_keys(dataset):
     space = get_space("nbgraph-proteins" if dataset == "proteins" else "nbgraph")
