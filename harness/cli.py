@@ -164,7 +164,10 @@ def _rerun(args: argparse.Namespace) -> int:
     spec = parse_spec_text(record.spec_text, spec_path, record.resolved.get("overrides"))
     if spec.spec_hash != record.params["spec_hash"]:
         raise HarnessError(
-            f"recorded spec text does not hash to the recorded spec_hash of {parent}"
+            f"the recorded spec text and overrides of {parent} do not hash to its recorded "
+            "spec_hash: the record was tampered with, or written by a harness whose resolved "
+            f"spec differs (recorded by {record.tags.get('env.package.harness', '?')}, "
+            f"git {record.tags.get('env.git.commit', '?')[:12]})"
         )
     table_path = Path(args.table) if args.table else Path(record.tags["harness.table_path"])
     spec = dataclasses.replace(spec, table_path=table_path)
@@ -245,6 +248,13 @@ def _verify(args: argparse.Namespace) -> int:
     drifts = verify(table, args.sample, args.seed, data_root, split_dir)
     print(format_drift(drifts))
     return 0 if max(d.max_abs for d in drifts) == 0 else 1
+
+
+class _StderrLines(logging.Handler):
+    """The library's progress messages, one line each on the current stderr."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        print(record.getMessage(), file=sys.stderr)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -331,8 +341,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if not logging.getLogger().handlers:  # library progress goes to stderr, one line each
-        logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    library = logging.getLogger("harness")
+    if not any(isinstance(h, _StderrLines) for h in library.handlers):
+        library.addHandler(_StderrLines())
+        library.setLevel(logging.INFO)
     try:
         return args.handler(args)
     except HarnessError as error:
