@@ -10,6 +10,7 @@ message (:func:`at`).
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import math
@@ -87,19 +88,6 @@ class Field:
                 f"must be {'<' if self.high_open else '<='} {self.high:g}, got {value!r}"
             )
 
-    def describe(self) -> str:
-        """One line for documentation and error messages."""
-        parts = [_words(self.kind)]
-        if self.choices is not None:
-            parts.append("one of " + ", ".join(map(repr, self.choices)))
-        if self.low is not None:
-            parts.append(f"{'>' if self.low_open else '>='} {self.low:g}")
-        if self.high is not None:
-            parts.append(f"{'<' if self.high_open else '<='} {self.high:g}")
-        if self.default is not REQUIRED:
-            parts.append(f"default {self.default!r}")
-        return ", ".join(parts)
-
 
 def _words(kind: type | tuple[type, ...]) -> str:
     kinds = kind if isinstance(kind, tuple) else (kind,)
@@ -139,7 +127,7 @@ def validate(data: Any, fields: Mapping[str, Field]) -> dict[str, Any]:
         if name not in data:
             if field.default is REQUIRED:
                 raise ConfigError("is required", name)
-            resolved[name] = field.default
+            resolved[name] = copy.copy(field.default)  # a default list or dict is never shared
             continue
         with at(name):
             resolved[name] = field.check(data[name])
