@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import os
 import re
+import subprocess
+import sys
 import tomllib
 from collections.abc import Callable
 from pathlib import Path
@@ -246,7 +249,9 @@ def test_an_installed_plugin_is_recorded_and_rerun_like_a_builtin(
 
 @needs_nb201()
 def test_a_missing_plugin_fails_with_one_line_naming_the_spec_and_field(tmp_path, nb201_built):
-    if importlib.util.find_spec("harness_local_search") is not None:
+    probe = "import importlib.util as u, sys; sys.exit(u.find_spec('harness_local_search') is None)"
+    installed = subprocess.run([sys.executable, "-c", probe], env={**os.environ, "PYTHONPATH": ""})
+    if installed.returncode == 0:  # asked in a fresh process: this one may have imported it
         pytest.skip("harness-local-search is installed in this environment")
     for kind, missing in [
         ("local_search", "unknown strategy 'local_search'"),
