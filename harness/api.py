@@ -96,6 +96,10 @@ def run(
 ) -> Results:
     """Run a spec, record it to MLflow, write its result files; return the record's frames.
 
+    Interrupted (even by ``kill -9``) and called again, it resumes: finished chunks of
+    runs are kept in ``.harness/resume/`` under the working folder until the experiment is
+    recorded, and a half-written record is marked as interrupted, never reused.
+
     Overrides (each pinned in the record and in the spec hash): ``seeds`` (master seeds,
     or ``{"start": s, "count": n}``), ``strategies`` (names of the spec's strategies to
     run), ``budget`` (budget keys to replace, ``None`` removing a limit). ``evaluator``
@@ -103,7 +107,14 @@ def run(
     ``executor`` is ``"serial"`` or ``"processes"`` with ``jobs`` workers. ``results`` is
     the path stem of the result files (default: the spec's).
     """
-    from harness.experiment import Benchmark, LiveSetup, open_table, run_experiment
+    from harness.experiment import (
+        Benchmark,
+        LiveSetup,
+        open_table,
+        resume_identity,
+        run_experiment,
+    )
+    from harness.resume import WORK_DIR, ChunkStore
     from harness.spec import load_spec
 
     overrides = {"seeds": seeds, "strategies": strategies, "budget": budget}
@@ -117,14 +128,16 @@ def run(
         )
     benchmark = Benchmark(parsed, open_table(parsed), live)
     # imported only once the input is known to be good: MLflow takes seconds to import
-    from harness.environment import capture
+    from harness.environment import capture_details
     from harness.record import load_experiment, record_experiment
     from harness.report import write_results
 
+    store = ChunkStore(Path.cwd() / WORK_DIR, parsed.name, resume_identity(parsed, benchmark))
     tic = time.perf_counter()
-    outcomes = run_experiment(parsed, benchmark, executor, jobs)
+    outcomes = run_experiment(parsed, benchmark, executor, jobs, store)
     searched = time.perf_counter() - tic
-    parent = record_experiment(parsed, benchmark, outcomes, capture())
+    parent = record_experiment(parsed, benchmark, outcomes, capture_details())
+    store.clear()
     log.info(
         "%d runs searched in %.1f s, recorded in %.1f s; MLflow experiment run %s",
         len(outcomes),

@@ -7,9 +7,9 @@ result. Results come back in spec order whatever order the runs finish in.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
-from collections.abc import Iterator
-from concurrent.futures import ProcessPoolExecutor
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,19 +20,24 @@ from harness.config import at, spec_error
 from harness.errors import ConfigError, StrategyError, TableError
 from harness.evaluators.base import Evaluator
 from harness.evaluators.tabular import TableCosts, TabularEvaluator, resolve_metric
+from harness.executors import run_chunks
 from harness.importers import build_table
+from harness.plugins import origin
+from harness.resume import ChunkStore, source_sha256
 from harness.seeding import describe_streams, stream_generator
-from harness.simulator import RunResult, simulate
+from harness.simulator import RunResult, Trajectory, simulate
 from harness.spaces import get_space
 from harness.spec import ExperimentSpec, StrategySpec
-from harness.strategies import make_strategy
+from harness.strategies import make_strategy, strategy_class
 from harness.table import Table
 
 log = logging.getLogger(__name__)
 
 #: the random streams a run draws from
 RUN_STREAMS = ("strategy", "benchmark")
-EXECUTORS = ("serial", "processes")
+#: runs per chunk of tabular work (a live chunk is one run: each takes minutes)
+TABULAR_CHUNK = 50
+PROGRESS_EVERY_S = 10.0
 
 
 @dataclass
@@ -201,25 +206,98 @@ def _run_chunk(jobs: list[tuple[int, int]]) -> list[RunOutcome]:
     return [_worker_benchmark.run(strategies[s], seed) for s, seed in jobs]
 
 
+def _outcome_json(outcome: RunOutcome) -> dict[str, Any]:
+    return dataclasses.asdict(outcome)
+
+
+def _outcome_from_json(data: dict[str, Any]) -> RunOutcome:
+    result = dict(data["result"])
+    result["trajectory"] = Trajectory(**result["trajectory"])
+    return RunOutcome(**{**data, "result": RunResult(**result)})
+
+
+def resume_identity(spec: ExperimentSpec, benchmark: Benchmark) -> dict[str, Any]:
+    """Everything a finished run depends on besides its seed: a resumed experiment reuses
+    runs only when all of it is unchanged."""
+    live = benchmark.live
+    return {
+        "spec_hash": spec.spec_hash,
+        "table_sha256": benchmark.table.sha256,
+        "evaluator": "tabular" if live is None else "live",
+        "live": None if live is None else [str(live.data_root), str(live.split_dir)],
+        "harness_source": source_sha256(),
+        "strategies": [origin(strategy_class(s.kind))["source_sha256"] for s in spec.strategies],
+    }
+
+
 def run_experiment(
-    spec: ExperimentSpec, benchmark: Benchmark, executor: str = "serial", jobs: int = 1
+    spec: ExperimentSpec,
+    benchmark: Benchmark,
+    executor: str = "serial",
+    jobs: int = 1,
+    store: ChunkStore | None = None,
 ) -> list[RunOutcome]:
-    """All runs of the spec, in spec order (strategy, then seed)."""
-    with at("executor"):
-        if executor not in EXECUTORS:
-            raise ConfigError(f"must be one of {', '.join(EXECUTORS)}, got {executor!r}")
-    if jobs < 1:
-        raise ConfigError(f"must be at least 1, got {jobs}", "jobs")
+    """All runs of the spec, in spec order (strategy, then seed).
+
+    Work is cut into fixed chunks (one run each when training live); with a ``store``,
+    every finished chunk is kept there and chunks an interrupted attempt finished are not
+    run again.
+    """
     work = [(s, seed) for s in range(len(spec.strategies)) for seed in spec.seeds]
+    size = TABULAR_CHUNK if benchmark.live is None else 1
+    chunks = [work[i : i + size] for i in range(0, len(work), size)]
+    done = {
+        i: [_outcome_from_json(o) for o in c] for i, c in (store.load() if store else {}).items()
+    }
+    progress = _Progress(len(work), sum(len(c) for c in done.values()))
+
+    def finished(index: int, outcomes: list[RunOutcome]) -> None:
+        if store is not None:
+            store.save(index, [_outcome_json(o) for o in outcomes])
+        done[index] = outcomes
+        progress.advance(len(outcomes))
+
+    pending = [(i, chunk) for i, chunk in enumerate(chunks) if i not in done]
     if executor == "serial" or jobs == 1:
-        return [benchmark.run(spec.strategies[s], seed) for s, seed in work]
-    chunks = list(_chunks(work, max(1, len(work) // (jobs * 4))))
-    with ProcessPoolExecutor(
-        max_workers=jobs, initializer=_init_worker, initargs=(spec, benchmark.live)
-    ) as pool:
-        return [outcome for chunk in pool.map(_run_chunk, chunks) for outcome in chunk]
+        strategies = spec.strategies
+        run_chunks(
+            lambda chunk: [benchmark.run(strategies[s], seed) for s, seed in chunk],
+            pending,
+            finished,
+        )
+    else:
+        run_chunks(
+            _run_chunk,
+            pending,
+            finished,
+            executor=executor,
+            workers=jobs,
+            initializer=_init_worker,
+            initargs=(spec, benchmark.live),
+        )
+    return [outcome for i in range(len(chunks)) for outcome in done[i]]
 
 
-def _chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
+class _Progress:
+    """Runs done, rate and ETA, logged every few seconds (live runs take hours)."""
+
+    def __init__(self, total: int, done: int) -> None:
+        self.total, self.done, self.at_start = total, done, done
+        self.started = self.last = time.perf_counter()
+
+    def advance(self, runs: int) -> None:
+        self.done += runs
+        now = time.perf_counter()
+        if now - self.last < PROGRESS_EVERY_S and self.done < self.total:
+            return
+        self.last = now
+        rate = (self.done - self.at_start) / max(now - self.started, 1e-9)
+        eta = (self.total - self.done) / rate if rate > 0 else float("inf")
+        log.info(
+            "harness: %d/%d runs (%.1f%%), %.2f runs/s, ETA %s",
+            self.done,
+            self.total,
+            100 * self.done / self.total,
+            rate,
+            time.strftime("%H:%M:%S", time.gmtime(eta)) if eta != float("inf") else "?",
+        )

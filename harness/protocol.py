@@ -129,7 +129,7 @@ class Protocol:
 
     @property
     def split_hash(self) -> str:
-        return config_hash(self.splits)
+        return split_hash_of(self.splits)
 
     @classmethod
     def from_dict(cls, data: Any) -> Protocol:
@@ -138,6 +138,12 @@ class Protocol:
         values["eval_splits"] = tuple(values["eval_splits"])
         values["seeds"] = tuple(values["seeds"])
         return cls(**values)
+
+
+def split_hash_of(splits: dict[str, str]) -> str:
+    """THE split hash of records, tables and manifests: sha256 of the canonical JSON of
+    ``{split name: sha256 of its index list}``, exactly the lists every load checks."""
+    return config_hash(splits)
 
 
 def load_protocol(path: Path) -> Protocol:

@@ -10,11 +10,16 @@ of MLflow calls while any single seed can still be re-run and compared row by ro
 
 from __future__ import annotations
 
+import fcntl
 import gzip
 import io
 import json
+import logging
 import os
+import socket
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +30,7 @@ from harness.config import config_hash
 from harness.errors import HarnessError
 from harness.experiment import RUN_STREAMS, Benchmark, RunOutcome
 from harness.plugins import origin
+from harness.protocol import split_hash_of
 from harness.seeding import stream_scheme
 from harness.spec import ExperimentSpec
 from harness.strategies import strategy_class
@@ -35,6 +41,7 @@ import mlflow  # noqa: E402  (telemetry must be off before mlflow is imported)
 from mlflow.entities import Metric, Param, RunTag  # noqa: E402
 from mlflow.tracking import MlflowClient  # noqa: E402
 
+log = logging.getLogger(__name__)
 RESOLVED_SPEC = "resolved_spec.json"
 SPEC_TEXT = "spec.toml"
 ENVIRONMENT = "environment.json"
@@ -49,10 +56,58 @@ def tracking_uri() -> str:
     return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path.cwd() / 'mlflow.db'}"
 
 
-def _client() -> MlflowClient:
+def _sqlite_path(uri: str) -> Path | None:
+    return Path(uri.removeprefix("sqlite:///")) if uri.startswith("sqlite:///") else None
+
+
+@contextmanager
+def store_lock() -> Iterator[None]:
+    """Exclusive use of a sqlite store among harness processes, for creating it (MLflow's
+    schema migration races when two processes create one store at once) and for writing
+    a record. A tracking server needs no lock: it serialises its own writes."""
+    path = _sqlite_path(tracking_uri())
+    if path is None:
+        yield
+        return
+    try:
+        handle = open(path.with_name(path.name + ".lock"), "a")  # noqa: SIM115 - held below
+    except OSError as error:
+        raise HarnessError(
+            f"cannot use the MLflow store {path} ({error.strerror}); check the folder or "
+            "MLFLOW_TRACKING_URI"
+        ) from None
+    with handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+
+
+_READY: set[str] = set()
+
+
+def _client(create: bool = False) -> MlflowClient:
+    """A client of the tracking store; reading needs an existing store (``create`` False),
+    so a command run from the wrong folder says so instead of creating an empty one."""
     uri = tracking_uri()
+    path = _sqlite_path(uri)
+    if path is not None and not create and not path.is_file():
+        raise HarnessError(
+            f"no MLflow store at {path}; run from the folder that holds mlflow.db or set "
+            "MLFLOW_TRACKING_URI"
+        )
     mlflow.set_tracking_uri(uri)
-    return MlflowClient(tracking_uri=uri)
+    if uri in _READY:
+        return MlflowClient(tracking_uri=uri)
+    with store_lock():  # creating the client creates or migrates the store
+        try:
+            client = MlflowClient(tracking_uri=uri)
+            client.search_experiments(max_results=1)
+        except Exception as error:  # mlflow raises many types for a bad store or URI
+            raise HarnessError(
+                f"the MLflow store {uri} cannot be used ({type(error).__name__}: "
+                f"{' '.join(str(error).split())[:300]}); check MLFLOW_TRACKING_URI"
+            ) from None
+    _READY.add(uri)
+    return client
 
 
 def _experiment_id(client: MlflowClient, name: str) -> str:
@@ -149,15 +204,81 @@ def record_experiment(
     spec: ExperimentSpec,
     benchmark: Benchmark,
     outcomes: list[RunOutcome],
-    environment: dict[str, str],
+    environment: dict[str, Any],
 ) -> str:
-    """Write the experiment's parent run and one child per strategy; returns the parent id."""
-    client = _client()
-    experiment_id = _experiment_id(client, spec.name)
+    """Write the experiment's parent run and one child per strategy; returns the parent id.
+
+    ``environment`` is :func:`harness.environment.capture_details`: its ``tags`` become
+    ``env.*`` tags, the whole of it the ``environment.json`` artifact.
+
+    The parent stays RUNNING until every child is written and carries this process's host
+    and pid, so a record left half-written by a killed process is recognisable: the next
+    record of the experiment marks it KILLED (:func:`mark_interrupted`).
+    """
+    client = _client(create=True)
+    with store_lock():
+        experiment_id = _experiment_id(client, spec.name)
+        mark_interrupted(client, experiment_id)
+        return _record(client, experiment_id, spec, benchmark, outcomes, environment)
+
+
+def _alive(host: str | None, pid: str | None) -> bool:
+    """Whether the process that started a record may still be writing it."""
+    if host != socket.gethostname() or not (pid or "").isdigit():
+        return True  # another machine's process: not ours to judge
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True
+    return True
+
+
+def mark_interrupted(client: MlflowClient, experiment_id: str) -> list[str]:
+    """Mark RUNNING records of this experiment whose writer is gone as KILLED (tag
+    ``harness.interrupted``), children included, so they are never mistaken for results."""
+    marked = []
+    for run in client.search_runs(
+        [experiment_id], filter_string="attributes.status = 'RUNNING'", max_results=10_000
+    ):
+        tags = run.data.tags
+        owner = run if tags.get("harness.role") == "experiment" else None
+        if owner is None and "mlflow.parentRunId" in tags:
+            try:
+                owner = client.get_run(tags["mlflow.parentRunId"])
+            except Exception:  # the parent is gone: the child is an orphan
+                owner = run
+        owner_tags = (owner or run).data.tags
+        if _alive(owner_tags.get("harness.host"), owner_tags.get("harness.pid")):
+            continue
+        client.set_tag(run.info.run_id, "harness.interrupted", "true")
+        client.set_terminated(run.info.run_id, status="KILLED")
+        marked.append(run.info.run_id)
+    if marked:
+        log.info("harness: marked %d interrupted MLflow runs as KILLED", len(marked))
+    return marked
+
+
+def _record(
+    client: MlflowClient,
+    experiment_id: str,
+    spec: ExperimentSpec,
+    benchmark: Benchmark,
+    outcomes: list[RunOutcome],
+    environment: dict[str, Any],
+) -> str:
     table = benchmark.table
     protocol_hash = config_hash(table.protocol)
     parent = client.create_run(
-        experiment_id, run_name=spec.name, tags={"harness.role": "experiment"}
+        experiment_id,
+        run_name=spec.name,
+        tags={
+            "harness.role": "experiment",
+            "harness.spec_hash": spec.spec_hash,
+            "harness.host": socket.gethostname(),
+            "harness.pid": str(os.getpid()),
+        },
     )
     pid = parent.info.run_id
     params = {
@@ -172,8 +293,8 @@ def record_experiment(
         "search_protocol_hash": config_hash(
             {"search": spec.resolved["search"], "budget": spec.resolved["budget"]}
         ),
-        "split_hash": config_hash(table.protocol["splits"])
-        if "splits" in table.protocol
+        "split_hash": split_hash_of(table.protocol["splits"])
+        if isinstance(table.protocol.get("splits"), dict)
         else "not in table",
         "cost_model": table.cost_model,
         "n_runs": len(outcomes),
@@ -183,7 +304,7 @@ def record_experiment(
         **{f"search.{k}": v for k, v in spec.resolved["search"].items()},
         **{f"budget.{k}": v for k, v in spec.resolved["budget"].items()},
     }
-    tags = [RunTag(f"env.{k}", v) for k, v in sorted(environment.items())]
+    tags = [RunTag(f"env.{k}", v) for k, v in sorted(environment["tags"].items())]
     tags += [
         RunTag("harness.spec_path", str(spec.path.resolve())),
         RunTag("harness.table_path", str(table.path.resolve())),
@@ -214,6 +335,8 @@ def record_experiment(
                 "mlflow.parentRunId": pid,
                 "harness.role": "strategy",
                 "harness.strategy": strategy.name,
+                "harness.host": socket.gethostname(),
+                "harness.pid": str(os.getpid()),
             },
         )
         cid = child.info.run_id
@@ -291,6 +414,11 @@ def load_experiment(parent_id: str) -> ExperimentRecord:
         ) from None
     if parent.data.tags.get("harness.role") != "experiment":
         raise HarnessError(f"run {parent_id} is not a harness experiment run")
+    if parent.info.status != "FINISHED":
+        raise HarnessError(
+            f"run {parent_id} is {parent.info.status.lower()}: its record is incomplete "
+            "(the experiment was interrupted or is still being recorded); run its spec again"
+        )
     found = client.search_runs(
         [parent.info.experiment_id],
         filter_string=f"tags.mlflow.parentRunId = '{parent_id}'",

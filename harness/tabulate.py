@@ -314,6 +314,7 @@ def assemble(spec: TabulateSpec, parts: Path) -> str:
             "harness_version": harness.__version__,
             "sources": [],
             "dataset": dataset.describe(),
+            "split_hash": protocol.split_hash,
             "environment": environment,
             "isomorphism": f"{space.name} canonical-form classes "
             f"({len(representatives):,}); representative = smallest index",

@@ -10,6 +10,7 @@ import pytest
 from conftest import REPO, TABLE5, dump_toml, needs_nb201, needs_nbgraph
 
 import harness
+from harness.errors import HarnessError
 
 DIGITS_TABLE = REPO / "tabular" / "nb201-digits.h5"
 CORA = REPO / "benchmarks" / "nbgraph" / "cora.toml"
@@ -63,14 +64,20 @@ def test_run_returns_tidy_frames_in_spec_order_and_pins_the_overrides(
 
 
 def test_results_of_an_unknown_experiment_says_how_to_find_one(mlflow_store):
-    with pytest.raises(harness.api.HarnessError, match="harness ls"):
+    with pytest.raises(HarnessError, match="no MLflow store at .*mlflow.db"):
+        harness.results("never-ran")  # and no empty store is created on the way
+    assert not (mlflow_store / "mlflow.db").exists()
+    from mlflow.tracking import MlflowClient
+
+    MlflowClient().search_experiments()  # an empty store
+    with pytest.raises(HarnessError, match="harness ls"):
         harness.results("never-ran")
 
 
 def test_load_table_pins_its_bytes():
     table = harness.load_table(DIGITS_TABLE)
     assert table.space == "nb201" and len(table.archs) == 15625
-    with pytest.raises(harness.api.HarnessError, match="sha256"):
+    with pytest.raises(HarnessError, match="sha256"):
         harness.load_table(DIGITS_TABLE, sha256="0" * 64)
 
 

@@ -39,7 +39,7 @@ DIGITS_SPLIT_HASHES = {
     "valid": "f9d193731aa1738624fea0004dd39d6c67ccbdcde2e82268cbfbd622ee09923f",
     "test": "4b7ca0861aa4aa3dc134486edc09fb01c10b75b2e9d4d3c4645bad7368065fcd",
 }
-DIGITS_SPLIT_HASH = "608c7d436141cbea5aa0f7815c53ee1f876d745c54e42ca838d67497a35d5180"
+DIGITS_SPLIT_FINGERPRINT = "608c7d436141cbea5aa0f7815c53ee1f876d745c54e42ca838d67497a35d5180"
 DIGITS_CONTENT_SHA256 = "65e5b4619795efb40c1082f4c350c049e4ad552200d369b6ae99e21eef5e72c5"
 
 # NB201's official split files: (keys, size of the set they cut, sizes, list hashes)
@@ -135,7 +135,7 @@ def test_digits_split_is_pinned_by_its_hashes():
         "train": 1000,
     }
     assert dataset.split_hashes == DIGITS_SPLIT_HASHES
-    assert dataset.split_hash == DIGITS_SPLIT_HASH
+    assert dataset.split_fingerprint == DIGITS_SPLIT_FINGERPRINT
     assert dataset.source["content_sha256"] == DIGITS_CONTENT_SHA256
     joined = np.concatenate(list(dataset.split.indices.values()))
     assert np.array_equal(np.sort(joined), np.arange(1797))
@@ -250,7 +250,7 @@ def test_fashion_mnist_raw_and_gz_files_give_the_same_content_hash(tmp_path):
     gz = load_dataset("fashion-mnist", root=tmp_path / "gz", valid_size=20)
     content = [{k: r["content_sha256"] for k, r in d.source["files"].items()} for d in (raw, gz)]
     assert list(content[0].values()) == list(content[1].values())
-    assert raw.split_hash == gz.split_hash
+    assert raw.split_fingerprint == gz.split_fingerprint
 
 
 def test_fashion_mnist_subsampled_train_is_pinned_by_seed(tmp_path):

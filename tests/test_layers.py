@@ -16,8 +16,8 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1] / "harness"
 LAYERS = [
     {"errors"},
-    {"config", "atomic", "seeding"},
-    {"values", "plugins"},
+    {"config", "atomic", "seeding", "executors"},
+    {"values", "plugins", "resume"},
     {"spaces", "table", "protocol", "data", "models", "environment"},
     {"evaluators", "train", "strategies", "simulator"},
     {"importers", "spec", "experiment", "tabulate", "verify"},

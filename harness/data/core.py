@@ -111,8 +111,10 @@ class Dataset:
         return dict(self.split.hashes)
 
     @property
-    def split_hash(self) -> str:
-        """One sha256 for the whole split (names, sources and index lists)."""
+    def split_fingerprint(self) -> str:
+        """One sha256 of how this dataset was cut (every list's name, source array and
+        index hash). The split hash a record and a table pin is the protocol's
+        (:attr:`harness.protocol.Protocol.split_hash`), over the lists it checks."""
         return self.split.sha256
 
     @property
@@ -132,7 +134,7 @@ class Dataset:
             "sizes": {name: len(idx) for name, idx in self.split.indices.items()},
             "split_sources": dict(self.split.sources),
             "split_hashes": self.split_hashes,
-            "split_hash": self.split_hash,
+            "split_fingerprint": self.split_fingerprint,
             "valid_split": self.valid_split,
             "test_split": self.test_split,
             "mean": list(self.mean),

@@ -1,0 +1,183 @@
+"""Kill a real `harness run` at any moment, run it again: the result is as if nothing happened.
+
+The runs are Table 5 on the real NB201 table (500 seeds per method, about ten seconds of
+search), killed with SIGKILL while searching (serial and with worker processes) and while
+writing its MLflow record; the next `harness run` resumes and its report is byte-identical
+to an uninterrupted run's. Two runs creating one fresh sqlite store at once both succeed.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+import tomllib
+from pathlib import Path
+
+import pytest
+from conftest import TABLE5, dump_toml, needs_nb201
+
+from harness.resume import WORK_DIR, ChunkStore
+
+RESULTS = (".md", ".csv", ".png")
+
+
+def write_table5(folder: Path, table: tuple[Path, str]) -> Path:
+    raw = tomllib.loads(TABLE5.read_text())
+    raw["table"] = {"path": str(table[0]), "sha256": table[1]}
+    raw["experiment"]["results"] = "results/t5"
+    path = folder / "table5.toml"
+    path.write_text(dump_toml(raw))
+    return path
+
+
+def start(folder: Path, *args: str) -> subprocess.Popen:
+    """``harness ARGS`` in ``folder`` (its own sqlite store), in a process group of its own."""
+    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{folder / 'mlflow.db'}"}
+    return subprocess.Popen(
+        [sys.executable, "-m", "harness.cli", *args],
+        cwd=folder,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+
+
+def kill_when(process: subprocess.Popen, ready, timeout: float = 120.0) -> None:
+    """SIGKILL the process group as soon as ``ready()`` holds."""
+    deadline = time.monotonic() + timeout
+    while not ready():
+        assert process.poll() is None, f"finished before it could be killed: {process.stderr}"
+        assert time.monotonic() < deadline, "never reached the point to kill it"
+        time.sleep(0.02)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+
+
+def finish(folder: Path, *args: str) -> subprocess.CompletedProcess:
+    done = start(folder, *args)
+    out, err = done.communicate(timeout=300)
+    assert done.returncode == 0, err
+    return subprocess.CompletedProcess(done.args, done.returncode, out, err)
+
+
+def chunks_written(folder: Path, at_least: int):
+    return lambda: len(list((folder / WORK_DIR).glob("*/chunk-*.json.gz"))) >= at_least
+
+
+def recording(folder: Path):
+    """True once a child (strategy) record exists: the parent is being written."""
+
+    def ready() -> bool:
+        try:
+            with sqlite3.connect(folder / "mlflow.db", timeout=0.1) as db:
+                found = db.execute(
+                    "select count(*) from tags where key = 'harness.role' and value = 'strategy'"
+                ).fetchone()
+        except sqlite3.Error:
+            return False
+        return found[0] > 0
+
+    return ready
+
+
+def runs(folder: Path) -> list[tuple[str, str, str]]:
+    """(role, status, interrupted tag) of every MLflow run in the folder's store."""
+    with sqlite3.connect(folder / "mlflow.db") as db:
+        return db.execute(
+            "select role.value, runs.status, coalesce(cut.value, '') from runs "
+            "join tags role on role.run_uuid = runs.run_uuid and role.key = 'harness.role' "
+            "left join tags cut on cut.run_uuid = runs.run_uuid "
+            "and cut.key = 'harness.interrupted' order by role.value, runs.status"
+        ).fetchall()
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory, nb201_built) -> dict[str, bytes]:
+    folder = tmp_path_factory.mktemp("whole")
+    finish(folder, "run", str(write_table5(folder, nb201_built)))
+    return {suffix: (folder / "results" / f"t5{suffix}").read_bytes() for suffix in RESULTS}
+
+
+def assert_same_results(folder: Path, expected: dict[str, bytes]) -> None:
+    for suffix, data in expected.items():
+        assert (folder / "results" / f"t5{suffix}").read_bytes() == data, suffix
+
+
+@needs_nb201()
+@pytest.mark.parametrize(
+    "executor", [[], ["--executor", "processes", "--jobs", "2"]], ids=["serial", "processes"]
+)
+def test_a_run_killed_while_searching_resumes_with_identical_results(
+    tmp_path, nb201_built, uninterrupted, executor
+):
+    spec = str(write_table5(tmp_path, nb201_built))
+    kill_when(start(tmp_path, "run", spec, *executor), chunks_written(tmp_path, 4))
+    kept = len(list((tmp_path / WORK_DIR).glob("*/chunk-*.json.gz")))
+    done = finish(tmp_path, "run", spec, *executor)
+    assert f"resuming: {kept} finished chunks" in done.stderr
+    assert_same_results(tmp_path, uninterrupted)
+    assert runs(tmp_path) == [("experiment", "FINISHED", "")] + [("strategy", "FINISHED", "")] * 3
+    assert not list((tmp_path / WORK_DIR).glob("*"))  # recorded: nothing left to resume
+
+
+@needs_nb201()
+def test_a_run_killed_while_recording_is_marked_and_recorded_again(
+    tmp_path, nb201_built, uninterrupted
+):
+    spec = str(write_table5(tmp_path, nb201_built))
+    kill_when(start(tmp_path, "run", spec), recording(tmp_path))
+    half = runs(tmp_path)
+    assert ("experiment", "RUNNING", "") in half
+    done = finish(tmp_path, "run", spec)
+    assert "resuming: 30 finished chunks" in done.stderr  # the search is not done again
+    assert_same_results(tmp_path, uninterrupted)
+    after = runs(tmp_path)
+    finished = [r for r in after if r[1] == "FINISHED"]
+    assert finished == [("experiment", "FINISHED", "")] + [("strategy", "FINISHED", "")] * 3
+    killed = [r for r in after if r[1] != "FINISHED"]
+    assert killed and all(r[1:] == ("KILLED", "true") for r in killed)
+    assert len(killed) == len(half)
+    with sqlite3.connect(tmp_path / "mlflow.db") as db:
+        (orphan,) = db.execute(
+            "select runs.run_uuid from runs join tags on tags.run_uuid = runs.run_uuid "
+            "where tags.key = 'harness.role' and tags.value = 'experiment' "
+            "and runs.status = 'KILLED'"
+        ).fetchone()
+    report = start(tmp_path, "report", orphan, "--results", "orphan/t5")
+    out, err = report.communicate(timeout=120)
+    assert report.returncode == 2 and err.count("\n") == 1 and "Traceback" not in err
+    assert "incomplete" in err and not (tmp_path / "orphan").exists()
+
+
+@needs_nb201()
+def test_two_runs_creating_one_fresh_sqlite_store_both_succeed(tmp_path, nb201_built):
+    spec = write_table5(tmp_path, nb201_built)
+    first = start(tmp_path, "run", str(spec), "--seeds", "0-19", "--results", "a/t5")
+    second = start(tmp_path, "run", str(spec), "--seeds", "0-19", "--results", "b/t5")
+    for process in (first, second):
+        _, err = process.communicate(timeout=300)
+        assert process.returncode == 0, err
+    assert (tmp_path / "a" / "t5.md").read_bytes() == (tmp_path / "b" / "t5.md").read_bytes()
+    assert runs(tmp_path).count(("experiment", "FINISHED", "")) == 2
+
+
+def test_a_chunk_store_reuses_chunks_only_under_the_same_identity(tmp_path):
+    store = ChunkStore(tmp_path, "exp", {"spec_hash": "a"})
+    store.save(0, [{"seed": 1}])
+    store.save(3, [{"seed": 2}])
+    assert ChunkStore(tmp_path, "exp", {"spec_hash": "a"}).load() == {
+        0: [{"seed": 1}],
+        3: [{"seed": 2}],
+    }
+    (store.folder / "chunk-00003.json.gz").write_bytes(b"\x1f\x8b damaged")
+    assert ChunkStore(tmp_path, "exp", {"spec_hash": "a"}).load() == {0: [{"seed": 1}]}
+    other = ChunkStore(tmp_path, "exp", {"spec_hash": "b"})
+    assert other.load() == {} and other.folder != store.folder
+    store.clear()
+    assert not store.folder.exists()
