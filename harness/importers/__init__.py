@@ -15,6 +15,8 @@ IMPORTERS = {
     "nb201": "--source: the folder of the public NB201 extracts",
     "nbgraph": "--dataset: one of NAS-Bench-Graph's nine datasets (--source: optional folder "
     "of <dataset>.bench files; default: the installed nas-bench-graph wheel)",
+    "nats": "--source: the folder of an official NATS-Bench simple archive "
+    "(NATS-tss-v1_0-3ffb9-simple or NATS-sss-v1_0-50262-simple, whole or in part)",
 }
 
 
@@ -28,6 +30,12 @@ def build_table(importer: str, out: Path, source: Path | None, dataset: str | No
         if source is None:
             raise ConfigError("the nb201 importer needs a source folder", "source")
         return build_nb201_table(source, out)
+    if importer == "nats":
+        from harness.importers.nats import build_nats_table
+
+        if source is None:
+            raise ConfigError("the nats importer needs a source folder", "source")
+        return build_nats_table(source, out)
     if importer == "nbgraph":
         from harness.importers.nbgraph import build_nbgraph_table
 

@@ -13,6 +13,7 @@ BUILTIN_SPACES = {
     "nb201": "harness.spaces.nb201:NB201Space",
     "nbgraph": "harness.spaces.nbgraph:NBGraphSpace",
     "nbgraph-proteins": "harness.spaces.nbgraph:NBGraphProteinsSpace",
+    "nats-sss": "harness.spaces.nats_sss:NATSSizeSpace",
 }
 ENTRY_POINT_GROUP = "harness.spaces"
 
