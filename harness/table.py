@@ -4,24 +4,36 @@ A table is the pinned data of a tabular benchmark, so it is written byte-for-byt
 reproducibly (no timestamps, fixed layout and compression), written atomically, and
 identified by its sha256. It is loaded into numpy in one go: a query is then plain
 array indexing, never an HDF5 read. The layout is specified in ``tabular/FORMAT.md``.
+
+A table is untrusted input (anyone can pin a hostile file's hash in their own spec): every
+link, storage layout, shape and attribute is checked before it is followed or read, and a
+file this machine has not parsed before is parsed in a child process first, since the
+HDF5 library itself can crash or hang on a corrupt file.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
+import logging
+import math
 import os
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from itertools import pairwise
+from itertools import count, pairwise
 from pathlib import Path
 from typing import Any
 
 import h5py
 import numpy as np
 
-from harness.atomic import replacing
-from harness.errors import TableError
+from harness.atomic import replacing, write_text
+from harness.errors import HarnessError, TableError
 
 FORMAT = "harness-table"
 FORMAT_VERSION = 1
@@ -36,6 +48,48 @@ PropertyKey = tuple[str, str]
 SCORES = ("accuracy", "roc_auc")
 _GZIP_LEVEL = 4
 _CHUNK_ELEMENTS = 1 << 16  # about 256 KiB of float32 per chunk
+
+# What a table may declare, checked before anything is read, so that a small hostile file
+# can neither make the loader allocate absurd memory nor run away.
+_MAX_FILE_BYTES = 1 << 32
+_MAX_DATA_BYTES = 1 << 34  # all datasets together, as declared
+_MAX_ARCHS = 10**7
+_MAX_SEEDS = 1_000
+_MAX_EPOCHS = 100_000
+_MAX_ARCH_CHARS = 1_024
+_MAX_LABEL_CHARS = 256  # benchmark_id, space, each seed label
+_MAX_TEXT_CHARS = 1 << 20  # unit, source, derivation, each JSON attribute
+_MAX_SHOWN = 120  # characters of a value from the file quoted in a message
+
+_REBUILD = "rebuild it with `harness import` or `harness tabulate`"
+_ROOT = {"archs": h5py.Dataset, "properties": h5py.Group, "variables": h5py.Group}
+_LEAF = {"mask": h5py.Dataset, "values": h5py.Dataset}
+_OBJECT_TYPES = {h5py.Group: h5py.h5o.TYPE_GROUP, h5py.Dataset: h5py.h5o.TYPE_DATASET}
+_FILTERS = frozenset({h5py.h5z.FILTER_DEFLATE, h5py.h5z.FILTER_SHUFFLE, h5py.h5z.FILTER_FLETCHER32})
+_FLOAT32, _BOOL = np.dtype(np.float32), np.dtype(np.bool_)
+#: what h5py, numpy and json raise on a malformed file; each becomes a TableError
+_READ_ERRORS = (OSError, KeyError, ValueError, TypeError, IndexError, RuntimeError, OverflowError)
+
+# The probe: a child process that parses a table first (see `_probe`).
+_PROBE_TIMEOUT_S = 30.0  # plus a second per MiB of file
+_PROBE_REFUSED = 3  # its exit status for a table it refuses, the reason on stdout
+_PROBE_CODE = (
+    "import sys; root = sys.argv[1]; root in sys.path or sys.path.insert(0, root); "
+    "from harness.table import _probe_main; _probe_main()"
+)
+_PACKAGE_ROOT = Path(__file__).resolve().parents[1]
+#: one BLAS thread (the probe does no linear algebra, and a thread per core takes time to
+#: start on a large machine), and UTF-8 output whatever characters a path holds
+_PROBE_ENV = {
+    "OMP_NUM_THREADS": "1",
+    "OPENBLAS_NUM_THREADS": "1",
+    "MKL_NUM_THREADS": "1",
+    "PYTHONIOENCODING": "utf-8:backslashreplace",
+}
+_IMAGE_NAMES = count()
+_VERIFIED: set[str] = set()  # sha256s probed by this process
+
+log = logging.getLogger(__name__)
 
 
 def file_sha256(path: Path) -> str:
@@ -146,60 +200,76 @@ class Table:
 
     @classmethod
     def load(cls, path: Path, expected_sha256: str | None = None) -> Table:
-        """Read and validate a whole table; ``expected_sha256`` pins its exact bytes."""
+        """Read and validate a whole table; ``expected_sha256`` pins its exact bytes.
+
+        The file is read once and parsed from memory, so the bytes parsed are the bytes
+        hashed. A table this machine has not parsed before is parsed in a child process
+        first, because the HDF5 library can crash on a corrupt file (:func:`_probe`).
+        """
         path = Path(path)
-        if not path.is_file():
-            raise TableError(
-                f"table {path} does not exist; build it with `harness import` or fix the path"
-            )
-        sha256 = file_sha256(path)
+        image = _read_image(path)
+        sha256 = hashlib.sha256(image).hexdigest()
         if expected_sha256 is not None and sha256 != expected_sha256.lower():
             raise TableError(
                 f"table {path} has sha256 {sha256} but {expected_sha256} is expected; "
                 "rebuild it with the import command named in the spec, or update the "
                 "spec's sha256 if the new table is intended"
             )
+        _probe(image, path, sha256)
+        return cls._parse(image, path, sha256)
+
+    @classmethod
+    def _parse(cls, image: bytes, path: Path, sha256: str) -> Table:
         try:
-            with h5py.File(path, "r") as f:
+            with _open_image(image) as f:
                 return cls._read(f, path, sha256)
-        except (OSError, KeyError, ValueError, TypeError, IndexError) as error:
+        except _READ_ERRORS as error:
             raise TableError(
-                f"table {path} is not a readable harness table ({_one_line(error)}); "
-                "rebuild it with `harness import`"
+                f"table {path} is not a readable harness table ({_one_line(error)}); {_REBUILD}"
             ) from error
 
     @classmethod
     def _read(cls, f: h5py.File, path: Path, sha256: str) -> Table:
-        if f.attrs.get("format") != FORMAT:
+        if "format" not in f.attrs or _text_attr(f, "format", _MAX_LABEL_CHARS) != FORMAT:
+            shown = _shown(f.attrs["format"]) if "format" in f.attrs else "missing"
             raise TableError(
-                f"{path} is not a harness table (attribute format={f.attrs.get('format')!r}, "
-                f"expected {FORMAT!r}); pass a table built by `harness import`"
+                f"{path} is not a harness table (attribute format={shown}, expected "
+                f"{FORMAT!r}); pass a table built by `harness import` or `harness tabulate`"
             )
-        version = int(f.attrs["format_version"])
-        if version != FORMAT_VERSION:
-            raise TableError(
-                f"table {path} has format_version {version}, this harness reads "
-                f"{FORMAT_VERSION}; rebuild the table with this harness or upgrade harness"
+        version = _format_version(f, path)
+        _links(f, _ROOT)
+        variable_groups = _leaves(f["variables"], 4)
+        property_groups = _leaves(f["properties"], 2)
+        datasets = [f["archs"]] + [
+            group[name]
+            for group in [*variable_groups.values(), *property_groups.values()]
+            for name in _LEAF
+        ]
+        declared = sum(_declared_bytes(dataset) for dataset in datasets)
+        if declared > _MAX_DATA_BYTES:
+            raise ValueError(
+                f"its datasets declare {declared / 2**30:.1f} GiB of data, more than the "
+                f"{_MAX_DATA_BYTES >> 30} GiB a table may hold"
             )
-        archs = tuple(np.asarray(f["archs"][()]).astype(str).tolist())
+        archs = _read_archs(f["archs"])
         variables = {
-            key: _read_variable(f["variables"][_key_text(key)], key, path, len(archs))
-            for key in _leaf_keys(f["variables"], 4)
+            key: _read_variable(group, key, path, len(archs))
+            for key, group in variable_groups.items()
         }
         properties = {
-            key: _read_property(f["properties"][_key_text(key)], key, path, len(archs))
-            for key in _leaf_keys(f["properties"], 2)
+            key: _read_property(group, key, path, len(archs))
+            for key, group in property_groups.items()
         }
         return cls(
             path=path,
             sha256=sha256,
             format_version=version,
-            benchmark_id=str(f.attrs["benchmark_id"]),
-            space=str(f.attrs["space"]),
-            protocol=json.loads(f.attrs["protocol"]),
-            cost_model=json.loads(f.attrs["cost_model"]),
-            provenance=json.loads(f.attrs["provenance"]),
-            notes=json.loads(f.attrs["notes"]),
+            benchmark_id=_text_attr(f, "benchmark_id", _MAX_LABEL_CHARS),
+            space=_text_attr(f, "space", _MAX_LABEL_CHARS),
+            protocol=_json_attr(f, "protocol"),
+            cost_model=_json_attr(f, "cost_model"),
+            provenance=_json_attr(f, "provenance"),
+            notes=_json_attr(f, "notes"),
             archs=archs,
             _variables=variables,
             _properties=properties,
@@ -234,52 +304,380 @@ class Table:
         return self._properties[key]
 
 
-def _leaf_keys(group: h5py.Group, depth: int) -> list[tuple[str, ...]]:
-    """Paths of the groups ``depth`` levels below ``group``, in sorted order."""
-    keys: list[tuple[str, ...]] = [()]
+def _read_image(path: Path) -> bytes:
+    """The whole file, read once: the same bytes are hashed, probed and parsed."""
+    try:
+        if not path.is_file():
+            raise TableError(
+                f"table {path} does not exist; build it with `harness import` or fix the path"
+            )
+        with open(path, "rb") as fh:
+            if os.fstat(fh.fileno()).st_size > _MAX_FILE_BYTES:
+                raise TableError(
+                    f"table {path} is larger than {_MAX_FILE_BYTES >> 30} GiB, the most a table "
+                    "may be; pass a harness table"
+                )
+            image = fh.read(_MAX_FILE_BYTES + 1)
+    except OSError as error:
+        raise TableError(
+            f"table {path} cannot be read ({_one_line(error)}); check its permissions"
+        ) from error
+    if not 0 < len(image) <= _MAX_FILE_BYTES:
+        raise TableError(f"table {path} is empty or still growing; {_REBUILD}")
+    return image
+
+
+def _open_image(image: bytes) -> h5py.File:
+    """An HDF5 file opened read-only from bytes in memory (HDF5's core driver, no file)."""
+    fapl = h5py.h5p.create(h5py.h5p.FILE_ACCESS)
+    fapl.set_fapl_core(backing_store=False)
+    fapl.set_file_image(image)
+    name = f"harness-table-image-{next(_IMAGE_NAMES)}".encode()
+    return h5py.File(h5py.h5f.open(name, h5py.h5f.ACC_RDONLY, fapl=fapl))
+
+
+def _probe(image: bytes, path: Path, sha256: str) -> None:
+    """Parse ``image`` in a child process first, unless this machine has done so before.
+
+    A segfault in the HDF5 library cannot be caught in the process it happens in; in a
+    child it becomes a TableError. A pinned sha256 does not skip this: anyone can pin the
+    hash of a hostile file in their own spec. Success is remembered per sha256 (and this
+    module's code and HDF5 version) in the user's cache folder, so a table is probed once.
+    """
+    if sha256 in _VERIFIED:
+        return
+    marker = _marker(sha256)
+    if marker is not None and os.path.isfile(marker):
+        _VERIFIED.add(sha256)
+        return
+    started = time.perf_counter()
+    timeout = _PROBE_TIMEOUT_S + len(image) / 2**20
+    try:
+        done = subprocess.run(
+            [sys.executable, "-P", "-c", _PROBE_CODE, str(_PACKAGE_ROOT), str(path)],
+            input=image,
+            capture_output=True,
+            timeout=timeout,
+            env={**os.environ, **_PROBE_ENV},
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        raise TableError(
+            f"table {path} is corrupt: reading it did not finish within {timeout:.0f} s; {_REBUILD}"
+        ) from None
+    except OSError as error:
+        raise TableError(
+            f"table {path} could not be checked: starting {sys.executable} failed "
+            f"({_one_line(error)}); run harness with a working Python interpreter"
+        ) from error
+    if done.returncode == -signal.SIGINT:
+        raise KeyboardInterrupt
+    if done.returncode < 0:
+        raise TableError(
+            f"table {path} is corrupt: the HDF5 library crashed reading it (signal "
+            f"{-done.returncode}, {_signal_name(-done.returncode)}); {_REBUILD}"
+        )
+    if done.returncode == _PROBE_REFUSED:
+        raise TableError(_last_line(done.stdout))
+    if done.returncode != 0:
+        raise TableError(
+            f"table {path} could not be checked: the checking process failed with exit "
+            f"status {done.returncode} ({_shown(_last_line(done.stderr))}); {_REBUILD}"
+        )
+    _VERIFIED.add(sha256)
+    log.debug("table %s parsed in a child process in %.2f s", path, time.perf_counter() - started)
+    if marker is not None:
+        try:
+            write_text(marker, f"parsed by h5py {h5py.version.version}\n")
+        except (OSError, HarnessError) as error:  # a read-only cache: probe each time
+            log.debug("cannot remember that table %s was parsed (%s)", path, error)
+
+
+def _probe_main() -> None:
+    """The probe process: parse the table image on stdin; exit status 0 if it is sound."""
+    try:
+        Table._parse(sys.stdin.buffer.read(), Path(sys.argv[2]), "")
+    except TableError as error:
+        print(_one_line(error))
+        sys.exit(_PROBE_REFUSED)
+
+
+def _marker(sha256: str) -> Path | None:
+    """The cache file that says this machine has parsed the table ``sha256`` safely."""
+    root = os.environ.get("XDG_CACHE_HOME", "")
+    if not os.path.isabs(root):
+        root = os.path.expanduser(os.path.join("~", ".cache"))
+    if not os.path.isabs(root):
+        return None
+    return Path(root, "harness", "verified-tables", _probe_context(), sha256)
+
+
+@functools.cache
+def _probe_context() -> str:
+    """What a probe's verdict depends on besides the bytes: this code and the HDF5 build."""
+    digest = hashlib.sha256(Path(__file__).read_bytes())
+    digest.update(f"h5py {h5py.version.version} HDF5 {h5py.version.hdf5_version}".encode())
+    return digest.hexdigest()[:16]
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return "unknown signal"
+
+
+def _last_line(text: bytes) -> str:
+    lines = text.decode(errors="replace").strip().splitlines()
+    return lines[-1] if lines else "no message"
+
+
+def _shown(value: Any) -> str:
+    """A value from the file for a message: one line, and short whatever the file holds."""
+    text = repr(value) if isinstance(value, str | bytes) else str(value)
+    text = " ".join(text.split())
+    return text if len(text) <= _MAX_SHOWN else text[: _MAX_SHOWN - 3] + "..."
+
+
+def _format_version(f: h5py.File, path: Path) -> int:
+    """The format version, which must be the int64 scalar 1; no other value is guessed at."""
+    if "format_version" not in f.attrs:
+        raise TableError(f"table {path} has no format_version attribute; {_REBUILD}")
+    attr = f.attrs.get_id("format_version")
+    if attr.shape != ():
+        shown = f"of shape {attr.shape}"
+    elif attr.dtype == np.int64 and f.attrs["format_version"] == FORMAT_VERSION:
+        return FORMAT_VERSION
+    else:
+        shown = _shown(f.attrs["format_version"])
+    kind = "text" if h5py.check_string_dtype(attr.dtype) else _shown(attr.dtype)
+    raise TableError(
+        f"table {path} has format_version {shown} ({kind}), this harness reads the int64 "
+        f"{FORMAT_VERSION}; rebuild the table with this harness or upgrade harness"
+    )
+
+
+def _links(group: h5py.Group, kinds: Mapping[str, type] | type) -> list[str]:
+    """The sorted names in ``group``, each link checked before it is followed.
+
+    Only hard links to objects linked nowhere else are allowed: an external or soft link
+    leads outside the bytes the sha256 covers or elsewhere in the file, and a shared
+    object would let a small file make the walk below it explode. ``kinds`` is the class
+    of every member, or the exact names and classes the group must hold.
+    """
+    names = sorted(group)
+    if isinstance(kinds, Mapping) and names != sorted(kinds):
+        raise ValueError(f"{group.name} holds {_shown(names)}, expected {sorted(kinds)}")
+    for name in names:
+        if len(name) > _MAX_LABEL_CHARS:
+            raise ValueError(f"{group.name} holds a name of {len(name)} characters")
+        _check_name(name)
+        where = f"{group.name.rstrip('/')}/{name}"
+        link = group.get(name, getlink=True)
+        if isinstance(link, h5py.ExternalLink):
+            raise ValueError(
+                f"{where} is an external link to {_shown(link.filename)}; a table must hold "
+                "its data itself, since its sha256 covers only its own bytes"
+            )
+        if isinstance(link, h5py.SoftLink):
+            raise ValueError(f"{where} is a soft link to {_shown(link.path)}, not an object")
+        if not isinstance(link, h5py.HardLink):
+            raise ValueError(f"{where} is a link of an unknown kind")
+        kind = kinds[name] if isinstance(kinds, Mapping) else kinds
+        info = h5py.h5o.get_info(group.id, name.encode())
+        if info.type != _OBJECT_TYPES[kind]:
+            raise ValueError(f"{where} is not a {kind.__name__.lower()}")
+        if info.rc != 1:
+            raise ValueError(f"{where} is linked from more than one place")
+    return names
+
+
+def _leaves(group: h5py.Group, depth: int) -> dict[tuple[str, ...], h5py.Group]:
+    """The groups ``depth`` levels below ``group`` by key, sorted; each holds values, mask."""
+    level: dict[tuple[str, ...], h5py.Group] = {(): group}
     for _ in range(depth):
-        deeper = []
-        for key in keys:
-            node = group[_key_text(key)] if key else group
-            if not isinstance(node, h5py.Group):
-                raise TypeError(f"{node.name} is a dataset where a group is expected")
-            deeper.extend(key + (name,) for name in sorted(node))
-        keys = deeper
-    return keys
+        level = {
+            key + (name,): node[name]
+            for key, node in level.items()
+            for name in _links(node, h5py.Group)
+        }
+    for node in level.values():
+        _links(node, _LEAF)
+    return level
 
 
-def _stored_array(group: h5py.Group, name: str, dtype: type) -> np.ndarray:
-    array = np.asarray(group[name][()])
-    if array.dtype != dtype:
-        raise ValueError(f"{group.name}/{name} has dtype {array.dtype}, expected {dtype}")
+def _declared_bytes(dataset: h5py.Dataset) -> int:
+    return math.prod(dataset.shape or ()) * dataset.dtype.itemsize
+
+
+def _stored_array(dataset: h5py.Dataset, dtype: np.dtype, shape: tuple[int, ...]) -> np.ndarray:
+    """The dataset as a read-only array, once it is known to hold ``shape`` in this file."""
+    where = dataset.name
+    if dataset.is_virtual:
+        raise ValueError(
+            f"{where} is a virtual dataset, whose data lies in other files that the "
+            "table's sha256 does not cover"
+        )
+    if dataset.external:
+        raise ValueError(
+            f"{where} keeps its data in external files ({_shown(dataset.external)}) that "
+            "the table's sha256 does not cover"
+        )
+    if dataset.dtype != dtype or dataset.shape != shape:
+        raise ValueError(
+            f"{where} is {_shown(dataset.dtype)} of shape {dataset.shape}, expected {dtype} "
+            f"of shape {shape}"
+        )
+    _check_storage(dataset)
+    array = dataset[()]
+    array.flags.writeable = False
     return array
+
+
+def _check_storage(dataset: h5py.Dataset) -> None:
+    """Every byte of the dataset is stored in the file, through filters harness knows.
+
+    A declared but unstored chunk reads as fill values, so a tiny file could otherwise
+    declare gigabytes; an unknown filter would make HDF5 look for a plugin library.
+    """
+    plist = dataset.id.get_create_plist()
+    layout = plist.get_layout()
+    if layout == h5py.h5d.CHUNKED:
+        filters = {plist.get_filter(i)[0] for i in range(plist.get_nfilters())}
+        if not filters <= _FILTERS:
+            raise ValueError(
+                f"{dataset.name} uses HDF5 filters {sorted(filters - _FILTERS)}; a table may "
+                "use only gzip, shuffle and fletcher32"
+            )
+        chunks = dataset.chunks
+        if any(c > n for c, n in zip(chunks, dataset.shape, strict=True)):
+            raise ValueError(f"{dataset.name} has chunks {chunks} beyond its shape")
+        expected = math.prod(-(-n // c) for c, n in zip(chunks, dataset.shape, strict=True))
+        stored, unit = dataset.id.get_num_chunks(), "chunks"
+    elif layout in (h5py.h5d.CONTIGUOUS, h5py.h5d.COMPACT):
+        expected, stored = _declared_bytes(dataset), dataset.id.get_storage_size()
+        unit = "bytes"
+    else:
+        raise ValueError(f"{dataset.name} has an unknown storage layout {layout}")
+    if stored != expected:
+        raise ValueError(f"{dataset.name} stores {stored} of its {expected} {unit}")
+
+
+def _text_attr(obj: h5py.HLObject, name: str, limit: int) -> str:
+    """A scalar text attribute; its type and shape are checked before it is read."""
+    attr = _attr_id(obj, name)
+    if attr.shape != () or h5py.check_string_dtype(attr.dtype) is None:
+        raise ValueError(f"attribute {name} of {obj.name} is not a text scalar")
+    value = obj.attrs[name]
+    if not isinstance(value, str) or len(value) > limit:
+        raise ValueError(
+            f"attribute {name} of {obj.name} is not text of at most {limit} characters"
+        )
+    return value
+
+
+def _json_attr(f: h5py.File, name: str) -> dict:
+    """A JSON-object attribute (the writer's canonical JSON: no NaN or infinities)."""
+    text = _text_attr(f, name, _MAX_TEXT_CHARS)
+    try:
+        value = json.loads(text, parse_constant=_no_constant)
+    except (ValueError, RecursionError) as error:
+        raise ValueError(f"attribute {name} is not JSON ({_one_line(error)})") from None
+    if not isinstance(value, dict):
+        raise ValueError(f"attribute {name} is {type(value).__name__} JSON, not an object")
+    return value
+
+
+def _no_constant(name: str) -> None:
+    raise ValueError(f"{name} is not allowed")
+
+
+def _vector_attr(obj: h5py.HLObject, name: str, limit: int) -> h5py.h5a.AttrID:
+    """A one-dimensional attribute of 1 to ``limit`` entries, checked before it is read."""
+    attr = _attr_id(obj, name)
+    if attr.shape is None or len(attr.shape) != 1 or not 0 < attr.shape[0] <= limit:
+        raise ValueError(
+            f"attribute {name} of {obj.name} has shape {attr.shape}, expected 1 to {limit} entries"
+        )
+    return attr
+
+
+def _epochs_attr(group: h5py.Group) -> tuple[int, ...]:
+    if _vector_attr(group, "epochs", _MAX_EPOCHS).dtype != np.int64:
+        raise ValueError(f"attribute epochs of {group.name} is not int64")
+    return tuple(int(e) for e in group.attrs["epochs"])
+
+
+def _seeds_attr(group: h5py.Group) -> tuple[str, ...]:
+    if h5py.check_string_dtype(_vector_attr(group, "seeds", _MAX_SEEDS).dtype) is None:
+        raise ValueError(f"attribute seeds of {group.name} is not text")
+    seeds = tuple(group.attrs["seeds"])
+    if not all(isinstance(s, str) and len(s) <= _MAX_LABEL_CHARS for s in seeds):
+        raise ValueError(
+            f"attribute seeds of {group.name} holds labels that are not text of at most "
+            f"{_MAX_LABEL_CHARS} characters"
+        )
+    return seeds
+
+
+def _flag_attr(obj: h5py.HLObject, name: str) -> bool:
+    attr = _attr_id(obj, name)
+    if attr.shape != () or attr.dtype != np.bool_:
+        raise ValueError(f"attribute {name} of {obj.name} is not a boolean scalar")
+    return bool(obj.attrs[name])
+
+
+def _attr_id(obj: h5py.HLObject, name: str) -> h5py.h5a.AttrID:
+    if name not in obj.attrs:
+        raise ValueError(f"{obj.name} has no attribute {name}")
+    return obj.attrs.get_id(name)
+
+
+def _read_archs(dataset: h5py.Dataset) -> tuple[str, ...]:
+    dtype, shape = dataset.dtype, dataset.shape
+    if (
+        dtype.kind != "S"
+        or dtype.itemsize > _MAX_ARCH_CHARS
+        or len(shape or ()) != 1
+        or not 0 < shape[0] <= _MAX_ARCHS
+    ):
+        raise ValueError(
+            f"/archs is {_shown(dtype)} of shape {shape}, expected 1 to {_MAX_ARCHS} ASCII "
+            f"strings of at most {_MAX_ARCH_CHARS} bytes"
+        )
+    return tuple(_stored_array(dataset, dtype, shape).astype(str).tolist())
+
+
+def _check_arch_axis(dataset: h5py.Dataset, n_arch: int) -> None:
+    count = dataset.shape[0] if dataset.shape else 0
+    if count != n_arch:
+        raise ValueError(f"{dataset.name} holds {count} architectures, /archs has {n_arch}")
 
 
 def _read_variable(group: h5py.Group, key: VariableKey, path: Path, n_arch: int) -> Variable:
     try:
-        values = _stored_array(group, "values", np.float32)
-        mask = _stored_array(group, "mask", np.bool_)
-        epochs = tuple(int(e) for e in group.attrs["epochs"])
-        if bool(group.attrs["constant_over_epochs"]):
-            if values.shape[2:] != (1,) or mask.shape != values.shape:
-                raise ValueError(f"constant_over_epochs needs epoch length 1, got {values.shape}")
-            shape = values.shape[:2] + (len(epochs),)
+        seeds, epochs = _seeds_attr(group), _epochs_attr(group)
+        constant = _flag_attr(group, "constant_over_epochs")
+        shape = (n_arch, len(seeds), 1 if constant else len(epochs))
+        stored = group["values"]
+        _check_arch_axis(stored, n_arch)
+        values = _stored_array(stored, _FLOAT32, shape)
+        mask = _stored_array(group["mask"], _BOOL, shape)
+        if constant:
+            shape = (n_arch, len(seeds), len(epochs))
             values, mask = np.broadcast_to(values, shape), np.broadcast_to(mask, shape)
-        if values.shape[0] != n_arch:
-            raise ValueError(f"{values.shape[0]} architectures, /archs has {n_arch}")
         return Variable(
             values=values,
             mask=mask,
-            seeds=tuple(str(s) for s in group.attrs["seeds"]),
+            seeds=seeds,
             epochs=epochs,
-            unit=str(group.attrs["unit"]),
-            source=str(group.attrs["source"]),
-            derivation=str(group.attrs["derivation"]),
+            unit=_text_attr(group, "unit", _MAX_TEXT_CHARS),
+            source=_text_attr(group, "source", _MAX_TEXT_CHARS),
+            derivation=_text_attr(group, "derivation", _MAX_TEXT_CHARS),
         )
-    except ValueError as error:
+    except _READ_ERRORS as error:
         raise TableError(
-            f"table {path}: variable {_key_text(key)} is malformed ({_one_line(error)}); "
-            "rebuild the table with `harness import`"
+            f"table {path}: variable {_key_text(key)} is malformed ({_one_line(error)}); {_REBUILD}"
         ) from error
 
 
@@ -287,13 +685,14 @@ def _read_property(
     group: h5py.Group, key: PropertyKey, path: Path, n_arch: int
 ) -> tuple[np.ndarray, np.ndarray]:
     try:
-        values = _stored_array(group, "values", np.float32)
-        mask = _stored_array(group, "mask", np.bool_)
+        stored = group["values"]
+        _check_arch_axis(stored, n_arch)
+        values = _stored_array(stored, _FLOAT32, (n_arch,))
+        mask = _stored_array(group["mask"], _BOOL, (n_arch,))
         return _checked_property(values, mask, n_arch)
-    except ValueError as error:
+    except _READ_ERRORS as error:
         raise TableError(
-            f"table {path}: property {_key_text(key)} is malformed ({_one_line(error)}); "
-            "rebuild the table with `harness import`"
+            f"table {path}: property {_key_text(key)} is malformed ({_one_line(error)}); {_REBUILD}"
         ) from error
 
 

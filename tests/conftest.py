@@ -49,6 +49,14 @@ def needs_nbgraph() -> pytest.MarkDecorator:
     )
 
 
+@pytest.fixture(scope="session", autouse=True)
+def private_cache(tmp_path_factory):
+    """The tests' own cache folder (tables verified by the loader's probe), never ~/.cache."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("cache")))
+        yield
+
+
 @pytest.fixture(scope="session")
 def nb201_built(tmp_path_factory) -> tuple[Path, str]:
     """The real NB201 table, imported from the shared extracts: (path, sha256)."""
