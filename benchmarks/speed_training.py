@@ -25,7 +25,6 @@ import numpy as np
 import torch
 
 from harness.data import Dataset, Split, augment, load_dataset
-from harness.models.nb201 import build_nb201_network
 from harness.protocol import Protocol, load_protocol
 from harness.spaces import get_space
 from harness.train import configure_torch, train_cell
@@ -34,13 +33,14 @@ REPO = Path(__file__).resolve().parents[1]
 CELL = (  # NB201 index 1: three 3x3 convs, a pooling and two skips
     "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|"
 )
+SPACE = get_space("nb201")
 
 
-def plain_loop(ops, protocol: Protocol, dataset: Dataset) -> float:
+def plain_loop(arch: int, protocol: Protocol, dataset: Dataset) -> float:
     """Train like the protocol with the shortest loop we can write; returns train seconds."""
     device = torch.device(protocol.device)
-    network = build_nb201_network(
-        ops,
+    network = SPACE.network(
+        arch,
         channels=protocol.channels,
         cells_per_stage=protocol.cells_per_stage,
         input_shape=dataset.input_shape,
@@ -81,18 +81,18 @@ def plain_loop(ops, protocol: Protocol, dataset: Dataset) -> float:
 
 
 def compare(label: str, protocol: Protocol, dataset: Dataset, repeats: int) -> float:
-    ops = get_space().ops_of_index(get_space().index_of_string(CELL))
+    arch = SPACE.index_of_string(CELL)
     images = len(dataset.splits[protocol.train_split][1]) * protocol.epochs
     configure_torch(protocol)
-    train_cell(ops, protocol, dataset, seed=0)  # warm-up: oneDNN builds its kernels once
-    plain_loop(ops, protocol, dataset)
+    train_cell(SPACE, arch, protocol, dataset, seed=0)  # warm-up: oneDNN builds kernels once
+    plain_loop(arch, protocol, dataset)
     ours, plain, whole = [], [], []
     for _ in range(repeats):
         tic = time.perf_counter()
-        curves = train_cell(ops, protocol, dataset, seed=0)
+        curves = train_cell(SPACE, arch, protocol, dataset, seed=0)
         whole.append(time.perf_counter() - tic)
         ours.append(sum(curves.values[("train", "epoch_time_s")]))
-        plain.append(plain_loop(ops, protocol, dataset))
+        plain.append(plain_loop(arch, protocol, dataset))
     ours_rate, plain_rate = images / statistics.median(ours), images / statistics.median(plain)
     print(
         f"{label}: harness {ours_rate:,.0f} img/s, plain loop {plain_rate:,.0f} img/s "
