@@ -28,6 +28,7 @@ from typing import Any
 
 import pandas as pd
 
+from harness.atomic import check_writable
 from harness.errors import HarnessError
 from harness.table import Table
 
@@ -88,11 +89,12 @@ def run(
     strategies: Iterable[str] | None = None,
     budget: Mapping[str, float | int | str | None] | None = None,
     evaluator: str = "tabular",
-    executor: str = "serial",
+    executor: str | None = None,
     jobs: int = 2,
     results: str | Path | None = None,
     data_root: str | Path | None = None,
     split_dir: str | Path | None = None,
+    scheduler: str | None = None,
 ) -> Results:
     """Run a spec, record it to MLflow, write its result files; return the record's frames.
 
@@ -104,9 +106,13 @@ def run(
     or ``{"start": s, "count": n}``), ``strategies`` (names of the spec's strategies to
     run), ``budget`` (budget keys to replace, ``None`` removing a limit). ``evaluator``
     is ``"tabular"`` or ``"live"`` (train under the table's protocol, from ``data_root``);
-    ``executor`` is ``"serial"`` or ``"processes"`` with ``jobs`` workers. ``results`` is
-    the path stem of the result files (default: the spec's).
+    ``executor`` is ``"serial"`` (the default), ``"processes"`` with ``jobs`` workers, or
+    ``"dask"``: a loopback Dask cluster of ``jobs`` workers, or the cluster at ``scheduler``
+    (an address such as ``"tcp://10.0.0.5:8786"``; implies ``"dask"``; see
+    ``docs/distributed.md``). ``results`` is the path stem of the result files (default:
+    the spec's).
     """
+    from harness.executors import resolve_executor
     from harness.experiment import (
         Benchmark,
         LiveSetup,
@@ -117,6 +123,9 @@ def run(
     from harness.resume import WORK_DIR, ChunkStore
     from harness.spec import load_spec
 
+    executor = resolve_executor(executor, scheduler)
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+        raise HarnessError(f"jobs must be a positive integer, got {jobs!r}")
     overrides = {"seeds": seeds, "strategies": strategies, "budget": budget}
     parsed = load_spec(Path(spec), overrides)
     if evaluator not in ("tabular", "live"):
@@ -126,15 +135,24 @@ def run(
         live = LiveSetup(
             Path(data_root) if data_root else None, Path(split_dir) if split_dir else None
         )
+    stem = Path(results) if results is not None else parsed.results
+    if str(results) == "" or stem.is_dir():
+        raise HarnessError(
+            f"results {str(stem)!r} is a folder; give a path stem, e.g. results/my-run"
+        )
+    for suffix in (".md", ".csv", ".png"):
+        check_writable(stem.with_suffix(suffix), "results file")
     benchmark = Benchmark(parsed, open_table(parsed), live)
     # imported only once the input is known to be good: MLflow takes seconds to import
     from harness.environment import capture_details
-    from harness.record import load_experiment, record_experiment
+    from harness.record import check_store, load_experiment, record_experiment
     from harness.report import write_results
+
+    check_store()  # a store MLflow refuses is found before the search, not after it
 
     store = ChunkStore(Path.cwd() / WORK_DIR, parsed.name, resume_identity(parsed, benchmark))
     tic = time.perf_counter()
-    outcomes = run_experiment(parsed, benchmark, executor, jobs, store)
+    outcomes = run_experiment(parsed, benchmark, executor, jobs, store, scheduler)
     searched = time.perf_counter() - tic
     parent = record_experiment(parsed, benchmark, outcomes, capture_details())
     store.clear()
@@ -146,7 +164,6 @@ def run(
         parent,
     )
     record = load_experiment(parent)
-    stem = Path(results) if results else parsed.results
     return _results(record, tuple(write_results(record, stem)))
 
 

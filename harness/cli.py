@@ -14,11 +14,17 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NoReturn
 
-from harness.errors import HarnessError
+from harness.errors import HarnessError, TableError
+from harness.executors import EXECUTORS, resolve_executor
 from harness.importers import IMPORTERS
 
 EXIT_USAGE = 2
+SCHEDULER_HELP = (
+    "run on the existing Dask cluster at this address, e.g. tcp://10.0.0.5:8786 "
+    "(implies --executor dask; see docs/distributed.md)"
+)
 #: trajectory columns a live re-run charging its own measured time measures anew
 MEASURED = ("start_s", "end_s", "cost_s", "measured_s")
 
@@ -59,6 +65,8 @@ def _budget_items(items: Sequence[str]) -> dict[str, float | int | str | None]:
 def _run(args: argparse.Namespace) -> int:
     from harness.api import run
 
+    if args.jobs < 1:
+        raise HarnessError(f"--jobs must be at least 1, got {args.jobs}")
     done = run(
         args.spec,
         seeds=_seed_list(args.seeds) if args.seeds else None,
@@ -70,6 +78,7 @@ def _run(args: argparse.Namespace) -> int:
         results=args.results,
         data_root=args.data_root,
         split_dir=args.split_dir,
+        scheduler=args.scheduler,
     )
     print(done.files[0].read_text())
     print(
@@ -94,11 +103,19 @@ def _info(args: argparse.Namespace) -> int:
     from harness.table import Table, summarize
 
     table = Table.load(Path(args.table))
-    space = get_space(table.space)
+    try:
+        space = get_space(table.space)
+    except HarnessError as error:
+        raise TableError(f"table {table.path}: {error}") from None
     if args.arch is None:
         print(summarize(table, space.strings()))
         return 0
     arch = space.index_of_string(args.arch)
+    if len(table.archs) != space.num_archs or table.archs[arch] != args.arch:
+        raise TableError(
+            f"table {table.path} does not hold the {space.name} space's architectures in "
+            "index order; rebuild it with `harness import` or `harness tabulate`"
+        )
     representative = int(space.isomorphism_classes()[arch])
     print(f"architecture {arch}: {args.arch}")
     print(f"isomorphism class representative: {representative}")
@@ -227,10 +244,15 @@ def _rerun(args: argparse.Namespace) -> int:
 def _tabulate(args: argparse.Namespace) -> int:
     from harness.tabulate import load_tabulate_spec, tabulate
 
-    spec = load_tabulate_spec(Path(args.spec))
     if args.workers is not None and args.workers < 1:
         raise HarnessError(f"--workers must be at least 1, got {args.workers}")
-    digest = tabulate(spec, args.workers, args.max_chunks)
+    if args.max_chunks is not None and args.max_chunks < 1:
+        raise HarnessError(
+            f"--max-chunks must be at least 1, got {args.max_chunks} (leave it out to train all)"
+        )
+    executor = resolve_executor(args.executor, args.scheduler, default="processes")
+    spec = load_tabulate_spec(Path(args.spec))
+    digest = tabulate(spec, args.workers, args.max_chunks, executor, args.scheduler)
     if digest is None:
         print(f"partial build kept in {spec.out}.parts; run the same command again to continue")
     else:
@@ -257,14 +279,28 @@ class _StderrLines(logging.Handler):
         print(record.getMessage(), file=sys.stderr)
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with a bad flag ending in one line like every other error."""
+
+    def error(self, message: str) -> NoReturn:
+        raise HarnessError(f"{message}; see `{self.prog} --help`")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="harness", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="harness", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
 
     run = commands.add_parser("run", help="run an experiment spec, record it, write results")
     run.add_argument("spec", help="experiment spec (TOML), e.g. benchmarks/nb201/table5.toml")
-    run.add_argument("--executor", choices=("serial", "processes"), default="serial")
-    run.add_argument("--jobs", type=int, default=2, help="worker processes (processes executor)")
+    run.add_argument(
+        "--executor",
+        choices=EXECUTORS,
+        help="where runs execute: serial (the default), processes, or dask",
+    )
+    run.add_argument(
+        "--jobs", type=int, default=2, help="worker processes (processes, local Dask cluster)"
+    )
+    run.add_argument("--scheduler", metavar="ADDRESS", help=SCHEDULER_HELP)
     run.add_argument(
         "--results", help="results path stem (default: the spec's [experiment] results)"
     )
@@ -300,7 +336,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     tab = commands.add_parser("tabulate", help="train every cell under a protocol into a table")
     tab.add_argument("spec", help="tabulate spec (TOML), e.g. benchmarks/digits/tabulate.toml")
-    tab.add_argument("--workers", type=int, help="worker processes (default: the spec's)")
+    tab.add_argument(
+        "--executor",
+        choices=EXECUTORS,
+        help="where chunks train: processes (the default), serial, or dask",
+    )
+    tab.add_argument(
+        "--workers", type=int, help="worker processes, local or Dask (default: the spec's)"
+    )
+    tab.add_argument("--scheduler", metavar="ADDRESS", help=SCHEDULER_HELP)
     tab.add_argument("--max-chunks", type=int, help="train at most this many chunks now")
     tab.set_defaults(handler=_tabulate)
 
@@ -340,12 +384,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
     library = logging.getLogger("harness")
     if not any(isinstance(h, _StderrLines) for h in library.handlers):
         library.addHandler(_StderrLines())
         library.setLevel(logging.INFO)
     try:
+        args = build_parser().parse_args(argv)
         return args.handler(args)
     except HarnessError as error:
         print(f"harness: error: {error}", file=sys.stderr)

@@ -4,24 +4,77 @@ Both ``harness run`` (chunks of (strategy, seed) runs) and ``harness tabulate`` 
 trainings) hand their work here. Every chunk is a pure function of its input, so the
 executor and the worker count never change a result; the caller gets each finished chunk
 through ``on_done`` as soon as it completes (in any order) and keeps whatever it needs to
-resume, then orders the results itself.
+resume, then orders the results itself. Results always come back to the calling process,
+so Dask workers need no shared file system for what they produce.
 
 Each worker first runs ``initializer(*initargs)`` once (loading a table, a dataset), so
-a chunk does not pay for it again.
+a chunk does not pay for it again. On Dask that happens inside the task, once per worker
+process and call (a worker that died and was restarted runs it again), after checking
+the worker's ``fingerprint()`` (the harness source's sha256) against the caller's, so a
+cluster never mixes code.
+
+The ``dask`` executor either starts a :class:`distributed.LocalCluster` (one single-thread
+worker process per ``workers``, no dashboard, every socket on 127.0.0.1) and closes it
+however the call ends, or, given a ``scheduler`` address, uses that cluster's workers. The scheduler
+reschedules the chunk of a worker that dies, and a chunk that raises is retried
+``RETRIES`` times; Dask is imported only for this executor.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import logging
+import threading
+import uuid
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
-from harness.errors import ConfigError
+from harness.errors import ConfigError, HarnessError
 
-EXECUTORS = ("serial", "processes")
+log = logging.getLogger(__name__)
+
+EXECUTORS = ("serial", "processes", "dask")
+#: how often Dask runs a chunk again after it raised (a dead worker's chunk is rescheduled
+#: by the scheduler regardless, up to its ``allowed-failures``)
+RETRIES = 2
+#: seconds to wait for an existing Dask scheduler to answer
+CONNECT_TIMEOUT_S = 15
+INSTALL_DASK = 'pip install "harness[dask]"'
+#: Dask's nanny starts workers with MALLOC_TRIM_THRESHOLD_=65536, which makes training about
+#: 40% slower here; the local cluster's workers keep glibc's default (docs/distributed.md)
+LOCAL_CLUSTER_CONFIG = {"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}
 
 Chunk = TypeVar("Chunk")
 Result = TypeVar("Result")
+#: what a Dask worker sets up before its first chunk: initializer, its arguments, and the
+#: fingerprint function with the caller's value
+_Setup = tuple[Callable[..., None] | None, tuple[Any, ...], tuple[Callable[[], str], str] | None]
+
+
+def resolve_executor(executor: str | None, scheduler: str | None, default: str = "serial") -> str:
+    """The executor to use (``scheduler`` implies Dask); refuses a conflict, or Dask when it
+    is not installed, before any work starts."""
+    if scheduler is not None and not scheduler.strip():
+        raise HarnessError("--scheduler needs an address, e.g. tcp://10.0.0.5:8786")
+    if executor is None:
+        executor = "dask" if scheduler is not None else default
+    if executor not in EXECUTORS:
+        raise ConfigError(f"must be one of {', '.join(EXECUTORS)}, got {executor!r}", "executor")
+    if scheduler is not None and executor != "dask":
+        raise HarnessError(
+            f"--scheduler runs the work on a Dask cluster: use --executor dask (or leave "
+            f"--executor out), not --executor {executor}"
+        )
+    if executor == "dask":
+        try:
+            import distributed  # noqa: F401
+        except ImportError:
+            raise HarnessError(
+                f"--executor dask needs Dask's distributed scheduler, which is not installed: "
+                f"{INSTALL_DASK}"
+            ) from None
+    return executor
 
 
 def run_chunks(
@@ -33,20 +86,32 @@ def run_chunks(
     workers: int = 1,
     initializer: Callable[..., None] | None = None,
     initargs: tuple[Any, ...] = (),
+    scheduler: str | None = None,
+    fingerprint: Callable[[], str] | None = None,
 ) -> None:
     """Run ``function`` on every ``(index, chunk)``; call ``on_done(index, result)`` as each
-    finishes. Serial work runs in order; worker processes in completion order."""
-    if executor not in EXECUTORS:
-        raise ConfigError(f"must be one of {', '.join(EXECUTORS)}, got {executor!r}", "executor")
+    finishes. Serial work runs in order; worker processes and Dask in completion order.
+
+    ``workers`` sizes the process pool or the local Dask cluster; with a ``scheduler``
+    address (executor ``dask``) the cluster's own workers run the chunks. Dask runs
+    ``function`` on other processes or machines: it must be importable there, and each
+    Dask worker's ``fingerprint()`` must equal this process's.
+    """
+    executor = resolve_executor(executor, scheduler)
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise ConfigError(f"must be a positive integer, got {workers!r}", "workers")
     if not chunks:
         return
-    if executor == "serial" or workers == 1:
+    if executor == "serial" or (executor == "processes" and workers == 1):
         if initializer is not None:
             initializer(*initargs)
         for index, chunk in chunks:
             on_done(index, function(chunk))
+        return
+    if executor == "dask":
+        expected = None if fingerprint is None else (fingerprint, fingerprint())
+        setup = (initializer, initargs, expected)
+        _run_on_dask(function, chunks, on_done, workers, setup, scheduler)
         return
     with ProcessPoolExecutor(
         max_workers=min(workers, len(chunks)), initializer=initializer, initargs=initargs
@@ -54,3 +119,123 @@ def run_chunks(
         futures = {pool.submit(function, chunk): index for index, chunk in chunks}
         for future in as_completed(futures):
             on_done(futures[future], future.result())
+
+
+@contextmanager
+def _dask_client(workers: int, scheduler: str | None) -> Iterator[Any]:
+    """A client of the cluster at ``scheduler``, or of a loopback cluster started here;
+    whatever happens in the block, the client and a cluster started here are closed."""
+    import dask
+    from distributed import Client, LocalCluster
+
+    if scheduler is not None:
+        try:
+            client = Client(scheduler, timeout=CONNECT_TIMEOUT_S)
+        except (OSError, TimeoutError, ValueError) as error:
+            text = str(error).strip()
+            reason = text.splitlines()[0] if text else type(error).__name__
+            raise HarnessError(
+                f"--scheduler {scheduler}: cannot reach a Dask scheduler ({reason}); start one "
+                "with `dask scheduler` or check the address"
+            ) from None
+        with client:
+            count = len(client.scheduler_info()["workers"])
+            log.info(
+                "harness: Dask scheduler %s with %d worker(s)%s",
+                scheduler,
+                count,
+                "" if count else "; waiting for workers to join",
+            )
+            yield client
+        return
+    with (
+        dask.config.set(LOCAL_CLUSTER_CONFIG),
+        LocalCluster(
+            n_workers=workers,
+            threads_per_worker=1,
+            processes=True,
+            host="127.0.0.1",
+            dashboard_address="127.0.0.1:0",
+            scheduler_kwargs={"dashboard": False},
+            silence_logs=logging.CRITICAL,
+        ) as cluster,
+        Client(cluster) as client,
+    ):
+        log.info("harness: local Dask cluster with %d worker(s)", workers)
+        yield client
+
+
+def _run_on_dask(
+    function: Callable[[Chunk], Result],
+    chunks: Sequence[tuple[int, Chunk]],
+    on_done: Callable[[int, Result], None],
+    workers: int,
+    setup: _Setup,
+    scheduler: str | None,
+) -> None:
+    from distributed import KilledWorker
+    from distributed import as_completed as dask_completed
+
+    call = uuid.uuid4().hex
+    with _dask_client(min(workers, len(chunks)), scheduler) as client:
+        futures = {
+            client.submit(
+                _dask_task,
+                function,
+                chunk,
+                setup,
+                call,
+                key=f"harness-chunk-{index:05d}-{call}",
+                retries=RETRIES,
+                pure=False,
+            ): index
+            for index, chunk in chunks
+        }
+        try:
+            for future in dask_completed(futures):
+                try:
+                    result = future.result()
+                except KilledWorker:
+                    raise HarnessError(
+                        f"chunk {futures[future]}: the Dask workers that ran it died, as many "
+                        "times as distributed.scheduler.allowed-failures allows; check the "
+                        "workers' memory and logs, then run the command again"
+                    ) from None
+                future.release()
+                on_done(futures[future], result)
+        finally:  # an error or Ctrl-C: no chunk keeps running for nobody
+            pending = [f for f in futures if not f.done()]
+            if pending:
+                client.cancel(pending)
+
+
+_worker_lock = threading.Lock()
+_worker_call: str | None = None
+
+
+def _dask_task(
+    function: Callable[[Chunk], Result], chunk: Chunk, setup: _Setup, call: str
+) -> Result:
+    """One chunk on a Dask worker. The worker's first chunk of ``call`` checks its
+    fingerprint and runs the initializer; later chunks of the call reuse that state.
+
+    The initializer's state is one per process, so a worker process runs one chunk at a
+    time even if it was given several threads (or two commands share the cluster).
+    """
+    global _worker_call
+    initializer, initargs, expected = setup
+    with _worker_lock:
+        if _worker_call != call:
+            if expected is not None:
+                fingerprint, caller = expected
+                here = fingerprint()
+                if here != caller:
+                    raise HarnessError(
+                        f"a Dask worker runs other code than this process (fingerprint "
+                        f"{here[:12]} there, {caller[:12]} here): run the same harness commit "
+                        "and files on every worker"
+                    )
+            if initializer is not None:
+                initializer(*initargs)
+            _worker_call = call
+        return function(chunk)

@@ -1,13 +1,13 @@
 """An experiment: a spec expanded into runs (strategy x seed), executed, summarised.
 
 Each run is independent and fully determined by (spec, table, strategy, master seed),
-so the executor (serial or worker processes) and the worker count cannot change any
+so the executor (serial, worker processes or Dask) and the worker count cannot change any
 result. Results come back in spec order whatever order the runs finish in.
 """
 
 from __future__ import annotations
 
-import dataclasses
+import json
 import logging
 import time
 from dataclasses import dataclass
@@ -206,14 +206,92 @@ def _run_chunk(jobs: list[tuple[int, int]]) -> list[RunOutcome]:
     return [_worker_benchmark.run(strategies[s], seed) for s, seed in jobs]
 
 
-def _outcome_json(outcome: RunOutcome) -> dict[str, Any]:
-    return dataclasses.asdict(outcome)
+#: trajectory columns, kept as arrays when a chunk of runs is stored for resuming
+_COLUMNS = {
+    "worker": np.int64,
+    "start_s": np.float64,
+    "end_s": np.float64,
+    "arch": np.int64,
+    "epoch": np.int64,
+    "cost_s": np.float64,
+    "signal": np.float64,
+    "seed_used": np.str_,
+    "completed": np.bool_,
+    "incumbent_arch": np.int64,
+    "incumbent_signal": np.float64,
+    "measured_s": np.float64,
+}
+_RESULT_FIELDS = (
+    "incumbent_arch",
+    "incumbent_signal",
+    "simulated_seconds",
+    "evaluations",
+    "epochs",
+    "stop_reason",
+    "strategy_wall_s",
+)
 
 
-def _outcome_from_json(data: dict[str, Any]) -> RunOutcome:
-    result = dict(data["result"])
-    result["trajectory"] = Trajectory(**result["trajectory"])
-    return RunOutcome(**{**data, "result": RunResult(**result)})
+def _chunk_arrays(outcomes: list[RunOutcome]) -> dict[str, np.ndarray]:
+    """Runs as a header (JSON) and concatenated trajectory columns: quick to store, exact
+    to read back (float64 and int64 arrays, never text)."""
+    header = [
+        {
+            "strategy": o.strategy,
+            "seed": o.seed,
+            "targets": o.targets,
+            "streams": o.streams,
+            "result": {name: getattr(o.result, name) for name in _RESULT_FIELDS},
+            "rows": len(o.result.trajectory),
+            "measured": len(o.result.trajectory.measured_s),
+            "visible": sorted(o.result.trajectory.visible),
+            "sealed": sorted(o.result.trajectory.sealed),
+        }
+        for o in outcomes
+    ]
+    trajectories = [o.result.trajectory for o in outcomes]
+    arrays = {
+        name: np.array([v for t in trajectories for v in getattr(t, name)], dtype=dtype)
+        for name, dtype in _COLUMNS.items()
+    }
+    for group in ("visible", "sealed"):
+        for key in sorted({k for t in trajectories for k in getattr(t, group)}):
+            values = [v for t in trajectories for v in getattr(t, group).get(key, [])]
+            arrays[f"{group}/{key}"] = np.array(values, dtype=np.float64)
+    arrays["header"] = np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)
+    return arrays
+
+
+def _chunk_outcomes(arrays: dict[str, np.ndarray]) -> list[RunOutcome]:
+    header = json.loads(arrays["header"].tobytes())
+    offsets: dict[str, int] = {}
+    outcomes = []
+    for run in header:
+
+        def take(name: str, count: int) -> list[Any]:
+            start = offsets.get(name, 0)
+            offsets[name] = start + count
+            return arrays[name][start : start + count].tolist()
+
+        rows = run["rows"]
+        columns = {
+            name: take(name, run["measured"] if name == "measured_s" else rows) for name in _COLUMNS
+        }
+        trajectory = Trajectory(
+            **columns,
+            visible={key: take(f"visible/{key}", rows) for key in run["visible"]},
+            sealed={key: take(f"sealed/{key}", rows) for key in run["sealed"]},
+        )
+        outcomes.append(
+            RunOutcome(
+                strategy=run["strategy"],
+                seed=run["seed"],
+                result=RunResult(trajectory=trajectory, **run["result"]),
+                targets=run["targets"],
+                streams=run["streams"],
+            )
+        )
+    return outcomes
 
 
 def resume_identity(spec: ExperimentSpec, benchmark: Benchmark) -> dict[str, Any]:
@@ -236,29 +314,30 @@ def run_experiment(
     executor: str = "serial",
     jobs: int = 1,
     store: ChunkStore | None = None,
+    scheduler: str | None = None,
 ) -> list[RunOutcome]:
     """All runs of the spec, in spec order (strategy, then seed).
 
     Work is cut into fixed chunks (one run each when training live); with a ``store``,
     every finished chunk is kept there and chunks an interrupted attempt finished are not
-    run again.
+    run again. ``executor`` ``dask`` runs the chunks on a loopback cluster of ``jobs``
+    workers, or on the cluster at ``scheduler``, whose workers load the table from the
+    spec's path.
     """
     work = [(s, seed) for s in range(len(spec.strategies)) for seed in spec.seeds]
     size = TABULAR_CHUNK if benchmark.live is None else 1
     chunks = [work[i : i + size] for i in range(0, len(work), size)]
-    done = {
-        i: [_outcome_from_json(o) for o in c] for i, c in (store.load() if store else {}).items()
-    }
+    done = {i: _chunk_outcomes(arrays) for i, arrays in (store.load() if store else {}).items()}
     progress = _Progress(len(work), sum(len(c) for c in done.values()))
 
     def finished(index: int, outcomes: list[RunOutcome]) -> None:
         if store is not None:
-            store.save(index, [_outcome_json(o) for o in outcomes])
+            store.save(index, _chunk_arrays(outcomes))
         done[index] = outcomes
         progress.advance(len(outcomes))
 
     pending = [(i, chunk) for i, chunk in enumerate(chunks) if i not in done]
-    if executor == "serial" or jobs == 1:
+    if executor == "serial" or (executor == "processes" and jobs == 1):
         strategies = spec.strategies
         run_chunks(
             lambda chunk: [benchmark.run(strategies[s], seed) for s, seed in chunk],
@@ -274,6 +353,8 @@ def run_experiment(
             workers=jobs,
             initializer=_init_worker,
             initargs=(spec, benchmark.live),
+            scheduler=scheduler,
+            fingerprint=source_sha256,
         )
     return [outcome for i in range(len(chunks)) for outcome in done[i]]
 

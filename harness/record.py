@@ -36,6 +36,9 @@ from harness.spec import ExperimentSpec
 from harness.strategies import strategy_class
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+# MLflow's own progress lines ("Creating initial MLflow database tables...") would break
+# the one-line promise of every harness error; warnings and errors still show
+os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
 
 import mlflow  # noqa: E402  (telemetry must be off before mlflow is imported)
 from mlflow.entities import Metric, Param, RunTag  # noqa: E402
@@ -82,6 +85,11 @@ def store_lock() -> Iterator[None]:
 
 
 _READY: set[str] = set()
+
+
+def check_store() -> None:
+    """Create or open the tracking store now: a URI or store MLflow refuses ends here."""
+    _client(create=True)
 
 
 def _client(create: bool = False) -> MlflowClient:

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from harness.atomic import replacing, write_text
+from harness.atomic import check_writable, replacing, write_text
 from harness.record import ExperimentRecord, load_trajectories
 
 OPTIMAL = "optimal (table)"
@@ -244,6 +244,8 @@ def anytime_plot(record: ExperimentRecord, metric: str, path: Path) -> None:
 def write_results(record: ExperimentRecord, stem: Path) -> list[Path]:
     """Write ``<stem>.md``, ``<stem>.csv`` and, if the spec asks, ``<stem>.png``; each
     appears whole or not at all."""
+    for suffix in (".md", ".csv", ".png"):
+        check_writable(stem.with_suffix(suffix), "results file")
     rows = summary_rows(record)
     md_path, csv_path = stem.with_suffix(".md"), stem.with_suffix(".csv")
     written = [md_path, csv_path]

@@ -13,13 +13,15 @@ is discarded.
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import json
 import logging
 import shutil
+import zipfile
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from harness.atomic import replacing
 from harness.config import config_hash
@@ -43,13 +45,13 @@ def source_sha256() -> str:
 
 
 class ChunkStore:
-    """Finished chunks (JSON values) of one experiment under one identity."""
+    """Finished chunks (named numpy arrays) of one experiment under one identity."""
 
     def __init__(self, root: Path, name: str, identity: dict[str, Any]) -> None:
         self.folder = root / f"{name}-{config_hash(identity)[:16]}"
         self.identity = identity
 
-    def load(self) -> dict[int, Any]:
+    def load(self) -> dict[int, dict[str, np.ndarray]]:
         """The chunks finished by an earlier, interrupted attempt (empty if none)."""
         marker = self.folder / "identity.json"
         try:
@@ -62,26 +64,24 @@ class ChunkStore:
                 shutil.rmtree(self.folder, ignore_errors=True)
             return {}
         chunks = {}
-        for path in sorted(self.folder.glob("chunk-*.json.gz")):
+        for path in sorted(self.folder.glob("chunk-*.npz")):
             try:
-                chunks[int(path.name.split("-")[1].split(".")[0])] = json.loads(
-                    gzip.decompress(path.read_bytes())
-                )
-            except (OSError, ValueError, EOFError):  # a damaged chunk is simply run again
+                with np.load(path, allow_pickle=False) as data:
+                    chunks[int(path.stem.split("-")[1])] = {k: data[k] for k in data.files}
+            except (OSError, ValueError, EOFError, zipfile.BadZipFile):  # run it again
                 path.unlink(missing_ok=True)
         if chunks:
             log.info("harness: resuming: %d finished chunks in %s", len(chunks), self.folder)
         return chunks
 
-    def save(self, index: int, value: Any) -> None:
-        """Keep one finished chunk; it appears whole or not at all."""
+    def save(self, index: int, arrays: dict[str, np.ndarray]) -> None:
+        """Keep one finished chunk (named arrays); it appears whole or not at all."""
         marker = self.folder / "identity.json"
         if not marker.exists():
             with replacing(marker) as temporary:
                 temporary.write_text(json.dumps(self.identity, sort_keys=True))
-        data = gzip.compress(json.dumps(value).encode(), mtime=0)
-        with replacing(self.folder / f"chunk-{index:05d}.json.gz") as temporary:
-            temporary.write_bytes(data)
+        with replacing(self.folder / f"chunk-{index:05d}.npz", suffix=".npz") as temporary:
+            np.savez(temporary, **arrays)
 
     def clear(self) -> None:
         """Forget the chunks: the experiment is recorded."""

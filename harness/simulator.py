@@ -37,6 +37,10 @@ from harness.evaluators.base import Evaluator
 from harness.strategies.base import Strategy
 from harness.values import Budget, Observation, Proposal
 
+#: a run that reaches this many evaluations is stopped with an error: its budget (say, a
+#: seconds budget far beyond the table's costs) would otherwise let it grow without end
+MAX_EVALUATIONS = 1_000_000
+
 
 @dataclass
 class Trajectory:
@@ -166,6 +170,12 @@ def simulate(
             active.discard(worker)
             stop_reason = "evaluations budget"
             return
+        if started >= MAX_EVALUATIONS:
+            raise ConfigError(
+                f"lets a run go past {MAX_EVALUATIONS:,} evaluations; set a budget the "
+                "benchmark's costs exhaust, or an evaluations budget",
+                "budget",
+            )
         tic = time.perf_counter()
         asked = _strategy_call(strategy, "ask", strategy.ask)
         strategy_wall += time.perf_counter() - tic

@@ -237,8 +237,10 @@ def _parse(raw: dict[str, Any], path: Path, overrides: dict[str, Any], text: str
     with at("experiment"):
         exp = validate(raw["experiment"], EXPERIMENT_FIELDS)
         _check_name(exp["name"], "name")
+        results = _path(base, exp["results"], "results")
     with at("table"):
         table = validate(raw["table"], TABLE_FIELDS)
+        table_path = _path(base, table["path"], "path")
         if table["sha256"] is not None and not HEX64.fullmatch(table["sha256"]):
             raise ConfigError(f"must be 64 lowercase hex digits, got {table['sha256']!r}", "sha256")
         build = None
@@ -246,7 +248,7 @@ def _parse(raw: dict[str, Any], path: Path, overrides: dict[str, Any], text: str
             with at("build"):
                 build = validate(table["build"], BUILD_FIELDS)
             if build["source"] is not None:
-                build["source"] = (base / build["source"]).resolve()
+                build["source"] = _path(base, build["source"], "build.source")
 
     with at("search"):
         search_raw = validate(raw["search"], SEARCH_FIELDS)
@@ -337,8 +339,8 @@ def _parse(raw: dict[str, Any], path: Path, overrides: dict[str, Any], text: str
         path=path,
         name=exp["name"],
         title=exp["title"] or exp["name"],
-        results=(base / exp["results"]).resolve(),
-        table_path=(base / table["path"]).resolve(),
+        results=results,
+        table_path=table_path,
         table_sha256=table["sha256"],
         table_space=table["space"],
         table_build=build,
@@ -356,6 +358,16 @@ def _parse(raw: dict[str, Any], path: Path, overrides: dict[str, Any], text: str
         resolved=resolved,
         text=text,
     )
+
+
+def _path(base: Path, text: str, field: str) -> Path:
+    """A path relative to the spec's folder; empty paths and symlink loops are refused."""
+    if not text.strip():
+        raise ConfigError("is empty; give a path", field)
+    try:
+        return (base / text).resolve()
+    except (OSError, RuntimeError) as error:  # RuntimeError: a symlink loop
+        raise ConfigError(f"{text!r} cannot be resolved ({error})", field) from None
 
 
 def _check_name(name: str, field: str) -> None:

@@ -6,11 +6,14 @@ seed; every other architecture of the class gets its representative's curves, an
 mapping is stored in the table. Parameter counts and FLOPs are computed for every
 architecture itself.
 
-Work is split into fixed chunks of trainings. Each finished chunk is written atomically
-to ``<out>.parts/``, so a killed build resumes without redoing finished chunks; a parts
-folder made under another protocol is refused. Worker processes train with the
-protocol's thread count (one, for tabulated protocols), and progress with an ETA goes to
-stderr.
+Work is split into fixed chunks of trainings, run by any executor of
+:mod:`harness.executors` (worker processes, or Dask workers on this or other machines).
+A chunk's curves come back to this process, which writes each finished chunk atomically
+to ``<out>.parts/``, so a killed build resumes without redoing finished chunks and workers
+need no shared file system; a parts folder made under another protocol is refused.
+Workers train with the protocol's thread count (one, for tabulated protocols), and
+progress with an ETA goes to stderr. The table's values do not depend on the executor or
+the worker count; only the measured times and the recorded build environment do.
 """
 
 from __future__ import annotations
@@ -19,7 +22,6 @@ import json
 import logging
 import time
 from collections.abc import Iterator
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,7 +33,9 @@ from harness.config import Field, at, read_toml, spec_error, validate
 from harness.data import Dataset
 from harness.environment import capture
 from harness.errors import ConfigError, TableError
+from harness.executors import resolve_executor, run_chunks
 from harness.protocol import Protocol
+from harness.resume import source_sha256
 from harness.spaces import get_space
 from harness.spaces.base import SearchSpace
 from harness.table import Variable, write_table
@@ -122,8 +126,9 @@ def _init_worker(space: str, protocol: Protocol, root: Path | None, split_dir: P
     _worker = (get_space(space), protocol, open_dataset(protocol, root, split_dir))
 
 
-def _train_chunk(index: int, chunk: list[tuple[int, int]], parts: Path) -> tuple[int, int]:
-    """Train one chunk and store its curves atomically as ``chunk-<index>.npz``."""
+def _train_chunk(chunk: list[tuple[int, int]]) -> dict[str, np.ndarray]:
+    """Train one chunk; returns its archs, seeds and curves (``<split>/<metric>``), which
+    the calling process stores, so a worker anywhere needs no shared file system."""
     assert _worker is not None
     space, protocol, dataset = _worker
     keys = [*TRAIN_METRICS, *((s, m) for s in protocol.eval_splits for m in EVAL_METRICS)]
@@ -132,14 +137,17 @@ def _train_chunk(index: int, chunk: list[tuple[int, int]], parts: Path) -> tuple
         trained = train_cell(space, arch, protocol, dataset, seed)
         for key in keys:
             curves[key][row] = trained.values[key]
+    return {
+        "archs": np.array([a for a, _ in chunk]),
+        "seeds": np.array([s for _, s in chunk]),
+        **{f"{split}/{metric}": values for (split, metric), values in curves.items()},
+    }
+
+
+def _write_part(parts: Path, index: int, arrays: dict[str, np.ndarray]) -> None:
+    """Store a finished chunk as ``chunk-<index>.npz``; it appears whole or not at all."""
     with replacing(parts / f"chunk-{index:05d}.npz", suffix=".npz") as temporary:
-        np.savez(
-            temporary,
-            archs=np.array([a for a, _ in chunk]),
-            seeds=np.array([s for _, s in chunk]),
-            **{f"{split}/{metric}": values for (split, metric), values in curves.items()},
-        )
-    return index, len(chunk)
+        np.savez(temporary, **arrays)
 
 
 def _check_parts(parts: Path, spec: TabulateSpec) -> None:
@@ -175,15 +183,36 @@ def _progress(done: int, total: int, started: float, done_at_start: int) -> str:
     )
 
 
+def _where(executor: str, workers: int, scheduler: str | None) -> str:
+    if scheduler is not None:
+        return f"on the Dask cluster at {scheduler}"
+    if executor == "dask":
+        return f"on a local Dask cluster of {workers} worker(s)"
+    if executor == "serial" or workers == 1:
+        return "in this process"
+    return f"in {workers} worker processes"
+
+
 def _chunks_done(parts: Path) -> set[int]:
     return {int(p.stem.split("-")[1]) for p in parts.glob("chunk-*.npz")}
 
 
 def train_all(
-    spec: TabulateSpec, workers: int | None = None, max_chunks: int | None = None
+    spec: TabulateSpec,
+    workers: int | None = None,
+    max_chunks: int | None = None,
+    executor: str | None = None,
+    scheduler: str | None = None,
 ) -> tuple[Path, bool]:
     """Train pending chunks (at most ``max_chunks``); returns the parts folder and whether
-    every chunk is now done."""
+    every chunk is now done.
+
+    ``executor``: ``processes`` (the default; ``workers`` processes, the spec's count
+    unless given), ``serial``, or ``dask`` (a loopback cluster of ``workers`` processes, or
+    the cluster at ``scheduler``).
+    """
+    executor = resolve_executor(executor, scheduler, default="processes")
+    workers = workers or spec.workers
     protocol = spec.protocol
     open_dataset(protocol, spec.data_root, spec.split_dir)  # fail fast, before any worker
     parts = spec.out.with_name(spec.out.name + ".parts")
@@ -195,24 +224,33 @@ def train_all(
     pending = [(i, chunk) for i, chunk in enumerate(chunks) if i not in done]
     todo = pending if max_chunks is None else pending[:max_chunks]
     log.info(
-        "tabulate: %d chunks, %d already done in %s; %d to train, %d now, with %d worker(s)",
+        "tabulate: %d chunks, %d already done in %s; %d to train, %d now, %s",
         len(chunks),
         len(done),
         parts,
         len(pending),
         len(todo),
-        workers or spec.workers,
+        _where(executor, workers, scheduler),
     )
     started, at_start = time.perf_counter(), finished
-    with ProcessPoolExecutor(
-        max_workers=workers or spec.workers,
+
+    def store(index: int, arrays: dict[str, np.ndarray]) -> None:
+        nonlocal finished
+        _write_part(parts, index, arrays)
+        finished += len(arrays["archs"])
+        log.info(_progress(finished, total, started, at_start))
+
+    run_chunks(
+        _train_chunk,
+        todo,
+        store,
+        executor=executor,
+        workers=workers,
         initializer=_init_worker,
         initargs=(spec.space.name, protocol, spec.data_root, spec.split_dir),
-    ) as pool:
-        futures = [pool.submit(_train_chunk, i, chunk, parts) for i, chunk in todo]
-        for future in as_completed(futures):
-            finished += future.result()[1]
-            log.info(_progress(finished, total, started, at_start))
+        scheduler=scheduler,
+        fingerprint=source_sha256,
+    )
     return parts, len(todo) == len(pending)
 
 
@@ -348,9 +386,13 @@ def update_manifest(spec: TabulateSpec, digest: str, environment: dict[str, str]
 
 
 def tabulate(
-    spec: TabulateSpec, workers: int | None = None, max_chunks: int | None = None
+    spec: TabulateSpec,
+    workers: int | None = None,
+    max_chunks: int | None = None,
+    executor: str | None = None,
+    scheduler: str | None = None,
 ) -> str | None:
     """Train what is missing, then write the table; returns its sha256, or None while
-    chunks remain (after ``max_chunks``)."""
-    parts, complete = train_all(spec, workers, max_chunks)
+    chunks remain (after ``max_chunks``). Executors as in :func:`train_all`."""
+    parts, complete = train_all(spec, workers, max_chunks, executor, scheduler)
     return assemble(spec, parts) if complete else None

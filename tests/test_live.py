@@ -162,19 +162,18 @@ def test_tabulate_resumes_without_redoing_finished_chunks(protocol, tmp_path, ca
         train_all(other, workers=1, max_chunks=1)
 
 
-def test_a_chunk_holds_real_trainings(protocol, digits, tmp_path):
+def test_a_chunk_holds_real_trainings(protocol, digits, monkeypatch):
     import harness.tabulate as tabulate
 
-    spec = spec_for(protocol, tmp_path / "t.h5")
-    parts = tmp_path / "t.h5.parts"
-    _check_parts(parts, spec)
-    tabulate._worker = (spec.space, protocol, digits)
-    chunk = work_chunks(spec.space, protocol)[0][:2]
-    _train_chunk(0, chunk, parts)
-    stored = np.load(parts / "chunk-00000.npz")
+    space = get_space("nb201")
+    monkeypatch.setattr(tabulate, "_worker", (space, protocol, digits))
+    chunk = work_chunks(space, protocol)[0][:2]
+    returned = _train_chunk(chunk)
+    assert returned["archs"].tolist() == [a for a, _ in chunk]
+    assert returned["seeds"].tolist() == [s for _, s in chunk]
     arch, seed = chunk[1]
-    fresh = train_cell(spec.space, arch, protocol, digits, seed)
-    assert np.array_equal(stored["valid/accuracy"][1], fresh.values[("valid", "accuracy")])
+    fresh = train_cell(space, arch, protocol, digits, seed)
+    assert np.array_equal(returned["valid/accuracy"][1], fresh.values[("valid", "accuracy")])
 
 
 @pytest.fixture(scope="module")

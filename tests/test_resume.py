@@ -17,6 +17,7 @@ import time
 import tomllib
 from pathlib import Path
 
+import numpy as np
 import pytest
 from conftest import TABLE5, dump_toml, needs_nb201
 
@@ -67,7 +68,7 @@ def finish(folder: Path, *args: str) -> subprocess.CompletedProcess:
 
 
 def chunks_written(folder: Path, at_least: int):
-    return lambda: len(list((folder / WORK_DIR).glob("*/chunk-*.json.gz"))) >= at_least
+    return lambda: len(list((folder / WORK_DIR).glob("*/chunk-*.npz"))) >= at_least
 
 
 def recording(folder: Path):
@@ -118,7 +119,7 @@ def test_a_run_killed_while_searching_resumes_with_identical_results(
 ):
     spec = str(write_table5(tmp_path, nb201_built))
     kill_when(start(tmp_path, "run", spec, *executor), chunks_written(tmp_path, 4))
-    kept = len(list((tmp_path / WORK_DIR).glob("*/chunk-*.json.gz")))
+    kept = len(list((tmp_path / WORK_DIR).glob("*/chunk-*.npz")))
     done = finish(tmp_path, "run", spec, *executor)
     assert f"resuming: {kept} finished chunks" in done.stderr
     assert_same_results(tmp_path, uninterrupted)
@@ -169,15 +170,27 @@ def test_two_runs_creating_one_fresh_sqlite_store_both_succeed(tmp_path, nb201_b
 
 def test_a_chunk_store_reuses_chunks_only_under_the_same_identity(tmp_path):
     store = ChunkStore(tmp_path, "exp", {"spec_hash": "a"})
-    store.save(0, [{"seed": 1}])
-    store.save(3, [{"seed": 2}])
-    assert ChunkStore(tmp_path, "exp", {"spec_hash": "a"}).load() == {
-        0: [{"seed": 1}],
-        3: [{"seed": 2}],
-    }
-    (store.folder / "chunk-00003.json.gz").write_bytes(b"\x1f\x8b damaged")
-    assert ChunkStore(tmp_path, "exp", {"spec_hash": "a"}).load() == {0: [{"seed": 1}]}
+    store.save(0, {"x": np.arange(3)})
+    store.save(3, {"x": np.arange(4.0)})
+    loaded = ChunkStore(tmp_path, "exp", {"spec_hash": "a"}).load()
+    assert sorted(loaded) == [0, 3] and loaded[3]["x"].tolist() == [0.0, 1.0, 2.0, 3.0]
+    (store.folder / "chunk-00003.npz").write_bytes(b"PK damaged")
+    assert list(ChunkStore(tmp_path, "exp", {"spec_hash": "a"}).load()) == [0]
     other = ChunkStore(tmp_path, "exp", {"spec_hash": "b"})
     assert other.load() == {} and other.folder != store.folder
     store.clear()
     assert not store.folder.exists()
+
+
+@needs_nb201()
+def test_runs_read_back_from_a_stored_chunk_are_the_runs_that_were_stored(tmp_path, nb201_built):
+    from harness.experiment import Benchmark, _chunk_arrays, _chunk_outcomes
+    from harness.spec import load_spec
+    from harness.table import Table
+
+    spec = load_spec(write_table5(tmp_path, nb201_built), {"seeds": [4, 9]})
+    benchmark = Benchmark(spec, Table.load(*nb201_built))
+    outcomes = [benchmark.run(s, seed) for s in spec.strategies for seed in spec.seeds]
+    store = ChunkStore(tmp_path, "exp", {})
+    store.save(0, _chunk_arrays(outcomes))
+    assert _chunk_outcomes(store.load()[0]) == outcomes

@@ -154,3 +154,11 @@ def test_invalid_budgets_are_rejected(kwargs, message):
 def test_a_budget_too_small_for_one_evaluation_is_an_error():
     with pytest.raises(ConfigError, match="too small"):
         simulate(CountingStrategy(), evaluator(), Budget(seconds=10))
+
+
+def test_a_budget_that_never_runs_out_is_stopped_with_an_error(monkeypatch):
+    import harness.simulator as simulator
+
+    monkeypatch.setattr(simulator, "MAX_EVALUATIONS", 50)
+    with pytest.raises(ConfigError, match=r"\[budget\] lets a run go past 50 evaluations"):
+        simulate(CountingStrategy(), evaluator(default_cost=1e-9), Budget(seconds=1e300))

@@ -22,8 +22,10 @@ IMPORTERS = {
 
 def build_table(importer: str, out: Path, source: Path | None, dataset: str | None) -> str:
     """Build a table with the named importer; returns its sha256."""
+    from harness.atomic import check_writable
     from harness.errors import ConfigError
 
+    check_writable(out, "output table")
     if importer == "nb201":
         from harness.importers.nb201 import build_nb201_table
 

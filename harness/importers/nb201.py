@@ -158,7 +158,8 @@ _COST_MODEL = {
 
 def _source_error(path: Path, problem: str) -> TableError:
     return TableError(
-        f"NB201 source {path} {problem}; restore the original extract "
+        f"NB201 source {path} {problem}; pass --source (or [table] build.source) the folder of "
+        "the public NB201 extracts (../shared/data/nb201 beside a harness checkout), unchanged "
         "(see shared/data/README.md) and import again"
     )
 

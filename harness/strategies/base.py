@@ -36,6 +36,9 @@ class Strategy(ABC):
         clash = sorted(set(cls.hyperparameters) & reserved)
         if clash:
             raise TypeError(f"{cls.__name__}: hyperparameter {clash[0]!r} shadows a Strategy name")
+        odd = sorted(name for name in cls.hyperparameters if not name.isidentifier())
+        if odd:  # names become attributes and MLflow param keys
+            raise TypeError(f"{cls.__name__}: hyperparameter {odd[0]!r} is not an identifier")
 
     def __init__(
         self,
