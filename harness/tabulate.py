@@ -161,25 +161,41 @@ def _check_parts(parts: Path, spec: TabulateSpec) -> None:
     }
     manifest = parts / "build.json"
     if manifest.exists():
-        found = json.loads(manifest.read_text())
+        try:
+            found = json.loads(manifest.read_text())
+        except (OSError, ValueError):
+            raise TableError(
+                f"{manifest} is damaged; remove it (the finished chunks stay) to continue"
+            ) from None
         if found != identity:
             raise TableError(
                 f"{parts} holds a build of another protocol or version ({found}); "
                 "remove the folder to start over"
             )
         return
-    parts.mkdir(parents=True, exist_ok=True)
-    manifest.write_text(json.dumps(identity, sort_keys=True))
+    write_text(manifest, json.dumps(identity, sort_keys=True))
 
 
-def _progress(done: int, total: int, started: float, done_at_start: int) -> str:
+def _duration(seconds: float) -> str:
+    """``1d 02:03:04``: a whole NB201-on-CIFAR build runs for weeks, past a clock's 24 h."""
+    if seconds != seconds or seconds == float("inf"):
+        return "?"
+    days, rest = divmod(int(seconds), 86_400)
+    clock = time.strftime("%H:%M:%S", time.gmtime(rest))
+    return f"{days}d {clock}" if days else clock
+
+
+def _progress(now: int, now_total: int, done: int, total: int, started: float) -> str:
+    """Progress of this invocation's trainings (``--max-chunks`` may limit them) and of
+    the whole table, each with its own ETA at the rate measured so far."""
     elapsed = time.perf_counter() - started
-    rate = (done - done_at_start) / elapsed if elapsed > 0 else 0.0
-    eta = (total - done) / rate if rate > 0 else float("inf")
-    eta_text = time.strftime("%H:%M:%S", time.gmtime(eta)) if eta != float("inf") else "?"
+    rate = now / elapsed if elapsed > 0 else 0.0
+    eta_now = (now_total - now) / rate if rate > 0 else float("inf")
+    eta_all = (total - done) / rate if rate > 0 else float("inf")
     return (
-        f"tabulate: {done}/{total} trainings ({100 * done / total:.1f}%), "
-        f"{rate * 60:.0f} per minute, ETA {eta_text}"
+        f"tabulate: {now}/{now_total} trainings of this run, ETA {_duration(eta_now)}; "
+        f"table {done}/{total} ({100 * done / total:.1f}%), ETA {_duration(eta_all)}; "
+        f"{rate * 60:.0f} per minute"
     )
 
 
@@ -232,13 +248,14 @@ def train_all(
         len(todo),
         _where(executor, workers, scheduler),
     )
-    started, at_start = time.perf_counter(), finished
+    started, now, now_total = time.perf_counter(), 0, sum(len(chunk) for _, chunk in todo)
 
     def store(index: int, arrays: dict[str, np.ndarray]) -> None:
-        nonlocal finished
+        nonlocal finished, now
         _write_part(parts, index, arrays)
         finished += len(arrays["archs"])
-        log.info(_progress(finished, total, started, at_start))
+        now += len(arrays["archs"])
+        log.info(_progress(now, now_total, finished, total, started))
 
     run_chunks(
         _train_chunk,

@@ -149,7 +149,8 @@ def test_tabulate_resumes_without_redoing_finished_chunks(protocol, tmp_path, ca
     spec = spec_for(protocol, tmp_path / "t.h5")
     with caplog.at_level("INFO", logger="harness"):
         parts, complete = train_all(spec, workers=1, max_chunks=1)
-    assert "24/12932 trainings" in caplog.text  # 6,466 classes x 2 seeds
+    # this run's 24 trainings, and the whole table's 6,466 classes x 2 seeds
+    assert "24/24 trainings of this run, ETA 00:00:00; table 24/12932 (0.2%)" in caplog.text
     assert not complete and sorted(p.name for p in parts.glob("chunk-*")) == ["chunk-00000.npz"]
     first = (parts / "chunk-00000.npz").stat().st_mtime_ns
     train_all(spec, workers=1, max_chunks=1)
@@ -160,6 +161,9 @@ def test_tabulate_resumes_without_redoing_finished_chunks(protocol, tmp_path, ca
     other = spec_for(dataclasses.replace(protocol, epochs=3), tmp_path / "t.h5")
     with pytest.raises(TableError, match="another protocol"):
         train_all(other, workers=1, max_chunks=1)
+    (parts / "build.json").write_text("")  # damaged: e.g. a disk that filled up
+    with pytest.raises(TableError, match="build.json is damaged; remove it"):
+        train_all(spec, workers=1, max_chunks=1)
 
 
 def test_a_chunk_holds_real_trainings(protocol, digits, monkeypatch):
