@@ -13,11 +13,17 @@ export MLFLOW_DISABLE_TELEMETRY := true
 # --no-compile (a faster set-up) and PYTHONDONTWRITEBYTECODE keeps Python from writing
 # them later, so without this every call would compile MLflow and pandas from source.
 define PRECOMPILE
-import compileall, sys
+import compileall, os, sys, tempfile
+os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
 import harness.cli, harness.api, harness.record, harness.report, harness.tabulate
 import harness.evaluators.live, matplotlib.pyplot
+from mlflow.tracking import MlflowClient
+import mlflow.store.db_migrations as migrations
+with tempfile.TemporaryDirectory() as folder:  # a sqlite store imports its SQL layers
+    MlflowClient(f"sqlite:///{folder}/mlflow.db").search_experiments()
 files = [getattr(m, "__file__", None) or "" for m in list(sys.modules.values())]
-sys.exit(not all(compileall.compile_file(f, quiet=2) for f in files if f.endswith(".py")))
+ok = all(compileall.compile_file(f, quiet=2) for f in files if f.endswith(".py"))
+sys.exit(not (ok and compileall.compile_dir(os.path.dirname(migrations.__file__), quiet=2)))
 endef
 export PRECOMPILE
 

@@ -106,11 +106,12 @@ def run(
     or ``{"start": s, "count": n}``), ``strategies`` (names of the spec's strategies to
     run), ``budget`` (budget keys to replace, ``None`` removing a limit). ``evaluator``
     is ``"tabular"`` or ``"live"`` (train under the table's protocol, from ``data_root``);
-    ``executor`` is ``"serial"`` (the default), ``"processes"`` with ``jobs`` workers, or
-    ``"dask"``: a loopback Dask cluster of ``jobs`` workers, or the cluster at ``scheduler``
-    (an address such as ``"tcp://10.0.0.5:8786"``; implies ``"dask"``; see
-    ``docs/distributed.md``). ``results`` is the path stem of the result files (default:
-    the spec's).
+    ``executor`` is ``"serial"``, ``"processes"`` with ``jobs`` workers, or ``"dask"``: a
+    loopback Dask cluster of ``jobs`` workers, or the cluster at ``scheduler`` (an address
+    such as ``"tcp://10.0.0.5:8786"``; implies ``"dask"``; see ``docs/distributed.md``);
+    by default, worker processes when a tabular experiment has several chunks of work and
+    the machine several cores, this process otherwise. No executor changes a result.
+    ``results`` is the path stem of the result files (default: the spec's).
     """
     from harness.executors import resolve_executor
     from harness.experiment import (
@@ -123,7 +124,8 @@ def run(
     from harness.resume import WORK_DIR, ChunkStore
     from harness.spec import load_spec
 
-    executor = resolve_executor(executor, scheduler)
+    if executor is not None or scheduler is not None:
+        executor = resolve_executor(executor, scheduler)
     if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
         raise HarnessError(f"jobs must be a positive integer, got {jobs!r}")
     overrides = {"seeds": seeds, "strategies": strategies, "budget": budget}
@@ -148,11 +150,13 @@ def run(
     from harness.record import check_store, load_experiment, record_experiment
     from harness.report import write_results
 
-    check_store()  # a store MLflow refuses is found before the search, not after it
-
     store = ChunkStore(Path.cwd() / WORK_DIR, parsed.name, resume_identity(parsed, benchmark))
     tic = time.perf_counter()
-    outcomes = run_experiment(parsed, benchmark, executor, jobs, store, scheduler)
+    # a store MLflow refuses ends the command seconds into the search, never after it; the
+    # check (MLflow's import and schema check: seconds) overlaps work in worker processes
+    outcomes = run_experiment(
+        parsed, benchmark, executor, jobs, store, scheduler, meanwhile=check_store
+    )
     searched = time.perf_counter() - tic
     parent = record_experiment(parsed, benchmark, outcomes, capture_details())
     store.clear()

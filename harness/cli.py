@@ -295,7 +295,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--executor",
         choices=EXECUTORS,
-        help="where runs execute: serial (the default), processes, or dask",
+        help="where runs execute: serial, processes or dask (default: processes for "
+        "tabular work of several chunks on a machine with several cores, else serial)",
     )
     run.add_argument(
         "--jobs", type=int, default=2, help="worker processes (processes, local Dask cluster)"

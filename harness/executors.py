@@ -88,9 +88,14 @@ def run_chunks(
     initargs: tuple[Any, ...] = (),
     scheduler: str | None = None,
     fingerprint: Callable[[], str] | None = None,
+    meanwhile: Callable[[], None] | None = None,
 ) -> None:
     """Run ``function`` on every ``(index, chunk)``; call ``on_done(index, result)`` as each
     finishes. Serial work runs in order; worker processes and Dask in completion order.
+
+    ``meanwhile`` runs in this process once the chunks are handed to the workers (before
+    any chunk, for serial work): a check that takes seconds overlaps the work, and an
+    error it raises stops the work.
 
     ``workers`` sizes the process pool or the local Dask cluster; with a ``scheduler``
     address (executor ``dask``) the cluster's own workers run the chunks. Dask runs
@@ -103,6 +108,8 @@ def run_chunks(
     if not chunks:
         return
     if executor == "serial" or (executor == "processes" and workers == 1):
+        if meanwhile is not None:
+            meanwhile()
         if initializer is not None:
             initializer(*initargs)
         for index, chunk in chunks:
@@ -111,14 +118,20 @@ def run_chunks(
     if executor == "dask":
         expected = None if fingerprint is None else (fingerprint, fingerprint())
         setup = (initializer, initargs, expected)
-        _run_on_dask(function, chunks, on_done, workers, setup, scheduler)
+        _run_on_dask(function, chunks, on_done, workers, setup, scheduler, meanwhile)
         return
     with ProcessPoolExecutor(
         max_workers=min(workers, len(chunks)), initializer=initializer, initargs=initargs
     ) as pool:
         futures = {pool.submit(function, chunk): index for index, chunk in chunks}
-        for future in as_completed(futures):
-            on_done(futures[future], future.result())
+        try:
+            if meanwhile is not None:
+                meanwhile()
+            for future in as_completed(futures):
+                on_done(futures[future], future.result())
+        finally:  # an error or Ctrl-C: queued chunks are not started for nobody
+            for future in futures:
+                future.cancel()
 
 
 @contextmanager
@@ -172,6 +185,7 @@ def _run_on_dask(
     workers: int,
     setup: _Setup,
     scheduler: str | None,
+    meanwhile: Callable[[], None] | None,
 ) -> None:
     from distributed import KilledWorker
     from distributed import as_completed as dask_completed
@@ -192,6 +206,8 @@ def _run_on_dask(
             for index, chunk in chunks
         }
         try:
+            if meanwhile is not None:
+                meanwhile()
             for future in dask_completed(futures):
                 try:
                     result = future.result()

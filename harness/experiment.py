@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -311,10 +313,11 @@ def resume_identity(spec: ExperimentSpec, benchmark: Benchmark) -> dict[str, Any
 def run_experiment(
     spec: ExperimentSpec,
     benchmark: Benchmark,
-    executor: str = "serial",
+    executor: str | None = "serial",
     jobs: int = 1,
     store: ChunkStore | None = None,
     scheduler: str | None = None,
+    meanwhile: Callable[[], None] | None = None,
 ) -> list[RunOutcome]:
     """All runs of the spec, in spec order (strategy, then seed).
 
@@ -322,7 +325,10 @@ def run_experiment(
     every finished chunk is kept there and chunks an interrupted attempt finished are not
     run again. ``executor`` ``dask`` runs the chunks on a loopback cluster of ``jobs``
     workers, or on the cluster at ``scheduler``, whose workers load the table from the
-    spec's path.
+    spec's path. ``executor`` None chooses: ``jobs`` worker processes for tabular work of
+    several chunks on a machine with several cores, this process otherwise (the results
+    are the same either way). ``meanwhile`` runs once the work is under way
+    (:func:`harness.executors.run_chunks`).
     """
     work = [(s, seed) for s in range(len(spec.strategies)) for seed in spec.seeds]
     size = TABULAR_CHUNK if benchmark.live is None else 1
@@ -337,12 +343,16 @@ def run_experiment(
         progress.advance(len(outcomes))
 
     pending = [(i, chunk) for i, chunk in enumerate(chunks) if i not in done]
+    if executor is None:
+        several = len(pending) > 1 and (os.cpu_count() or 1) > 1 and benchmark.live is None
+        executor = "processes" if several else "serial"
     if executor == "serial" or (executor == "processes" and jobs == 1):
         strategies = spec.strategies
         run_chunks(
             lambda chunk: [benchmark.run(strategies[s], seed) for s, seed in chunk],
             pending,
             finished,
+            meanwhile=meanwhile,
         )
     else:
         run_chunks(
@@ -355,6 +365,7 @@ def run_experiment(
             initargs=(spec, benchmark.live),
             scheduler=scheduler,
             fingerprint=source_sha256,
+            meanwhile=meanwhile,
         )
     return [outcome for i in range(len(chunks)) for outcome in done[i]]
 

@@ -165,9 +165,9 @@ class Observation:
     measured_s: float | None = None
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "metrics", MappingProxyType(dict(self.metrics)))
-        object.__setattr__(self, "sealed", MappingProxyType(dict(self.sealed)))
-        object.__setattr__(self, "signal_curve", tuple(float(v) for v in self.signal_curve))
+        # the evaluator hands over dicts it built for this observation: read-only from here
+        object.__setattr__(self, "metrics", MappingProxyType(self.metrics))
+        object.__setattr__(self, "sealed", MappingProxyType(self.sealed))
 
     def visible(self) -> VisibleObservation:
         """A fresh copy of the visible part; nothing reachable from it is sealed or shared."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gzip
 import re
 
 import pandas as pd
@@ -125,10 +124,10 @@ def test_rerun_reproduces_a_recorded_seed_and_catches_a_tampered_record(
     assert main(["rerun", child, "--seed", "7"]) == 0
     assert "REA seed 7: identical to the record" in capsys.readouterr().out
 
-    stored = next(mlflow_store.glob(f"mlartifacts/{child}/artifacts/trajectories.csv.gz"))
-    frame = pd.read_csv(stored)
+    stored = next(mlflow_store.glob(f"mlartifacts/{child}/artifacts/trajectories.parquet"))
+    frame = pd.read_parquet(stored)
     frame.loc[(frame.seed == 7) & (frame.row == 3), "arch_index"] += 1
-    stored.write_bytes(gzip.compress(frame.to_csv(index=False).encode()))
+    frame.to_parquet(stored, index=False)
     assert main(["rerun", child, "--seed", "7"]) == 1
     assert "DIFFERENT at row 3, column arch_index" in capsys.readouterr().out
 
