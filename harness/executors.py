@@ -27,6 +27,7 @@ import threading
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
@@ -128,7 +129,14 @@ def run_chunks(
             if meanwhile is not None:
                 meanwhile()
             for future in as_completed(futures):
-                on_done(futures[future], future.result())
+                try:
+                    result = future.result()
+                except BrokenProcessPool:
+                    raise HarnessError(
+                        "a worker process died (killed, or out of memory); run the same "
+                        "command again: what finished is kept and the rest resumes"
+                    ) from None
+                on_done(futures[future], result)
         finally:  # an error or Ctrl-C: queued chunks are not started for nobody
             for future in futures:
                 future.cancel()

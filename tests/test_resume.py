@@ -127,6 +127,33 @@ def test_a_run_killed_while_searching_resumes_with_identical_results(
     assert not list((tmp_path / WORK_DIR).glob("*"))  # recorded: nothing left to resume
 
 
+def worker_processes(parent: int) -> list[int]:
+    """The pids of ``parent``'s child processes (its worker pool)."""
+    children = Path(f"/proc/{parent}/task/{parent}/children")
+    return [int(pid) for pid in children.read_text().split()] if children.exists() else []
+
+
+@needs_nb201()
+def test_a_crashed_worker_ends_in_one_line_and_the_run_resumes(
+    tmp_path, nb201_built, uninterrupted
+):
+    spec = str(write_table5(tmp_path, nb201_built))
+    process = start(tmp_path, "run", spec, "--executor", "processes", "--jobs", "2")
+    ready = chunks_written(tmp_path, 2)
+    deadline = time.monotonic() + 120
+    while not (ready() and worker_processes(process.pid)):
+        assert process.poll() is None and time.monotonic() < deadline, process.stderr
+        time.sleep(0.02)
+    os.kill(worker_processes(process.pid)[0], signal.SIGKILL)
+    _, err = process.communicate(timeout=120)
+    lines = err.strip().splitlines()
+    assert process.returncode == 2 and "Traceback" not in err, err
+    assert lines[-1].startswith("harness: error: a worker process died"), err
+    done = finish(tmp_path, "run", spec, "--executor", "processes", "--jobs", "2")
+    assert "resuming:" in done.stderr
+    assert_same_results(tmp_path, uninterrupted)
+
+
 @needs_nb201()
 def test_a_run_killed_while_recording_is_marked_and_recorded_again(
     tmp_path, nb201_built, uninterrupted
