@@ -128,15 +128,19 @@ def run_chunks(
         try:
             if meanwhile is not None:
                 meanwhile()
-            for future in as_completed(futures):
+            broken = False
+            for future in as_completed(futures):  # keep every chunk that finished
                 try:
                     result = future.result()
                 except BrokenProcessPool:
-                    raise HarnessError(
-                        "a worker process died (killed, or out of memory); run the same "
-                        "command again: what finished is kept and the rest resumes"
-                    ) from None
+                    broken = True
+                    continue
                 on_done(futures[future], result)
+            if broken:
+                raise HarnessError(
+                    "a worker process died (killed, or out of memory); run the same "
+                    "command again: what finished is kept and the rest resumes"
+                )
         finally:  # an error or Ctrl-C: queued chunks are not started for nobody
             for future in futures:
                 future.cancel()

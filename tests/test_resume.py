@@ -2,8 +2,9 @@
 
 The runs are Table 5 on the real NB201 table (500 seeds per method, about ten seconds of
 search), killed with SIGKILL while searching (serial and with worker processes) and while
-writing its MLflow record; the next `harness run` resumes and its report is byte-identical
-to an uninterrupted run's. Two runs creating one fresh sqlite store at once both succeed.
+writing its MLflow record, and with a strategy whose worker process kills itself. The next
+`harness run` resumes, and its report is byte-identical to an uninterrupted run's. Two runs
+creating one fresh sqlite store at once both succeed.
 """
 
 from __future__ import annotations
@@ -35,9 +36,10 @@ def write_table5(folder: Path, table: tuple[Path, str]) -> Path:
     return path
 
 
-def start(folder: Path, *args: str) -> subprocess.Popen:
-    """``harness ARGS`` in ``folder`` (its own sqlite store), in a process group of its own."""
-    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{folder / 'mlflow.db'}"}
+def start(folder: Path, *args: str, **env: str) -> subprocess.Popen:
+    """``harness ARGS`` in ``folder`` (its own sqlite store), in a process group of its own,
+    with the variables ``env`` set."""
+    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{folder / 'mlflow.db'}", **env}
     return subprocess.Popen(
         [sys.executable, "-m", "harness.cli", *args],
         cwd=folder,
@@ -60,8 +62,8 @@ def kill_when(process: subprocess.Popen, ready, timeout: float = 120.0) -> None:
     process.wait()
 
 
-def finish(folder: Path, *args: str) -> subprocess.CompletedProcess:
-    done = start(folder, *args)
+def finish(folder: Path, *args: str, **env: str) -> subprocess.CompletedProcess:
+    done = start(folder, *args, **env)
     out, err = done.communicate(timeout=300)
     assert done.returncode == 0, err
     return subprocess.CompletedProcess(done.args, done.returncode, out, err)
@@ -127,31 +129,66 @@ def test_a_run_killed_while_searching_resumes_with_identical_results(
     assert not list((tmp_path / WORK_DIR).glob("*"))  # recorded: nothing left to resume
 
 
-def worker_processes(parent: int) -> list[int]:
-    """The pids of ``parent``'s child processes (its worker pool)."""
-    children = Path(f"/proc/{parent}/task/{parent}/children")
-    return [int(pid) for pid in children.read_text().split()] if children.exists() else []
+CRASHING_STRATEGY = """
+import multiprocessing
+import os
+import signal
+
+from harness.strategies.random_search import RandomSearch
+
+
+class CrashingRandomSearch(RandomSearch):
+    \"\"\"Random search whose worker process kills itself at its 120th run (in its third
+    chunk), once: the first process to create the file ``$CRASH_MARKER`` dies.\"\"\"
+
+    runs_in_this_process = 0
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        CrashingRandomSearch.runs_in_this_process += 1
+        if multiprocessing.parent_process() is None or self.runs_in_this_process != 120:
+            return
+        try:
+            os.close(os.open(os.environ["CRASH_MARKER"], os.O_CREAT | os.O_EXCL))
+        except FileExistsError:
+            return
+        os.kill(os.getpid(), signal.SIGKILL)
+"""
 
 
 @needs_nb201()
-def test_a_crashed_worker_ends_in_one_line_and_the_run_resumes(
-    tmp_path, nb201_built, uninterrupted
-):
-    spec = str(write_table5(tmp_path, nb201_built))
-    process = start(tmp_path, "run", spec, "--executor", "processes", "--jobs", "2")
-    ready = chunks_written(tmp_path, 2)
-    deadline = time.monotonic() + 120
-    while not (ready() and worker_processes(process.pid)):
-        assert process.poll() is None and time.monotonic() < deadline, process.stderr
-        time.sleep(0.02)
-    os.kill(worker_processes(process.pid)[0], signal.SIGKILL)
-    _, err = process.communicate(timeout=120)
-    lines = err.strip().splitlines()
-    assert process.returncode == 2 and "Traceback" not in err, err
-    assert lines[-1].startswith("harness: error: a worker process died"), err
-    done = finish(tmp_path, "run", spec, "--executor", "processes", "--jobs", "2")
-    assert "resuming:" in done.stderr
-    assert_same_results(tmp_path, uninterrupted)
+def test_a_crashed_worker_ends_in_one_line_and_the_run_resumes(tmp_path, nb201_built):
+    (tmp_path / "plugin").mkdir()
+    (tmp_path / "plugin" / "crashing.py").write_text(CRASHING_STRATEGY)
+    raw = tomllib.loads(write_table5(tmp_path, nb201_built).read_text())
+    raw["strategy"] = [{"name": "RS", "kind": "crashing:CrashingRandomSearch"}]
+    del raw["published"]  # the paper's rows name the strategies left out
+    jobs = ("--executor", "processes", "--jobs", "2")
+    reports = {}
+    for name in ("whole", "crashed"):
+        folder = tmp_path / name
+        folder.mkdir()
+        (folder / "spec.toml").write_text(dump_toml(raw))
+        env = {"CRASH_MARKER": str(folder / "crashed"), "PYTHONPATH": str(tmp_path / "plugin")}
+        if name == "whole":
+            (folder / "crashed").touch()  # this run never crashes
+        else:
+            process = start(folder, "run", "spec.toml", *jobs, **env)
+            _, err = process.communicate(timeout=300)
+            assert process.returncode == 2 and "Traceback" not in err, err
+            last = err.strip().splitlines()[-1]
+            assert last.startswith("harness: error: a worker process died"), err
+            kept = len(list((folder / WORK_DIR).glob("*/chunk-*.npz")))
+            assert 2 <= kept < 10 and not (folder / "results").exists()
+        done = finish(folder, "run", "spec.toml", *jobs, **env)
+        if name == "crashed":
+            assert f"resuming: {kept} finished chunks" in done.stderr
+        reports[name] = [(folder / "results" / f"t5{s}").read_bytes() for s in RESULTS]
+    assert reports["crashed"] == reports["whole"]
+    assert runs(tmp_path / "crashed") == [
+        ("experiment", "FINISHED", ""),
+        ("strategy", "FINISHED", ""),
+    ]
 
 
 @needs_nb201()
