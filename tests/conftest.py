@@ -9,6 +9,7 @@ import sys
 import tomllib
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
@@ -178,3 +179,51 @@ def plugin_site(tmp_path_factory) -> Path:
     )
     assert done.returncode == 0, done.stderr
     return site
+
+
+def small_table_inputs(space: str = "toy") -> dict:
+    """``write_table``'s arguments for a small table: 3 archs, replicates, gaps and NaNs.
+    The byte offsets in ``test_table_hostile.py`` are offsets into the table it writes."""
+    from harness.table import Variable
+
+    accuracy = np.array(
+        [
+            [[10, 20, 30], [12, 22, 32]],
+            [[40, 50, np.nan], [np.nan, np.nan, np.nan]],
+            [[np.nan, np.nan, np.nan], [np.nan, np.nan, np.nan]],
+        ],
+        dtype=np.float32,
+    )
+    times = np.repeat(np.array([1.5, 2.5, 3.5], dtype=np.float32)[:, None, None], 5, axis=2)
+    return {
+        "benchmark_id": "tiny",
+        "space": space,
+        "archs": ("|a~0|", "|b~0|", "|c~0|"),
+        "variables": {
+            ("ds", "hp3", "x-valid", "accuracy"): Variable(
+                accuracy,
+                np.isfinite(accuracy),
+                ("r0", "r1"),
+                (1, 2, 4),
+                "percent",
+                "src.csv",
+                "measured",
+            ),
+            ("ds", "hp3", "train", "epoch_time_s"): Variable(
+                times, np.ones(times.shape, bool), ("mean",), (1, 2, 3, 4, 5), "s", "t.txt"
+            ),
+        },
+        "properties": {
+            ("ds", "params_mb"): (
+                np.array([0.5, np.nan, 1.5], dtype=np.float32),
+                np.array([True, False, True]),
+            )
+        },
+        "protocol": {"hp3": {"epochs": 3, "lr": 0.1}},
+        "cost_model": {"training": "epochs x epoch time"},
+        "provenance": {
+            "sources": [{"name": "src.csv", "sha256": "ab" * 32, "size": 7}],
+            "builder": "test",
+        },
+        "notes": {"x": "y"},
+    }

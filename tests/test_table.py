@@ -9,6 +9,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+from conftest import small_table_inputs
 
 import harness.table as table_module
 from harness.errors import TableError
@@ -18,54 +19,17 @@ ARCHS = ("|a~0|", "|b~0|", "|c~0|")
 NAN = np.nan
 
 
+ACCURACY = ("ds", "hp3", "x-valid", "accuracy")
+
+
 def _accuracy() -> Variable:
-    values = np.array(
-        [
-            [[10, 20, 30], [12, 22, 32]],
-            [[40, 50, NAN], [NAN, NAN, NAN]],
-            [[NAN, NAN, NAN], [NAN, NAN, NAN]],
-        ],
-        dtype=np.float32,
-    )
-    return Variable(
-        values, np.isfinite(values), ("r0", "r1"), (1, 2, 4), "percent", "src.csv", "measured"
-    )
-
-
-def _epoch_time() -> Variable:
-    values = np.repeat(np.array([1.5, 2.5, 3.5], dtype=np.float32)[:, None, None], 5, axis=2)
-    return Variable(values, np.ones(values.shape, bool), ("mean",), (1, 2, 3, 4, 5), "s", "t.txt")
-
-
-def _inputs() -> dict:
-    return {
-        "benchmark_id": "tiny",
-        "space": "toy",
-        "archs": ARCHS,
-        "variables": {
-            ("ds", "hp3", "x-valid", "accuracy"): _accuracy(),
-            ("ds", "hp3", "train", "epoch_time_s"): _epoch_time(),
-        },
-        "properties": {
-            ("ds", "params_mb"): (
-                np.array([0.5, NAN, 1.5], dtype=np.float32),
-                np.array([True, False, True]),
-            )
-        },
-        "protocol": {"hp3": {"epochs": 3, "lr": 0.1}},
-        "cost_model": {"training": "epochs x epoch time"},
-        "provenance": {
-            "sources": [{"name": "src.csv", "sha256": "ab" * 32, "size": 7}],
-            "builder": "test",
-        },
-        "notes": {"x": "y"},
-    }
+    return small_table_inputs()["variables"][ACCURACY]
 
 
 @pytest.fixture
 def table_path(tmp_path: Path) -> Path:
     path = tmp_path / "tiny.h5"
-    write_table(path, **_inputs())
+    write_table(path, **small_table_inputs())
     return path
 
 
@@ -75,7 +39,7 @@ def _single_line_naming(path: Path) -> str:
 
 def test_round_trip_preserves_arrays_and_metadata(table_path: Path) -> None:
     table = Table.load(table_path)
-    inputs = _inputs()
+    inputs = small_table_inputs()
     assert table.archs == ARCHS
     assert (table.format_version, table.benchmark_id, table.space) == (1, "tiny", "toy")
     assert table.protocol == inputs["protocol"]
@@ -102,14 +66,14 @@ def test_round_trip_preserves_arrays_and_metadata(table_path: Path) -> None:
 
 def test_sha256_is_returned_and_recorded(tmp_path: Path) -> None:
     path = tmp_path / "t.h5"
-    sha = write_table(path, **_inputs())
+    sha = write_table(path, **small_table_inputs())
     assert sha == file_sha256(path) == Table.load(path, expected_sha256=sha).sha256
 
 
 def test_rebuild_is_byte_identical(tmp_path: Path) -> None:
-    first = write_table(tmp_path / "a.h5", **_inputs())
+    first = write_table(tmp_path / "a.h5", **small_table_inputs())
     time.sleep(1.1)  # HDF5 timestamps have 1 s resolution; none may leak in
-    second = write_table(tmp_path / "b.h5", **_inputs())
+    second = write_table(tmp_path / "b.h5", **small_table_inputs())
     assert first == second
     assert (tmp_path / "a.h5").read_bytes() == (tmp_path / "b.h5").read_bytes()
 
@@ -133,7 +97,7 @@ def test_loaded_arrays_are_read_only(table_path: Path) -> None:
         table.property("ds", "params_mb")[0][0] = 1.0
 
 
-def test_variable_copies_writeable_inputs() -> None:
+def test_variable_copies_writeablesmall_table_inputs() -> None:
     values = np.ones((1, 1, 1), dtype=np.float32)
     var = Variable(values, np.ones((1, 1, 1), bool), ("mean",), (1,), "s", "x")
     values[0, 0, 0] = 5.0
@@ -191,7 +155,7 @@ def test_failed_write_keeps_the_previous_file(table_path: Path, monkeypatch) -> 
 
     monkeypatch.setattr(table_module, "_write_variable", broken)
     with pytest.raises(RuntimeError, match="disk full"):
-        write_table(table_path, **_inputs())
+        write_table(table_path, **small_table_inputs())
     assert table_path.read_bytes() == before
     assert [p.name for p in table_path.parent.iterdir()] == [table_path.name]
 
@@ -199,7 +163,7 @@ def test_failed_write_keeps_the_previous_file(table_path: Path, monkeypatch) -> 
 def test_failed_first_write_leaves_no_file(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setattr(table_module, "_write_variable", lambda group, variable: 1 / 0)
     with pytest.raises(ZeroDivisionError):
-        write_table(tmp_path / "new.h5", **_inputs())
+        write_table(tmp_path / "new.h5", **small_table_inputs())
     assert list(tmp_path.iterdir()) == []
 
 

@@ -45,6 +45,7 @@ import numpy as np
 import harness
 from harness.data.safe_pickle import _RestrictedUnpickler
 from harness.errors import DatasetError, TableError
+from harness.importers.nb201 import SPLITS
 from harness.spaces.base import SearchSpace
 from harness.spaces.nats_sss import CELL, NATSSizeSpace
 from harness.spaces.nb201 import NB201Space
@@ -854,26 +855,11 @@ _NETWORKS = {
     f"every cell {CELL}",
 }
 _DATASETS = {
-    "cifar10-valid": {
-        "train": "25,000 CIFAR-10 train images (cifar-split.txt 'train')",
-        "x-valid": "the other 25,000 CIFAR-10 train images (cifar-split.txt 'valid')",
-        "ori-test": "the 10,000 CIFAR-10 test images",
-    },
-    "cifar10": {
-        "train": "all 50,000 CIFAR-10 train images",
-        "ori-test": "the 10,000 CIFAR-10 test images",
-    },
-    "cifar100": {
-        "train": "all 50,000 CIFAR-100 train images",
-        "x-valid": "5,000 CIFAR-100 test images (cifar100-test-split.txt 'xvalid')",
-        "x-test": "the other 5,000 (cifar100-test-split.txt 'xtest')",
-        "ori-test": "all 10,000 test images: the union of x-valid and x-test",
-    },
+    **SPLITS,
+    "cifar10-valid": {**SPLITS["cifar10-valid"], "ori-test": "the 10,000 CIFAR-10 test images"},
     "ImageNet16-120": {
+        **SPLITS["ImageNet16-120"],
         "train": "the 151,700 ImageNet16-120 train images",
-        "x-valid": "3,000 test images (imagenet-16-120-test-split.txt 'xvalid')",
-        "x-test": "the other 3,000 (imagenet-16-120-test-split.txt 'xtest')",
-        "ori-test": "all 6,000 test images: the union of x-valid and x-test",
     },
 }
 _VALID_TEST = (

@@ -109,33 +109,35 @@ _SCHEDULE = {
     "network": {"C": 16, "N": 5},
     "config": "AutoDL-Projects configs/nas-benchmark/hyper-opts/{epochs}E",
 }
+#: what each dataset's splits hold (the official split files name them)
+SPLITS = {
+    "cifar10-valid": {
+        "train": "25,000 CIFAR-10 train images (cifar-split.txt 'train')",
+        "x-valid": "the other 25,000 CIFAR-10 train images (cifar-split.txt 'valid')",
+    },
+    "cifar10": {
+        "train": "all 50,000 CIFAR-10 train images",
+        "ori-test": "the 10,000 CIFAR-10 test images",
+    },
+    "cifar100": {
+        "train": "all 50,000 CIFAR-100 train images",
+        "x-valid": "5,000 CIFAR-100 test images (cifar100-test-split.txt 'xvalid')",
+        "x-test": "the other 5,000 (cifar100-test-split.txt 'xtest')",
+        "ori-test": "all 10,000 test images: the union of x-valid and x-test",
+    },
+    "ImageNet16-120": {
+        "train": "the ImageNet16-120 train set",
+        "x-valid": "3,000 test images (imagenet-16-120-test-split.txt 'xvalid')",
+        "x-test": "the other 3,000 (imagenet-16-120-test-split.txt 'xtest')",
+        "ori-test": "all 6,000 test images: the union of x-valid and x-test",
+    },
+}
 _PROTOCOL = {
     "schedules": {
         name: {**_SCHEDULE, "epochs": epochs, "config": _SCHEDULE["config"].format(epochs=epochs)}
         for name, epochs in EPOCHS.items()
     },
-    "datasets": {
-        "cifar10-valid": {
-            "train": "25,000 CIFAR-10 train images (cifar-split.txt 'train')",
-            "x-valid": "the other 25,000 CIFAR-10 train images (cifar-split.txt 'valid')",
-        },
-        "cifar10": {
-            "train": "all 50,000 CIFAR-10 train images",
-            "ori-test": "the 10,000 CIFAR-10 test images",
-        },
-        "cifar100": {
-            "train": "all 50,000 CIFAR-100 train images",
-            "x-valid": "5,000 CIFAR-100 test images (cifar100-test-split.txt 'xvalid')",
-            "x-test": "the other 5,000 (cifar100-test-split.txt 'xtest')",
-            "ori-test": "all 10,000 test images: the union of x-valid and x-test",
-        },
-        "ImageNet16-120": {
-            "train": "the ImageNet16-120 train set",
-            "x-valid": "3,000 test images (imagenet-16-120-test-split.txt 'xvalid')",
-            "x-test": "the other 3,000 (imagenet-16-120-test-split.txt 'xtest')",
-            "ori-test": "all 6,000 test images: the union of x-valid and x-test",
-        },
-    },
+    "datasets": SPLITS,
     "split_files": "shared/data/nb201-splits (AutoDL-Projects @ f46486e)",
     "seeds": {
         "hp12": "A's values are seed means: cifar10-valid over seeds 111 and 777, the "
