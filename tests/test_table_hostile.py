@@ -21,25 +21,26 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
-from conftest import REPO, assert_clean_failure, harness_cli
+from conftest import REPO, assert_clean_failure, harness_cli, small_table_inputs
 
 import harness.table as table_module
 from harness.errors import TableError
 from harness.spaces import get_space
-from harness.table import Table, Variable, file_sha256, summarize, write_table
+from harness.table import Table, file_sha256, summarize, write_table
 
 SHIPPED = REPO / "tabular" / "nb201-digits.h5"
 ACCURACY = "variables/ds/hp3/x-valid/accuracy"
-NAN = np.nan
 
 # Byte flips (offset, xor) found by sweeps of `_flips` (seed 0 on the small table, seed 1 on
 # the shipped one, 2,000 flips each; seed 3 for the hang). Each segfaulted `harness` before
-# tables were probed in a child process; each is refused now.
+# tables were probed in a child process; each is refused now. Rebuilding the shipped table
+# moves its offsets: sweep its flips again, parsing each mutant in a child process.
 SMALL_CRASHED_BEFORE = [(1145, 220), (1305, 2), (32097, 67)]
-SHIPPED_CRASHED_BEFORE = [(1225, 101), (2909451, 98), (3652425, 35)]
-# Segfaults HDF5 in-process even behind every check of the loader (a corrupt chunk index
-# read through HDF5's in-memory driver): only the child process catches it.
-SHIPPED_CRASHES_HDF5 = (3300474, 228)
+SHIPPED_CRASHED_BEFORE = [(536235, 150), (2422935, 190), (3267478, 173)]
+# Segfaults HDF5 in-process even behind every check of the loader (a corrupt message in the
+# object header of one of the table's datasets, read through HDF5's in-memory driver): only
+# the child process catches it.
+SHIPPED_CRASHES_HDF5 = (3268550, 228)
 # Makes HDF5 loop forever reading an attribute (a corrupt global heap).
 SMALL_HANGS_HDF5 = (2480, 243)
 
@@ -53,55 +54,10 @@ def fresh_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return cache
 
 
-def _inputs(space: str = "toy") -> dict:
-    """The small table of ``test_table.py``; the fixed offsets above are in its bytes."""
-    values = np.array(
-        [
-            [[10, 20, 30], [12, 22, 32]],
-            [[40, 50, NAN], [NAN, NAN, NAN]],
-            [[NAN, NAN, NAN], [NAN, NAN, NAN]],
-        ],
-        dtype=np.float32,
-    )
-    times = np.repeat(np.array([1.5, 2.5, 3.5], dtype=np.float32)[:, None, None], 5, axis=2)
-    return {
-        "benchmark_id": "tiny",
-        "space": space,
-        "archs": ("|a~0|", "|b~0|", "|c~0|"),
-        "variables": {
-            ("ds", "hp3", "x-valid", "accuracy"): Variable(
-                values,
-                np.isfinite(values),
-                ("r0", "r1"),
-                (1, 2, 4),
-                "percent",
-                "src.csv",
-                "measured",
-            ),
-            ("ds", "hp3", "train", "epoch_time_s"): Variable(
-                times, np.ones(times.shape, bool), ("mean",), (1, 2, 3, 4, 5), "s", "t.txt"
-            ),
-        },
-        "properties": {
-            ("ds", "params_mb"): (
-                np.array([0.5, NAN, 1.5], dtype=np.float32),
-                np.array([True, False, True]),
-            )
-        },
-        "protocol": {"hp3": {"epochs": 3, "lr": 0.1}},
-        "cost_model": {"training": "epochs x epoch time"},
-        "provenance": {
-            "sources": [{"name": "src.csv", "sha256": "ab" * 32, "size": 7}],
-            "builder": "test",
-        },
-        "notes": {"x": "y"},
-    }
-
-
 @pytest.fixture
 def small(tmp_path: Path) -> Path:
     path = tmp_path / "small.h5"
-    write_table(path, **_inputs())
+    write_table(path, **small_table_inputs())
     return path
 
 
@@ -550,7 +506,7 @@ def test_an_attribute_declaring_billions_of_entries_is_refused(small: Path, case
 
 def test_a_table_with_fewer_archs_than_its_space_loads_and_says_so(tmp_path: Path) -> None:
     path = tmp_path / "few.h5"
-    write_table(path, **_inputs(space="nb201"))
+    write_table(path, **small_table_inputs(space="nb201"))
     text = summarize(Table.load(path), get_space("nb201").strings())
     assert "MISMATCH: table has 3, the space 15625" in text
 
