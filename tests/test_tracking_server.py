@@ -2,7 +2,9 @@
 
 The server uses a sqlite backend here (PostgreSQL for several machines: docs/distributed.md).
 Every run must be recorded whole, once: one finished experiment run per `harness run`, one
-finished child per strategy, none duplicated, none missing.
+finished child per strategy, none duplicated, none missing, whether its chunks ran in this
+process, in worker processes or on Dask workers (which send results back to the caller, the
+one process that records).
 """
 
 from __future__ import annotations
@@ -83,11 +85,10 @@ def test_several_runs_record_through_one_server_at_once_and_nothing_is_lost(
         for spec in SPECS:
             folder = tmp_path / f"{spec.stem}-{copy}"
             folder.mkdir()
-            started.append(
-                harness(
-                    "run", str(spec), "--seeds", "0-9", "--results", "out/p", cwd=folder, uri=server
-                )
-            )
+            # the second copies run their chunks on Dask workers and in worker processes
+            executor = ("--executor", "dask" if spec == SPECS[0] else "processes", "--jobs", "2")
+            args = ("run", str(spec), "--seeds", "0-99", "--results", "out/p")
+            started.append(harness(*args, *(executor if copy else ()), cwd=folder, uri=server))
             started[-1].folder = folder  # type: ignore[attr-defined]
     for process in started:
         _, err = process.communicate(timeout=600)
