@@ -61,6 +61,7 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/speed_table5.py
 	$(BIN)/python benchmarks/speed_training.py
+	$(BIN)/python benchmarks/speed_tabulate.py
 
 clean:
 	rm -rf $(VENV) build mlflow.db mlartifacts
