@@ -45,7 +45,7 @@ import numpy as np
 import harness
 from harness.data.safe_pickle import _RestrictedUnpickler
 from harness.errors import DatasetError, TableError
-from harness.importers.nb201 import SPLITS
+from harness.importers.nb201 import SPLITS, TRAINING
 from harness.spaces.base import SearchSpace
 from harness.spaces.nats_sss import CELL, NATSSizeSpace
 from harness.spaces.nb201 import NB201Space
@@ -836,17 +836,6 @@ class _Listing:
         }
 
 
-_SCHEDULE = {
-    "optimizer": "SGD",
-    "nesterov": True,
-    "momentum": 0.9,
-    "learning_rate": 0.1,
-    "lr_schedule": "cosine annealing to 0 over all epochs",
-    "warmup_epochs": 0,
-    "weight_decay": 5e-4,
-    "batch_size": 256,
-    "loss": "cross-entropy",
-}
 _NETWORKS = {
     "tss": "NB201's network: C=16, N=5 cells per stage, the architecture's cell "
     "(AutoDL-Projects infer.tiny)",
@@ -885,7 +874,7 @@ def _protocol(archive: _Archive) -> dict[str, object]:
         "network": _NETWORKS[archive.kind],
         "schedules": {
             f"hp{hp}": {
-                **_SCHEDULE,
+                **TRAINING,
                 "epochs": int(hp),
                 "config": f"AutoDL-Projects configs/nas-benchmark/hyper-opts/{hp}E.config",
             }

@@ -96,7 +96,8 @@ _B_COLUMNS = (
 _D_DATASETS = ("cifar10", "cifar100", "imagenet")
 _D_KEYS = tuple(f"{d}__{m}" for d in _D_DATASETS for m in ("loss", "runtime", "size_in_mb"))
 
-_SCHEDULE = {
+#: NB201's training hyperparameters, the same for every schedule (NATS-Bench's too)
+TRAINING = {
     "optimizer": "SGD",
     "nesterov": True,
     "momentum": 0.9,
@@ -106,6 +107,9 @@ _SCHEDULE = {
     "weight_decay": 5e-4,
     "batch_size": 256,
     "loss": "cross-entropy",
+}
+_SCHEDULE = {
+    **TRAINING,
     "network": {"C": 16, "N": 5},
     "config": "AutoDL-Projects configs/nas-benchmark/hyper-opts/{epochs}E",
 }
