@@ -4,7 +4,7 @@ The runs are Table 5 on the real NB201 table (500 seeds per method, about ten se
 search), killed with SIGKILL while searching (serial and with worker processes) and while
 writing its MLflow record, and with a strategy whose worker process kills itself. The next
 `harness run` resumes, and its report is byte-identical to an uninterrupted run's. Two runs
-creating one fresh sqlite store at once both succeed.
+creating one fresh sqlite store at once both succeed, as do two creating one experiment.
 """
 
 from __future__ import annotations
@@ -230,6 +230,26 @@ def test_two_runs_creating_one_fresh_sqlite_store_both_succeed(tmp_path, nb201_b
         assert process.returncode == 0, err
     assert (tmp_path / "a" / "t5.md").read_bytes() == (tmp_path / "b" / "t5.md").read_bytes()
     assert runs(tmp_path).count(("experiment", "FINISHED", "")) == 2
+
+
+def test_an_experiment_another_process_created_first_is_used_not_an_error(mlflow_store):
+    """Through a shared server, two runs may both miss the experiment and both create it."""
+    from mlflow.tracking import MlflowClient
+
+    from harness.record import _experiment_id
+
+    class LateClient(MlflowClient):
+        """Finds nothing on its first look, as if the other process created it just after."""
+
+        looks = 0
+
+        def get_experiment_by_name(self, name):
+            self.looks += 1
+            return None if self.looks == 1 else super().get_experiment_by_name(name)
+
+    uri = os.environ["MLFLOW_TRACKING_URI"]
+    created = MlflowClient(uri).create_experiment("shared")
+    assert _experiment_id(LateClient(uri), "shared") == created
 
 
 def test_a_chunk_store_reuses_chunks_only_under_the_same_identity(tmp_path):
