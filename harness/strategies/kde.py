@@ -49,16 +49,19 @@ What it reproduces, and where:
 
 A consequence worth knowing when reading BOHB's results: with five options (NAS-Bench-201's
 ops, codes 0-4) the codes' spread makes ``h`` exceed 1 for typical good sets, so matching
-a good point *lowers* l(x) and every kept value is redrawn; the model then steers away
-from the good region. On a Hamming-distance toy problem with 6 decisions of 5 options its
+a good point *lowers* l(x), and the sampler, whose keep probability ``1 - h`` is then
+negative, redraws every such decision uniformly; the model no longer favours the good
+region. On a Hamming-distance toy problem with 6 decisions of 5 options its
 proposals are no better than uniform ones, while with 2 or 3 options they concentrate
 (tests/test_kde.py). That is hpbandster's behaviour, reproduced, not a defect of the port.
 
-Deviations, both for reproducibility: randomness comes from the ``rng`` given, not
-numpy's global state, and candidates are drawn in one vectorised batch (the same
-distribution, a different consumption of the stream); and the good/bad split breaks
-ties in loss by observation order (a stable sort), where hpbandster's ``np.argsort``
-leaves their order to the sort algorithm, which in numpy 2 may depend on the CPU.
+Deviations: randomness comes from the ``rng`` given, not numpy's global state, and
+candidates are drawn in one vectorised batch (the same distribution, a different
+consumption of the stream); the good/bad split breaks ties in loss by observation order
+(a stable sort), where hpbandster's ``np.argsort`` leaves their order to the sort
+algorithm, which in numpy 2 may depend on the CPU's vector instructions; and a
+``min_points_in_model`` below decisions + 1 is refused, where hpbandster logs a warning
+and raises it (l.58-60).
 Conditional (inactive) hyperparameters do not arise, so hpbandster's imputation of them
 (l.238-265) has no counterpart.
 """
