@@ -27,6 +27,7 @@ open trial of that architecture. Trials still open are RUNNING to Optuna; with
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Mapping
 from typing import Any
 
 from harness.config import Field
@@ -62,7 +63,7 @@ class TPE(Strategy):
     constant_liar: bool
 
     @classmethod
-    def validate(cls, params: Any) -> None:
+    def validate(cls, params: Mapping[str, Any]) -> None:
         """Fail when the spec is read, not when the first run starts, if Optuna is missing."""
         _optuna()
 
