@@ -31,7 +31,7 @@ PLUGIN := $(VENV)/.local-search
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --no-compile --disable-pip-version-check -c constraints.txt -e '.[test,nbgraph,dask]'
+	$(BIN)/pip install --quiet --no-compile --disable-pip-version-check -c constraints.txt -e '.[test,nbgraph,dask,optuna]'
 	$(BIN)/python -c "$$PRECOMPILE"
 	touch $(STAMP)
 

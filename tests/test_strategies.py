@@ -16,6 +16,8 @@ from harness.strategies.reinforce import Reinforce
 from harness.values import Proposal, VisibleObservation
 
 FIDELITY = 200
+#: hyperparameters that keep the slower strategies quick in the loops below
+QUICK = {"bananas": {"epochs": 5, "num_candidates": 20}}
 
 
 @pytest.fixture(scope="module")
@@ -35,6 +37,7 @@ def observe(proposal: Proposal, signal: float) -> VisibleObservation:
 
 def run(kind: str, space: NB201Space, seed: int, steps: int, **params: object) -> list[int]:
     """Sequential ask/tell loop; returns the proposed architectures."""
+    params = {**QUICK.get(kind, {}), **params}
     strategy = make_strategy(kind, space, np.random.default_rng(seed), FIDELITY, params)
     archs = []
     for _ in range(steps):
@@ -54,7 +57,14 @@ def edges_changed(space: NB201Space, a: int, b: int) -> int:
 
 
 def test_builtin_kinds_and_module_references_name_the_same_class() -> None:
-    assert set(BUILTIN_STRATEGIES) == {"random_search", "regularized_evolution", "reinforce"}
+    assert set(BUILTIN_STRATEGIES) == {
+        "random_search",
+        "random_sampling",
+        "regularized_evolution",
+        "reinforce",
+        "bananas",
+        "tpe",
+    }
     assert strategy_class("reinforce") is Reinforce
     assert strategy_class("harness.strategies.evolution:RegularizedEvolution") is (
         RegularizedEvolution
@@ -112,6 +122,9 @@ def test_declared_hyperparameters_are_validated_and_set_without_an_init(
         ("random_search", {"population_size": 5}, "population_size"),
         ("regularized_evolution", {"pop_size": 5}, "pop_size"),
         ("reinforce", {"lr": 0.1}, "lr"),
+        ("random_sampling", {"replace": False}, "replace"),
+        ("bananas", {"explore_type": "its"}, "explore_type"),
+        ("tpe", {"seed": 1}, "seed"),
     ],
 )
 def test_unknown_parameter_is_named(
@@ -129,6 +142,10 @@ def test_unknown_parameter_is_named(
         ("regularized_evolution", {"sample_size": True}, "sample_size"),
         ("reinforce", {"learning_rate": "0.5"}, "learning_rate"),
         ("reinforce", {"baseline_momentum": None}, "baseline_momentum"),
+        ("bananas", {"k": 2.0}, "k"),
+        ("bananas", {"encoding": 1}, "encoding"),
+        ("tpe", {"multivariate": 1}, "multivariate"),
+        ("tpe", {"n_startup_trials": "10"}, "n_startup_trials"),
     ],
 )
 def test_wrong_type_is_named(
@@ -149,6 +166,12 @@ def test_wrong_type_is_named(
         ("reinforce", {"learning_rate": float("nan")}, "learning_rate"),
         ("reinforce", {"baseline_momentum": 1.0}, "baseline_momentum"),
         ("reinforce", {"baseline_momentum": -0.1}, "baseline_momentum"),
+        ("bananas", {"num_init": 0}, "num_init"),
+        ("bananas", {"num_ensemble": 0}, "num_ensemble"),
+        ("bananas", {"learning_rate": 0.0}, "learning_rate"),
+        ("bananas", {"encoding": "adjacency"}, "encoding"),
+        ("tpe", {"n_ei_candidates": 0}, "n_ei_candidates"),
+        ("tpe", {"n_startup_trials": -1}, "n_startup_trials"),
     ],
 )
 def test_out_of_range_is_named(
@@ -183,7 +206,7 @@ def test_same_seed_same_trajectory_other_seed_differs(space: NB201Space, kind: s
 
 @pytest.mark.parametrize("kind", sorted(BUILTIN_STRATEGIES))
 def test_tell_needs_only_the_visible_observation(space: NB201Space, kind: str) -> None:
-    strategy = make_strategy(kind, space, np.random.default_rng(0), FIDELITY, {})
+    strategy = make_strategy(kind, space, np.random.default_rng(0), FIDELITY, QUICK.get(kind, {}))
     for _ in range(30):
         proposal = strategy.ask()
         visible = VisibleObservation(

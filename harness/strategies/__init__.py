@@ -23,6 +23,9 @@ BUILTIN_STRATEGIES = {
     "random_search": "harness.strategies.random_search:RandomSearch",
     "regularized_evolution": "harness.strategies.evolution:RegularizedEvolution",
     "reinforce": "harness.strategies.reinforce:Reinforce",
+    "random_sampling": "harness.strategies.random_sampling:RandomSampling",
+    "bananas": "harness.strategies.bananas:Bananas",
+    "tpe": "harness.strategies.tpe:TPE",
 }
 ENTRY_POINT_GROUP = "harness.strategies"
 
