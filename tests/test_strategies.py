@@ -54,7 +54,14 @@ def edges_changed(space: NB201Space, a: int, b: int) -> int:
 
 
 def test_builtin_kinds_and_module_references_name_the_same_class() -> None:
-    assert set(BUILTIN_STRATEGIES) == {"random_search", "regularized_evolution", "reinforce"}
+    assert set(BUILTIN_STRATEGIES) == {
+        "random_search",
+        "regularized_evolution",
+        "reinforce",
+        "successive_halving",
+        "hyperband",
+        "asha",
+    }
     assert strategy_class("reinforce") is Reinforce
     assert strategy_class("harness.strategies.evolution:RegularizedEvolution") is (
         RegularizedEvolution
