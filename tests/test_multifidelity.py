@@ -388,3 +388,40 @@ def test_serial_and_worker_processes_give_identical_multifidelity_runs(long_tabl
     serial = run_experiment(benchmark.spec, benchmark, executor="serial")
     processes = run_experiment(benchmark.spec, benchmark, executor="processes", jobs=2)
     assert trajectory_frame(serial).equals(trajectory_frame(processes))
+
+
+def test_records_pin_each_strategys_overrun_rule_and_which_evaluations_continued(
+    mlflow_store, capsys
+):
+    import tomllib
+
+    from conftest import dump_toml
+
+    import harness
+    from harness.cli import main
+    from harness.record import load_experiment
+
+    raw = tomllib.loads(DIGITS_SPEC.read_text())
+    raw["table"]["path"] = str(REPO / "tabular" / "nb201-digits.h5")
+    raw["experiment"]["results"] = "out/digits-mf"
+    raw["runs"]["workers"] = 4
+    raw["strategy"] = [
+        {"name": "HB", "kind": "hyperband", "params": {"eta": 2}},
+        {"name": "REINFORCE", "kind": "reinforce", "overrun": "keep"},
+    ]
+    path = mlflow_store / "digits-mf.toml"
+    path.write_text(dump_toml(raw))
+    done = harness.run(path, seeds=[1, 2], executor="serial")
+    record = load_experiment(done.run_id)
+    assert record.child_params["HB"]["overrun"] == "discard"
+    assert record.child_params["REINFORCE"]["overrun"] == "keep"
+    evaluations = done.evaluations
+    hb = evaluations[evaluations.strategy == "HB"]
+    assert (hb.resumed_from > 0).any() and set(hb.epoch) == {1, 2, 4}
+    reinforce = evaluations[evaluations.strategy == "REINFORCE"]
+    assert (reinforce.completed & ~reinforce.told).sum() >= 1  # kept, not told
+    assert set(done.runs.final_epoch) == {4}
+    assert "overrun rule `discard` (REINFORCE: `keep`)" in done.files[0].read_text()
+    capsys.readouterr()
+    assert main(["rerun", record.children["HB"], "--seed", "2"]) == 0
+    assert "identical to the record" in capsys.readouterr().out
