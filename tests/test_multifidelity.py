@@ -382,7 +382,6 @@ def test_multifidelity_runs_on_a_long_table_are_deterministic(long_table, tmp_pa
         assert (runs[0].resumed_from > 0).any()
 
 
-@pytest.mark.slow
 def test_serial_and_worker_processes_give_identical_multifidelity_runs(long_table, tmp_path):
     benchmark = synthetic(long_table, tmp_path, workers=4, overrides={"seeds": list(range(4))})
     serial = run_experiment(benchmark.spec, benchmark, executor="serial")
