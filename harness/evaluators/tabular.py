@@ -323,7 +323,7 @@ class TabularEvaluator(Evaluator):
             slot = self.slot(arch, epoch, rng)
             since = 0
         else:
-            slot = None if resume.seed == "mean" else self.seeds.index(resume.seed)
+            slot = None if self.policy.kind == "mean" else self.seeds.index(resume.seed)
             since = resume.epoch
         cost = self.costs.cost(arch, epoch, slot, since)
         value = signal.value(arch, slot)
