@@ -182,6 +182,19 @@ def test_the_protocol_epoch_is_answered_as_by_a_single_fidelity_evaluator(digits
         assert a.random() == b.random()
 
 
+@pytest.mark.parametrize("workers", [1, 4])
+def test_single_fidelity_strategies_run_as_on_a_single_fidelity_evaluator(digits, workers):
+    """Offering epochs 1-3 changes nothing for a strategy that proposes only epoch 4."""
+    spec = dataclasses.replace(digits.spec, workers=workers)
+    multi = Benchmark(spec, digits.table)
+    single = Benchmark(spec, digits.table)
+    single.evaluator = TabularEvaluator(digits.table, digits.space, spec.search, (4,))
+    for strategy in spec.strategies:
+        a, b = multi.run(strategy, 11), single.run(strategy, 11)
+        assert trajectory_frame([a]).equals(trajectory_frame([b]))
+        assert a.targets == b.targets
+
+
 def table_cost(table: Table, arch: int, seed: str, first: int, last: int) -> float:
     """Training epochs first..last of one seed, plus its validation pass at ``last``."""
     times = table.variable("digits", "e4", "train", "epoch_time_s")
