@@ -42,7 +42,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -113,7 +113,7 @@ class _Bracket:
         self.running = 0
         self.results: dict[int, float] = {}  # member -> signal at the current stage
 
-    def next_run(self, sample: Any) -> tuple[int, Proposal] | None:
+    def next_run(self, sample: Callable[[int], int]) -> tuple[int, Proposal] | None:
         """The next (member, proposal) of this bracket, or None while its stage runs."""
         while not self.finished:
             epoch = self.epochs[self.stage]
