@@ -172,7 +172,10 @@ class Hyperband(Strategy):
         self.brackets: list[_Bracket] = []
         self._active: list[_Bracket] = []
         #: who asked for what still running: fresh ones by (arch, epoch), first come first
-        #: served (identical requests are interchangeable); continued ones by trial
+        #: served (identical requests are interchangeable); continued ones by trial. A
+        #: request the epochs budget refuses is never told, so it stays queued; a later
+        #: identical request's result may then go to the refused one's bracket (that run
+        #: is ending: the refusal stopped a worker)
         self._fresh: dict[tuple[int, int], deque[tuple[_Bracket, int]]] = {}
         self._continued: dict[int, tuple[_Bracket, int]] = {}
 
