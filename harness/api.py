@@ -43,8 +43,9 @@ class Results:
     ``runs`` has one row per run: ``strategy``, ``seed``, the derived streams, totals
     (evaluations, epochs, simulated seconds), the final architecture and its report
     targets (``target.<label>``). ``evaluations`` has one row per evaluation: ``strategy``,
-    ``seed``, ``row`` and every recorded column (simulated start/end, architecture,
-    signal, visible and sealed metrics, incumbent). ``files`` are the result files written.
+    ``seed``, ``row`` and every recorded column (simulated start/end, architecture, epoch,
+    trial and the epoch it continued from, whether it was told, signal, visible and sealed
+    metrics, incumbent). ``files`` are the result files written.
     """
 
     run_id: str

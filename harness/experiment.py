@@ -21,7 +21,12 @@ import numpy as np
 from harness.config import at, spec_error
 from harness.errors import ConfigError, StrategyError, TableError
 from harness.evaluators.base import Evaluator
-from harness.evaluators.tabular import TableCosts, TabularEvaluator, resolve_metric
+from harness.evaluators.tabular import (
+    TableCosts,
+    TabularEvaluator,
+    resolve_metric,
+    table_fidelities,
+)
 from harness.executors import run_chunks
 from harness.importers import build_table
 from harness.plugins import origin
@@ -120,7 +125,7 @@ class Benchmark:
                     "`--evaluator live`, or charge the table's costs (cost = 'table')",
                     "search.cost",
                 )
-            self.evaluator: Evaluator = TabularEvaluator(table, self.space, search, (search.epoch,))
+            self.evaluator: Evaluator = TabularEvaluator(table, self.space, search)
         else:
             self.evaluator = self._live_evaluator(spec, table, live)
         if not self.evaluator.has_costs and spec.budget.seconds is not None:
@@ -144,7 +149,7 @@ class Benchmark:
             seeds = table.variable(
                 signal.dataset, signal.schedule, signal.split, signal.metric
             ).seeds
-            costs = TableCosts(table, search, (search.epoch,), seeds)
+            costs = TableCosts(table, search, table_fidelities(table, search), seeds)
         evaluator = LiveEvaluator(
             protocol,
             open_dataset(protocol, live.data_root, live.split_dir),
@@ -170,12 +175,13 @@ class Benchmark:
                 stream_generator(seed, "strategy"),
                 self.spec.search.epoch,
                 strategy_spec.params,
+                self.evaluator.fidelities,
             )
             result = simulate(
                 strategy,
                 self.evaluator,
                 stream_generator(seed, "benchmark"),
-                self.spec.budget,
+                strategy_spec.budget(self.spec.budget),
                 self.spec.workers,
             )
         except StrategyError as error:
@@ -221,11 +227,15 @@ _COLUMNS = {
     "completed": np.bool_,
     "incumbent_arch": np.int64,
     "incumbent_signal": np.float64,
+    "trial": np.int64,
+    "resumed_from": np.int64,
+    "told": np.bool_,
     "measured_s": np.float64,
 }
 _RESULT_FIELDS = (
     "incumbent_arch",
     "incumbent_signal",
+    "incumbent_epoch",
     "simulated_seconds",
     "evaluations",
     "epochs",
@@ -307,6 +317,7 @@ def resume_identity(spec: ExperimentSpec, benchmark: Benchmark) -> dict[str, Any
         "live": None if live is None else [str(live.data_root), str(live.split_dir)],
         "harness_source": source_sha256(),
         "strategies": [origin(strategy_class(s.kind))["source_sha256"] for s in spec.strategies],
+        "overrun": [s.budget(spec.budget).overrun for s in spec.strategies],
     }
 
 

@@ -179,6 +179,9 @@ def trajectory_frame(outcomes: list[RunOutcome]) -> pd.DataFrame:
             "completed": t.completed,
             "incumbent_index": t.incumbent_arch,
             "incumbent_signal": t.incumbent_signal,
+            "trial": t.trial,
+            "resumed_from": t.resumed_from,
+            "told": t.told,
         }
         columns.update({f"visible.{k}": v for k, v in sorted(t.visible.items())})
         columns.update({f"sealed.{k}": v for k, v in sorted(t.sealed.items())})
@@ -207,6 +210,7 @@ def runs_frame(outcomes: list[RunOutcome], benchmark: Benchmark) -> pd.DataFrame
             "final_arch_index": r.incumbent_arch,
             "final_arch": benchmark.space.string_of_index(r.incumbent_arch),
             "final_signal": r.incumbent_signal,
+            "final_epoch": r.incumbent_epoch,
             **{f"target.{k}": v for k, v in outcome.targets.items()},
             "strategy_wall_s": r.strategy_wall_s,
         }
@@ -359,6 +363,7 @@ def _record(
             "strategy.name": strategy.name,
             "strategy.kind": strategy.kind,
             **{f"strategy.{k}": v for k, v in strategy.params.items()},
+            "overrun": strategy.budget(spec.budget).overrun,
             "spec_hash": spec.spec_hash,
             "table_sha256": table.sha256,
             "n_runs": len(mine),

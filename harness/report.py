@@ -89,6 +89,9 @@ def markdown(record: ExperimentRecord, rows: pd.DataFrame, plot: str | None = No
     limits = ", ".join(
         f"{k} {budget[k]:g}" for k in ("seconds", "evaluations", "epochs") if budget[k] is not None
     )
+    # strategies with their own overrun rule (the resolved spec names only those)
+    own = [f"{s['name']}: `{s['overrun']}`" for s in resolved["strategies"] if "overrun" in s]
+    own_rules = f" ({', '.join(own)})" if own else ""
     lines = [
         f"# {resolved['experiment']['title']}",
         "",
@@ -102,7 +105,7 @@ def markdown(record: ExperimentRecord, rows: pd.DataFrame, plot: str | None = No
         f"- search: `{search['signal']}` at epoch {search['epoch']}, seed policy "
         f"`{search['seed_policy']}`, validation time in cost: "
         f"{str(search['include_validation_time']).lower()}",
-        f"- budget: {limits} (simulated), overrun rule `{budget['overrun']}`; "
+        f"- budget: {limits} (simulated), overrun rule `{budget['overrun']}`{own_rules}; "
         f"{resolved['runs']['workers']} worker(s); {n_seeds} seeds per method",
         "- each cell: mean ± sample std over runs of the final architecture (best by the "
         "search signal); Δ = (ours − published) / published std",
@@ -186,13 +189,28 @@ def pairwise_lines(record: ExperimentRecord, label: str) -> list[str]:
     return lines
 
 
+def _incumbent_rows(epoch: np.ndarray, signal: np.ndarray) -> np.ndarray:
+    """Per completed evaluation, the row of the incumbent after it (earliest on ties)."""
+    if (epoch == epoch[0]).all():  # one fidelity: the best signal so far
+        improved = signal > np.maximum.accumulate(np.r_[-np.inf, signal[:-1]])
+        return np.maximum.accumulate(np.where(improved, np.arange(len(signal)), 0))
+    rows = np.empty(len(signal), dtype=np.int64)
+    best = 0
+    for row in range(len(signal)):
+        if (epoch[row], signal[row]) > (epoch[best], signal[best]):
+            best = row
+        rows[row] = best
+    return rows
+
+
 def anytime_curves(
     record: ExperimentRecord, metric: str, points: int = 200
 ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """Per strategy, the incumbent's sealed ``metric`` over simulated time, one row per seed.
 
-    The incumbent is the best evaluation so far by the search signal; before a run's
-    first evaluation completes its value is NaN.
+    The incumbent is the simulator's: the best evaluation so far by the search signal
+    among those at the highest epoch evaluated so far; before a run's first evaluation
+    completes its value is NaN.
     """
     frames = {name: load_trajectories(cid) for name, cid in record.children.items()}
     horizon = max(float(f.end_s[f.completed].max()) for f in frames.values())
@@ -203,10 +221,8 @@ def anytime_curves(
         frame = frame[frame.completed]
         rows = []
         for _, run in frame.groupby("seed", sort=True):
-            signal = run["signal"].to_numpy()
             value = run[f"sealed.{metric}"].to_numpy()
-            improved = signal > np.maximum.accumulate(np.r_[-np.inf, signal[:-1]])
-            incumbent = value[np.maximum.accumulate(np.where(improved, np.arange(len(run)), 0))]
+            incumbent = value[_incumbent_rows(run["epoch"].to_numpy(), run["signal"].to_numpy())]
             index = np.searchsorted(run["end_s"].to_numpy(), grid, side="right") - 1
             rows.append(np.where(index >= 0, incumbent[np.maximum(index, 0)], np.nan))
         curves[strategy["name"]] = np.array(rows)

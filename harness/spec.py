@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,14 @@ from harness.config import Field, at, config_hash, parse_toml, read_text, spec_e
 from harness.errors import ConfigError
 from harness.importers import IMPORTERS
 from harness.strategies import resolve_params, strategy_class
-from harness.values import BUDGET_FIELDS, Budget, MetricRef, SearchProtocol, SeedPolicy
+from harness.values import (
+    BUDGET_FIELDS,
+    OVERRUN_RULES,
+    Budget,
+    MetricRef,
+    SearchProtocol,
+    SeedPolicy,
+)
 
 SECTIONS = (
     "experiment",
@@ -79,7 +86,14 @@ SEED_RANGE_FIELDS = {
     "start": Field(int, low=0, high=2**63 - 1),
     "count": Field(int, low=1, high=1_000_000),
 }
-STRATEGY_FIELDS = {"name": Field(str), "kind": Field(str), "params": Field(dict, {})}
+STRATEGY_FIELDS = {
+    "name": Field(str),
+    "kind": Field(str),
+    "params": Field(dict, {}),
+    "overrun": Field(
+        str, None, optional=True, choices=OVERRUN_RULES, help="default: [budget] overrun"
+    ),
+}
 REPORT_FIELDS = {"target": Field(list, []), "anytime": Field(str, None, optional=True)}
 TARGET_FIELDS = {"label": Field(str), "metric": Field(str)}
 DEVIATIONS_FIELDS = {"items": Field(list, [], items=str)}
@@ -88,11 +102,17 @@ OVERRIDE_KEYS = ("seeds", "strategies", "budget")
 
 @dataclass(frozen=True)
 class StrategySpec:
-    """One ``[[strategy]]``: a display name, the class it names, resolved hyperparameters."""
+    """One ``[[strategy]]``: a display name, the class it names, resolved hyperparameters,
+    and its own overrun rule (None: it follows ``[budget] overrun``)."""
 
     name: str
     kind: str
     params: dict[str, Any]
+    overrun: str | None = None
+
+    def budget(self, budget: Budget) -> Budget:
+        """The spec's budget under this strategy's overrun rule."""
+        return budget if self.overrun is None else replace(budget, overrun=self.overrun)
 
 
 @dataclass(frozen=True)
@@ -323,7 +343,7 @@ def _parse(raw: dict[str, Any], path: Path, overrides: dict[str, Any], text: str
         },
         "budget": budget.as_dict(),
         "runs": {"seeds": list(seeds), "workers": runs["workers"]},
-        "strategies": [{"name": s.name, "kind": s.kind, "params": s.params} for s in strategies],
+        "strategies": [_resolved_strategy(s) for s in strategies],
         "targets": [{"label": t.label, "metric": str(t.ref)} for t in targets],
         "anytime": report["anytime"],
         "published": {
@@ -391,6 +411,16 @@ def _seeds(value: Any) -> tuple[int, ...]:
     return tuple(checked)
 
 
+def _resolved_strategy(strategy: StrategySpec) -> dict[str, Any]:
+    """A strategy as the resolved spec (and so the spec hash) holds it; a strategy that
+    follows ``[budget] overrun`` is written as before per-strategy rules existed, so the
+    hash of every spec that sets none is unchanged."""
+    resolved = {"name": strategy.name, "kind": strategy.kind, "params": strategy.params}
+    if strategy.overrun is not None:
+        resolved["overrun"] = strategy.overrun
+    return resolved
+
+
 def _strategies(raw: Any) -> tuple[StrategySpec, ...]:
     if not isinstance(raw, list) or not raw:
         raise ConfigError("must list at least one strategy ([[strategy]] tables)", "strategy")
@@ -405,7 +435,7 @@ def _strategies(raw: Any) -> tuple[StrategySpec, ...]:
                 strategy_class(fields["kind"])
             with at("params"):
                 params = resolve_params(fields["kind"], fields["params"])
-        specs.append(StrategySpec(fields["name"], fields["kind"], params))
+        specs.append(StrategySpec(fields["name"], fields["kind"], params, fields["overrun"]))
     return tuple(specs)
 
 

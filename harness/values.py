@@ -22,7 +22,9 @@ from harness.config import Field, validate
 from harness.errors import ConfigError
 
 SEED_POLICIES = ("mean", "draw", "fixed")
-OVERRUN_RULES = ("discard", "finish")
+#: what happens to an evaluation whose completion would pass the seconds budget
+#: (:mod:`harness.simulator`)
+OVERRUN_RULES = ("discard", "finish", "keep")
 #: where an evaluation's cost comes from: the table's recorded times, or this run's own
 #: measured training time (live runs only)
 COST_SOURCES = ("table", "live")
@@ -95,7 +97,7 @@ class Budget:
     """When a run stops: any limit set here; ``None`` means not limited by it.
 
     ``overrun`` decides what happens to an evaluation whose completion would pass the
-    seconds budget (see :mod:`harness.simulator`).
+    seconds budget (see :mod:`harness.simulator`); a strategy of a spec may set its own.
     """
 
     seconds: float | None = None
@@ -119,10 +121,25 @@ class Budget:
 
 @dataclass(frozen=True, slots=True)
 class Proposal:
-    """A strategy's request: train ``arch`` (space index) for ``epoch`` epochs."""
+    """A strategy's request: train ``arch`` (space index) for ``epoch`` epochs.
+
+    ``epoch`` is epoch ``epoch`` of the protocol's schedule (the schedule, not the epoch
+    count, fixes the learning-rate curve). With ``trial`` set, the proposal continues that
+    paused training of ``arch`` (the id a ``tell`` reported) to ``epoch`` instead of
+    starting a new one: only the extra epochs are charged.
+    """
 
     arch: int
     epoch: int
+    trial: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Resume:
+    """Where a continued training stands: trained to ``epoch`` with the seed ``seed``."""
+
+    epoch: int
+    seed: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,7 +150,9 @@ class VisibleObservation:
     named by the protocol; ``metrics`` holds the other visible train/valid metrics
     (read-only); ``cost_s`` is the simulated cost of this evaluation in seconds;
     ``signal_curve`` is the signal at every epoch up to ``epoch`` that the benchmark
-    measures (its last value is ``signal``).
+    measures (its last value is ``signal``). ``trial`` identifies the training this
+    evaluation belongs to (a :class:`Proposal` may continue it); ``resumed_from`` is the
+    epoch it continued from (0: a new training).
     """
 
     arch: int
@@ -142,6 +161,8 @@ class VisibleObservation:
     cost_s: float
     metrics: Mapping[str, float]
     signal_curve: tuple[float, ...] = ()
+    trial: int = 0
+    resumed_from: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,7 +172,8 @@ class Observation:
     ``seed`` labels the training(s) that answered (``"mean"``, or a seed label);
     ``measured_s`` is this run's own measured training time when it differs from the
     charged ``cost_s`` (live runs charging the table's cost), else ``None``. ``sealed``
-    holds the test metrics: only the recorder and the report see them.
+    holds the test metrics: only the recorder and the report see them. ``resumed_from``
+    is the epoch a continued training started from (0: a new training).
     """
 
     arch: int
@@ -163,14 +185,17 @@ class Observation:
     signal_curve: tuple[float, ...] = ()
     seed: str = "mean"
     measured_s: float | None = None
+    resumed_from: int = 0
 
     def __post_init__(self) -> None:
         # the evaluator hands over dicts it built for this observation: read-only from here
         object.__setattr__(self, "metrics", MappingProxyType(self.metrics))
         object.__setattr__(self, "sealed", MappingProxyType(self.sealed))
 
-    def visible(self) -> VisibleObservation:
-        """A fresh copy of the visible part; nothing reachable from it is sealed or shared."""
+    def visible(self, trial: int = 0) -> VisibleObservation:
+        """A fresh copy of the visible part; nothing reachable from it is sealed or shared.
+
+        ``trial`` is the id the simulator gave this training."""
         return VisibleObservation(
             arch=int(self.arch),
             epoch=int(self.epoch),
@@ -178,6 +203,8 @@ class Observation:
             cost_s=float(self.cost_s),
             metrics=MappingProxyType({str(k): float(v) for k, v in self.metrics.items()}),
             signal_curve=tuple(self.signal_curve),
+            trial=int(trial),
+            resumed_from=int(self.resumed_from),
         )
 
 

@@ -46,7 +46,10 @@ def test_run_returns_tidy_frames_in_spec_order_and_pins_the_overrides(
     assert list(dict.fromkeys(evaluations[evaluations.strategy == "REA"].seed)) == [7, 3, 5]
     per_run = evaluations[evaluations.completed].groupby(["strategy", "seed"], sort=False).size()
     assert list(per_run) == list(done.runs.evaluations)
-    assert (evaluations[evaluations.completed].end_s <= 3000).all()
+    assert (evaluations[evaluations.told].end_s <= 3000).all()
+    # REINFORCE keeps the evaluation that crosses the budget (completed, never told)
+    kept = evaluations[evaluations.completed & ~evaluations.told]
+    assert set(kept.strategy) == {"REINFORCE"} and (kept.end_s > 3000).all()
     assert [path.name for path in done.files] == ["t5.md", "t5.csv", "t5.png"]
 
     again = harness.results("nb201-table5")

@@ -35,7 +35,7 @@ from harness.tabulate import (
     work_chunks,
 )
 from harness.train import open_dataset, train_cell
-from harness.values import MetricRef, Proposal, SearchProtocol, SeedPolicy
+from harness.values import MetricRef, Proposal, Resume, SearchProtocol, SeedPolicy
 from harness.verify import sample_cells, verify
 
 DIGITS = REPO / "benchmarks" / "digits" / "tabulate.toml"
@@ -409,3 +409,27 @@ def test_info_describes_a_tabulated_table(tiny_table):
     text = summarize(tiny_table, get_space("nb201").strings())
     assert "benchmark: test-digits (space nb201)" in text
     assert "digits/tiny/valid/accuracy (epoch 2)" in text and "spread over cells" in text
+
+
+def test_a_live_continuation_trains_on_the_same_seed_and_charges_the_added_epochs(
+    tiny_table, protocol, digits
+):
+    tabular, live = evaluators(tiny_table, protocol, digits, SeedPolicy("draw"))
+    assert live.fidelities == tabular.fidelities == (1, 2)
+    arch = parity_proposals()[0].arch
+    first = live.evaluate(Proposal(arch, 1), np.random.default_rng(4))
+    resume = Resume(1, first.seed)
+    rng = np.random.default_rng(99)
+    state = rng.bit_generator.state
+    trained = live.evaluate(Proposal(arch, 2, 0), rng, resume)
+    looked_up = tabular.evaluate(Proposal(arch, 2, 0), np.random.default_rng(99), resume)
+    assert rng.bit_generator.state == state  # a continuation draws no seed
+    assert trained.seed == looked_up.seed == first.seed
+    assert trained.resumed_from == looked_up.resumed_from == 1
+    assert trained.signal_curve[0] == first.signal
+    assert trained.signal_curve == pytest.approx(looked_up.signal_curve, abs=1e-4)
+    slot = tabular.seeds.index(first.seed)
+    assert trained.cost_s == looked_up.cost_s == tabular.costs.cost(arch, 2, slot, since=1)
+    run = live._curves(arch, protocol.seeds[slot], 2)
+    added = run.at("train", "epoch_time_s", 2) + run.at("valid", "eval_time_s", 2)
+    assert trained.measured_s == pytest.approx(added, rel=1e-12)

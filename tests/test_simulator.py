@@ -162,3 +162,53 @@ def test_a_budget_that_never_runs_out_is_stopped_with_an_error(monkeypatch):
     monkeypatch.setattr(simulator, "MAX_EVALUATIONS", 50)
     with pytest.raises(ConfigError, match=r"\[budget\] lets a run go past 50 evaluations"):
         simulate(CountingStrategy(), evaluator(default_cost=1e-9), Budget(seconds=1e300))
+
+
+def test_keep_rule_completes_the_overrunning_evaluation_without_telling_it():
+    strategy = CountingStrategy()
+    # signal arch % 7: arch 2 (the one that crosses 250 s) beats archs 0 and 1
+    result = simulate(strategy, evaluator(), Budget(seconds=250, overrun="keep"))
+    t = result.trajectory
+    assert (result.evaluations, result.simulated_seconds) == (3, 300)
+    assert t.completed == [True, True, True] and t.told == [True, True, False]
+    assert len(strategy.told) == 2
+    assert result.incumbent_arch == 2  # a candidate final architecture all the same
+    assert result.stop_reason == "seconds budget"
+
+
+def test_the_three_overrun_rules_differ_only_in_the_overrunning_evaluation():
+    runs = {
+        rule: simulate(CountingStrategy(), evaluator(), Budget(seconds=250, overrun=rule))
+        for rule in ("discard", "finish", "keep")
+    }
+    assert [runs[r].trajectory.arch for r in runs] == [[0, 1, 2]] * 3
+    assert [runs[r].trajectory.completed[-1] for r in runs] == [False, True, True]
+    assert [runs[r].trajectory.told[-1] for r in runs] == [False, True, False]
+
+
+def test_a_waiting_worker_asks_again_after_the_next_result():
+    class Rounds(CountingStrategy):
+        def setup(self) -> None:
+            super().setup()
+            self.in_round = 0
+
+        def ask(self) -> Proposal | None:
+            if self.in_round == 2 or self.next_arch >= 4:
+                return None  # a round of two waits for both results
+            self.in_round += 1
+            return super().ask()
+
+        def tell(self, proposal: Proposal, observation: VisibleObservation) -> None:
+            super().tell(proposal, observation)
+            if len(self.told) % 2 == 0:
+                self.in_round = 0
+
+    costs = {0: 100.0, 1: 300.0, 2: 100.0, 3: 100.0}
+    result = simulate(Rounds(), evaluator(costs), Budget(seconds=1000), workers=3)
+    t = result.trajectory
+    # worker 2 waits from the start; round two starts when arch 1 ends at 300, on the
+    # free workers in worker order
+    assert t.arch == [0, 1, 2, 3]
+    assert t.start_s == [0.0, 0.0, 300.0, 300.0]
+    assert t.worker == [0, 1, 0, 1]
+    assert result.stop_reason == "strategy has nothing to propose"

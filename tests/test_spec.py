@@ -23,6 +23,8 @@ def test_table5_spec_parses_with_its_published_protocol():
     assert spec.strategies[0].params == {"population_size": 10, "sample_size": 3}
     assert spec.strategies[2].params == {"learning_rate": 0.5, "baseline_momentum": 0.9}
     assert spec.budget.seconds == 12000 and spec.budget.overrun == "discard"
+    # NB201's released REINFORCE keeps the evaluation that crosses the budget; REA, RS drop it
+    assert [s.budget(spec.budget).overrun for s in spec.strategies] == ["discard"] * 2 + ["keep"]
     assert len(spec.seeds) == 500
     assert str(spec.search.signal) == "cifar10-valid/hp12/x-valid/accuracy"
     assert spec.published["REA"]["C10 val"] == (91.19, 0.31)
@@ -60,6 +62,10 @@ def mutate(edit) -> dict:
         (lambda r: r["search"].update(epoch="12"), r"\[search.epoch\] must be an integer"),
         (lambda r: r["search"].update(seed_policy="best"), r"\[search.seed_policy\] must be one"),
         (lambda r: r["budget"].update(overrun="sometimes"), r"\[budget.overrun\] must be one of"),
+        (
+            lambda r: r["strategy"][0].update(overrun="later"),
+            r"\[strategy.0.overrun\] must be one of 'discard', 'finish', 'keep'",
+        ),
         (lambda r: r["budget"].update(seconds=float("inf")), r"\[budget.seconds\] must be a fin"),
         (lambda r: r["budget"].update(seconds=float("nan")), r"\[budget.seconds\] must be a fin"),
         (lambda r: r["runs"].update(workers=True), r"\[runs.workers\] must be an integer"),
@@ -151,3 +157,16 @@ def test_two_part_metric_names_mean_the_search_dataset_and_schedule():
     raw["search"]["sealed"]["t"] = "x-valid/accuracy"
     spec = parse_spec(raw, TABLE5)
     assert str(spec.search.sealed["t"]) == "cifar10-valid/hp12/x-valid/accuracy"
+
+
+def test_a_strategy_without_its_own_overrun_rule_leaves_the_spec_hash_unchanged():
+    raw = table5()
+    raw["strategy"][2].pop("overrun")
+    plain = parse_spec(raw, TABLE5)
+    assert plain.strategies[2].overrun is None
+    assert "overrun" not in plain.resolved["strategies"][2]
+    raw["strategy"][2]["overrun"] = "discard"  # the same rule, said explicitly
+    explicit = parse_spec(raw, TABLE5)
+    assert explicit.resolved["strategies"][2]["overrun"] == "discard"
+    assert explicit.spec_hash != plain.spec_hash
+    assert explicit.strategies[2].budget(explicit.budget) == plain.budget

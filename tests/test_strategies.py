@@ -64,6 +64,9 @@ def test_builtin_kinds_and_module_references_name_the_same_class() -> None:
         "reinforce",
         "bananas",
         "tpe",
+        "successive_halving",
+        "hyperband",
+        "asha",
     }
     assert strategy_class("reinforce") is Reinforce
     assert strategy_class("harness.strategies.evolution:RegularizedEvolution") is (

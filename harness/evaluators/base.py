@@ -21,6 +21,20 @@ So ``mean`` charges the seed-mean time and ``draw``/``fixed`` the chosen seed's 
 A table recording one time per cell (NATS-Bench's synthetic times, seed label ``mean``)
 charges that time whichever seed answers. A table with no times at all charges nothing,
 and its runs must be budgeted in evaluations or epochs.
+
+**Fidelities** are epochs of the protocol's schedule: a proposal for epoch ``e`` is the
+state of a full-schedule training after ``e`` epochs (the schedule, not ``e``, fixes the
+learning-rate curve). A benchmark evaluates every epoch up to the search protocol's
+``epoch`` that it measures (:attr:`Evaluator.fidelities`).
+
+**A continued training** (a :class:`~harness.values.Resume`: trained to ``e1`` with seed
+``s``) is answered by the same training, seed ``s``, at ``e2``, and charges only what
+the continuation adds: the training epochs ``e1 + 1 .. e2`` and, when the protocol
+charges it, the validation pass at ``e2`` (the pass at ``e1`` was paid then)::
+
+    cost = train_cost(e2) - train_cost(e1)  (+ eval_time[s, e2])
+
+Without validation time this is exactly ``cost(e2) - cost(e1)``.
 """
 
 from __future__ import annotations
@@ -31,7 +45,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from harness.spaces.base import SearchSpace
-from harness.values import MetricRef, Observation, Proposal
+from harness.values import MetricRef, Observation, Proposal, Resume
 
 
 def draw_slot(available: np.ndarray, rng: np.random.Generator) -> int:
@@ -50,8 +64,11 @@ class Evaluator(ABC):
     has_costs: bool = True
 
     @abstractmethod
-    def evaluate(self, proposal: Proposal, rng: np.random.Generator) -> Observation:
-        """Answer one evaluation; ``rng`` is the run's benchmark stream."""
+    def evaluate(
+        self, proposal: Proposal, rng: np.random.Generator, resume: Resume | None = None
+    ) -> Observation:
+        """Answer one evaluation; ``rng`` is the run's benchmark stream; ``resume`` says
+        which training it continues (None: a new training, whose seed the policy picks)."""
 
     @abstractmethod
     def final_metrics(self, arch: int, refs: Mapping[str, MetricRef]) -> dict[str, float]:

@@ -8,6 +8,13 @@ representative, so a live run and a run on the table built under the same protoc
 the same numbers. Trainings are deterministic, so an evaluation repeated within a run is
 answered from memory.
 
+A fidelity ``e`` is the first ``e`` epochs of the protocol's full schedule (training stops
+there; the learning-rate curve is the full schedule's), for every ``e`` up to the search
+protocol's epoch (and, when the table's costs are charged, that the table costs). A
+continued training is the same seed's training carried on: it is answered by that seed's
+curves, which a deterministic training shares between its first ``e1`` and first ``e2``
+epochs, and charged only the epochs it adds.
+
 The cost follows the one definition in :mod:`harness.evaluators.base`. With
 ``cost = "live"`` it is this run's measured wall-clock time; with ``cost = "table"`` it
 is the table's recorded cost of the same training, so a live re-run of a tabular
@@ -28,7 +35,7 @@ from harness.evaluators.tabular import TableCosts
 from harness.protocol import Protocol
 from harness.spaces.base import SearchSpace
 from harness.train import Curves, check_dataset, train_cell
-from harness.values import MetricRef, Observation, Proposal, SearchProtocol
+from harness.values import MetricRef, Observation, Proposal, Resume, SearchProtocol
 
 
 class LiveEvaluator(Evaluator):
@@ -49,7 +56,12 @@ class LiveEvaluator(Evaluator):
     ) -> None:
         check_dataset(protocol, dataset)
         self.protocol, self.dataset, self.space, self.search = protocol, dataset, space, search
-        self.fidelities = tuple(range(1, protocol.epochs + 1))
+        charged = table_costs.epochs if table_costs is not None and search.cost == "table" else None
+        self.fidelities = tuple(
+            e
+            for e in range(1, min(protocol.epochs, search.epoch) + 1)
+            if charged is None or e in charged
+        )
         self.check_refs((search.signal, *search.visible.values(), *search.sealed.values()))
         policy = search.seed_policy
         if policy.kind == "fixed" and policy.seed not in {str(s) for s in protocol.seeds}:
@@ -90,7 +102,12 @@ class LiveEvaluator(Evaluator):
         }
 
     def _curves(self, arch: int, seed: int, epoch: int) -> Curves:
+        """The curves of ``epoch`` epochs of training; a longer training of the same seed
+        already in memory holds them (the schedule, not the epoch count, fixes them)."""
         key = (int(self.space.isomorphism_classes()[arch]), seed, epoch)
+        longer = [k for k in self._trained if k[:2] == key[:2] and k[2] >= epoch]
+        if longer:
+            return self._trained[min(longer)]
         if key not in self._trained:
             self._trained[key] = train_cell(
                 self.space, key[0], self.protocol, self.dataset, seed, epoch
@@ -106,24 +123,33 @@ class LiveEvaluator(Evaluator):
             return (labels.index(policy.seed),)
         return (draw_slot(np.ones(len(labels), dtype=bool), rng),)
 
-    def evaluate(self, proposal: Proposal, rng: np.random.Generator) -> Observation:
-        """Train (or recall) the proposal; ``rng`` is the run's benchmark stream."""
+    def evaluate(
+        self, proposal: Proposal, rng: np.random.Generator, resume: Resume | None = None
+    ) -> Observation:
+        """Train (or recall) the proposal; ``rng`` is the run's benchmark stream (a continued
+        training keeps its seed and draws nothing)."""
         arch, epoch = proposal.arch, proposal.epoch
-        chosen = self._seed_indices(rng)
+        since = 0 if resume is None else resume.epoch
+        if resume is None:
+            chosen = self._seed_indices(rng)
+        elif resume.seed == "mean":
+            chosen = tuple(range(len(self.protocol.seeds)))
+        else:
+            chosen = ([str(s) for s in self.protocol.seeds].index(resume.seed),)
         runs = [self._curves(arch, self.protocol.seeds[i], epoch) for i in chosen]
         signal = self.search.signal
 
         def mean(split: str, metric: str, at: int = epoch) -> float:
             return float(np.mean([run.at(split, metric, at) for run in runs]))
 
-        measured = sum(mean("train", "epoch_time_s", e) for e in range(1, epoch + 1))
+        measured = sum(mean("train", "epoch_time_s", e) for e in range(since + 1, epoch + 1))
         if self.search.include_validation_time:
             measured += mean(signal.split, "eval_time_s")
         by_mean = self.search.seed_policy.kind == "mean"
         measured_s = None
         cost = measured
         if self.table_costs is not None and self.search.cost == "table":
-            cost = self.table_costs.cost(arch, epoch, None if by_mean else chosen[0])
+            cost = self.table_costs.cost(arch, epoch, None if by_mean else chosen[0], since)
             measured_s = measured
         return Observation(
             arch=arch,
@@ -135,4 +161,5 @@ class LiveEvaluator(Evaluator):
             signal_curve=tuple(mean(signal.split, signal.metric, e) for e in range(1, epoch + 1)),
             seed="mean" if by_mean else str(self.protocol.seeds[chosen[0]]),
             measured_s=measured_s,
+            resumed_from=since,
         )

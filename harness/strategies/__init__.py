@@ -26,6 +26,9 @@ BUILTIN_STRATEGIES = {
     "random_sampling": "harness.strategies.random_sampling:RandomSampling",
     "bananas": "harness.strategies.bananas:Bananas",
     "tpe": "harness.strategies.tpe:TPE",
+    "successive_halving": "harness.strategies.hyperband:SuccessiveHalving",
+    "hyperband": "harness.strategies.hyperband:Hyperband",
+    "asha": "harness.strategies.asha:ASHA",
 }
 ENTRY_POINT_GROUP = "harness.strategies"
 
@@ -53,11 +56,12 @@ def make_strategy(
     rng: np.random.Generator,
     fidelity: int,
     params: Mapping[str, Any],
+    fidelities: tuple[int, ...] | None = None,
 ) -> Strategy:
     """Build the strategy a spec names; a failing constructor or ``setup`` is a StrategyError."""
     cls = strategy_class(kind)
     try:
-        return cls(space, rng, fidelity, **params)
+        return cls(space, rng, fidelity, fidelities=fidelities, **params)
     except ConfigError:
         raise
     except Exception as error:  # plugin code: it may raise anything

@@ -2,8 +2,12 @@
 
 A strategy is built from the search space, its own random generator (derived from the
 run's master seed, never a global RNG), the fidelity (epochs) the protocol evaluates at,
+every fidelity the benchmark offers (epochs of the protocol's schedule, up to that one),
 and its hyperparameters. It proposes with :meth:`Strategy.ask` and learns from
-:meth:`Strategy.tell`, which receives only a copy of the visible observation.
+:meth:`Strategy.tell`, which receives only a copy of the visible observation. A
+multi-fidelity strategy may continue a paused training (``Proposal(arch, epoch,
+trial=t)``, :mod:`harness.simulator`) and may answer ``None`` from ``ask`` while it waits
+for results.
 
 Hyperparameters are declared once, as :class:`~harness.config.Field` objects in
 :attr:`Strategy.hyperparameters`; the base class validates the values a spec gives,
@@ -32,7 +36,7 @@ class Strategy(ABC):
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        reserved = {"space", "rng", "fidelity", "params", *dir(Strategy)}
+        reserved = {"space", "rng", "fidelity", "fidelities", "params", *dir(Strategy)}
         clash = sorted(set(cls.hyperparameters) & reserved)
         if clash:
             raise TypeError(f"{cls.__name__}: hyperparameter {clash[0]!r} shadows a Strategy name")
@@ -45,11 +49,14 @@ class Strategy(ABC):
         space: SearchSpace,
         rng: np.random.Generator,
         fidelity: int,
+        fidelities: tuple[int, ...] | None = None,
         **hyperparameters: Any,
     ) -> None:
         self.space = space
         self.rng = rng
         self.fidelity = fidelity
+        #: the epochs a proposal may ask for, increasing; the last is ``fidelity``
+        self.fidelities = (fidelity,) if fidelities is None else tuple(fidelities)
         self.params = self.resolve_hyperparameters(hyperparameters)
         for name, value in self.params.items():
             setattr(self, name, value)
@@ -70,8 +77,9 @@ class Strategy(ABC):
         """Build the strategy's state once the hyperparameters are set."""
 
     @abstractmethod
-    def ask(self) -> Proposal:
-        """Propose the next (architecture, fidelity) to evaluate."""
+    def ask(self) -> Proposal | None:
+        """Propose the next (architecture, fidelity) to evaluate, or None to wait until the
+        next result is told."""
 
     @abstractmethod
     def tell(self, proposal: Proposal, observation: VisibleObservation) -> None:
