@@ -1,6 +1,7 @@
-"""The baselines beside RS/REA/REINFORCE: random sampling, BANANAS and TPE (Optuna).
+"""Every built-in strategy on every space, and the baselines beside RS/REA/REINFORCE:
+random sampling, BANANAS and TPE (Optuna).
 
-Each runs through the simulator on every registered space with 1, 4 and 16 workers,
+Each kind runs through the simulator on every registered space with 1, 4 and 16 workers,
 against a real table where one is available here (NB201: the shipped digits table;
 NAS-Bench-Graph: the wheel's Cora and ogbn-proteins tables) and a made-up but
 arch-dependent evaluator for NATS-Bench's size space, which has no table here.
@@ -24,7 +25,7 @@ from harness.evaluators.tabular import TabularEvaluator
 from harness.simulator import RunResult, simulate
 from harness.spaces import BUILTIN_SPACES, SearchSpace, get_space
 from harness.spaces.nb201 import NB201Space
-from harness.strategies import make_strategy, resolve_params
+from harness.strategies import BUILTIN_STRATEGIES, make_strategy, resolve_params
 from harness.strategies.bananas import Bananas
 from harness.strategies.mlp_ensemble import MLPEnsemble
 from harness.strategies.random_sampling import UnproposedPool
@@ -39,9 +40,10 @@ from harness.values import (
     VisibleObservation,
 )
 
-KINDS = ("random_sampling", "bananas", "tpe")
+#: every built-in kind runs on every space with 1, 4 and 16 workers
+KINDS = tuple(sorted(BUILTIN_STRATEGIES))
 #: BANANAS with short predictor training, so the all-spaces matrix stays fast
-CHEAP = {"random_sampling": {}, "bananas": {"epochs": 10}, "tpe": {}}
+CHEAP = {"bananas": {"epochs": 10}}
 NO_REPEATS = ("random_sampling", "bananas")
 SPACES = sorted(BUILTIN_SPACES)
 DIGITS = REPO / "tabular" / "nb201-digits.h5"
@@ -118,7 +120,7 @@ def run(
     return simulate(strategy, evaluator, np.random.default_rng(seed + 1000), budget, workers)
 
 
-# --- every new strategy, every space, 1 to 16 workers --------------------------------
+# --- every built-in strategy, every space, 1 to 16 workers --------------------------------
 
 
 @pytest.mark.parametrize("workers", [1, 4, 16])
@@ -128,8 +130,8 @@ def test_runs_on_every_space_with_async_workers_and_reruns_identically(
     evaluators, kind: str, name: str, workers: int
 ) -> None:
     evaluator = evaluators[name]
-    first = run(kind, evaluator, workers, params=CHEAP[kind])
-    again = run(kind, evaluator, workers, params=CHEAP[kind])
+    first = run(kind, evaluator, workers, params=CHEAP.get(kind))
+    again = run(kind, evaluator, workers, params=CHEAP.get(kind))
     archs = first.trajectory.arch
     assert first.evaluations == 40 and len(archs) == 40
     assert archs == again.trajectory.arch
@@ -138,7 +140,7 @@ def test_runs_on_every_space_with_async_workers_and_reruns_identically(
     assert all(evaluator.space.check_index(arch) == arch for arch in archs)
     if kind in NO_REPEATS:
         assert len(set(archs)) == len(archs)
-    assert run(kind, evaluator, workers, seed=1, params=CHEAP[kind]).trajectory.arch != archs
+    assert run(kind, evaluator, workers, seed=1, params=CHEAP.get(kind)).trajectory.arch != archs
 
 
 def load_local_search() -> type:

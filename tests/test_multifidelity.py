@@ -1,4 +1,4 @@
-"""Multi-fidelity over epochs: fidelities, continued trainings, SH / Hyperband / ASHA."""
+"""Multi-fidelity over epochs: fidelities, continued trainings, SH / Hyperband / ASHA / BOHB."""
 
 from __future__ import annotations
 
@@ -366,7 +366,7 @@ def test_asha_promotes_from_the_highest_rung_with_a_promotable_result():
     asha.tell(Proposal(1, 3, 1), VisibleObservation(1, 3, 9.5, 1.0, {}, trial=1, resumed_from=1))
 
 
-@pytest.mark.parametrize("kind", ["successive_halving", "hyperband", "asha"])
+@pytest.mark.parametrize("kind", ["successive_halving", "hyperband", "asha", "bohb"])
 @pytest.mark.parametrize("workers", [1, 4, 16])
 def test_multifidelity_runs_on_the_shipped_table_are_deterministic(digits, kind, workers):
     spec = dataclasses.replace(digits.spec, workers=workers)

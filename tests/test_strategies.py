@@ -67,6 +67,7 @@ def test_builtin_kinds_and_module_references_name_the_same_class() -> None:
         "successive_halving",
         "hyperband",
         "asha",
+        "bohb",
     }
     assert strategy_class("reinforce") is Reinforce
     assert strategy_class("harness.strategies.evolution:RegularizedEvolution") is (
@@ -75,8 +76,8 @@ def test_builtin_kinds_and_module_references_name_the_same_class() -> None:
 
 
 def test_unknown_kind_names_it_and_lists_known(space: NB201Space) -> None:
-    with pytest.raises(ConfigError, match=r"unknown strategy 'bohb'; known: .*random_search"):
-        make_strategy("bohb", space, np.random.default_rng(0), FIDELITY, {})
+    with pytest.raises(ConfigError, match=r"unknown strategy 'smac'; known: .*random_search"):
+        make_strategy("smac", space, np.random.default_rng(0), FIDELITY, {})
 
 
 @pytest.mark.parametrize(

@@ -29,6 +29,7 @@ BUILTIN_STRATEGIES = {
     "successive_halving": "harness.strategies.hyperband:SuccessiveHalving",
     "hyperband": "harness.strategies.hyperband:Hyperband",
     "asha": "harness.strategies.asha:ASHA",
+    "bohb": "harness.strategies.bohb:BOHB",
 }
 ENTRY_POINT_GROUP = "harness.strategies"
 

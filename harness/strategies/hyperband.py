@@ -33,9 +33,9 @@ fidelity gets one rung and brackets of one evaluation: random search at that epo
 default brackets repeat until the budget stops the run. Successive halving is the bracket
 with the most halvings, repeated.
 
-For BOHB (Falkner et al. 2018) subclass :class:`Hyperband` and override only
-:meth:`Hyperband.new_configuration`, which may read :attr:`Hyperband.observed` (every told
-result, per epoch).
+A model-based variant (BOHB, :mod:`harness.strategies.bohb`) overrides
+:meth:`Hyperband.new_configuration` and :meth:`Hyperband.observe` (each told result with
+its stage's budget), and :meth:`Hyperband.make_bracket` to evaluate at other epochs.
 """
 
 from __future__ import annotations
@@ -101,10 +101,22 @@ def rung_epochs(strategy: Strategy, min_epoch: int, max_epoch: int | None, eta: 
 
 
 class _Bracket:
-    """One run of successive halving: stages of decreasing size on increasing epochs."""
+    """One run of successive halving: stages of decreasing size on increasing epochs.
 
-    def __init__(self, sizes: list[int], epochs: list[int]) -> None:
+    ``budgets`` label the stages (default: their epochs); with ``restart`` a survivor is
+    evaluated again as a new training instead of continuing its own (NAS-Bench-201's BOHB).
+    """
+
+    def __init__(
+        self,
+        sizes: list[int],
+        epochs: list[int],
+        budgets: list[float] | None = None,
+        restart: bool = False,
+    ) -> None:
         self.sizes, self.epochs = sizes, epochs
+        self.budgets = list(epochs) if budgets is None else budgets
+        self.restart = restart
         self.stage = 0
         self.finished = False
         #: per member, in the order it entered: [arch, trial (None before its first result)]
@@ -121,7 +133,7 @@ class _Bracket:
                 member = self.queued.popleft()
                 arch, trial = self.members[member]
                 self.running += 1
-                return member, Proposal(arch, epoch, trial)
+                return member, Proposal(arch, epoch, None if self.restart else trial)
             if self.stage == 0 and len(self.members) < self.sizes[0]:
                 self.members.append([sample(epoch), None])
                 self.running += 1
@@ -166,7 +178,7 @@ class Hyperband(Strategy):
         validate_rungs(params)
 
     def setup(self) -> None:
-        self.rungs = rung_epochs(self, self.min_epoch, self.max_epoch, self.eta)
+        self.rungs = self.rung_schedule()
         #: every told result, per epoch, in tell order: (arch, signal)
         self.observed: dict[int, list[tuple[int, float]]] = {}
         self.brackets: list[_Bracket] = []
@@ -179,6 +191,10 @@ class Hyperband(Strategy):
         self._fresh: dict[tuple[int, int], deque[tuple[_Bracket, int]]] = {}
         self._continued: dict[int, tuple[_Bracket, int]] = {}
 
+    def rung_schedule(self) -> list[Any]:
+        """The rungs' budgets, increasing: epochs the benchmark evaluates."""
+        return rung_epochs(self, self.min_epoch, self.max_epoch, self.eta)
+
     def bracket_shape(self, number: int) -> tuple[list[int], list[int]]:
         """Stage sizes and epochs of bracket ``number`` (hpbandster's ``get_next_iteration``)."""
         count = len(self.rungs)
@@ -186,6 +202,10 @@ class Hyperband(Strategy):
         first = int(math.floor(count / (halvings + 1)) * self.eta**halvings)
         sizes = [max(int(first * self.eta ** (-j)), 1) for j in range(halvings + 1)]
         return sizes, self.rungs[-halvings - 1 :]
+
+    def make_bracket(self, number: int) -> _Bracket:
+        """Bracket ``number``, its stages evaluated at their rungs' epochs."""
+        return _Bracket(*self.bracket_shape(number))
 
     def new_configuration(self, epoch: int) -> int:
         """The architecture a bracket starts at ``epoch``: uniform here; BOHB models it."""
@@ -201,7 +221,7 @@ class Hyperband(Strategy):
             self._active = [b for b in self._active if not b.finished]
             if self.iterations is not None and len(self.brackets) >= self.iterations:
                 return None
-            bracket = _Bracket(*self.bracket_shape(len(self.brackets)))
+            bracket = self.make_bracket(len(self.brackets))
             self.brackets.append(bracket)
             self._active.append(bracket)
 
@@ -220,6 +240,10 @@ class Hyperband(Strategy):
         else:
             bracket, member = self._continued.pop(proposal.trial)
         bracket.record(member, observation.trial, observation.signal)
+        self.observe(bracket.budgets[bracket.stage], observation)
+
+    def observe(self, budget: float, observation: VisibleObservation) -> None:
+        """Keep a told result; ``budget`` is the label of the stage it ran for."""
         seen = self.observed.setdefault(observation.epoch, [])
         seen.append((observation.arch, observation.signal))
 
