@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export MLFLOW_DISABLE_TELEMETRY := true
 
-.PHONY: demo table5 nbgraph test test-slow lint bench clean
+.PHONY: demo table5 nbgraph compare test test-slow lint bench clean
 
 # Byte-compile, once at install, every module harness's commands import: pip installs with
 # --no-compile (a faster set-up) and PYTHONDONTWRITEBYTECODE keeps Python from writing
@@ -49,6 +49,10 @@ table5: $(STAMP)
 nbgraph: $(PLUGIN)
 	for spec in benchmarks/nbgraph/*.toml; do $(BIN)/harness run $$spec || exit 1; done
 
+# every strategy on the shipped table (1 and 4 workers), NB201 and NAS-Bench-Graph
+compare: $(PLUGIN)
+	for spec in benchmarks/compare/*.toml; do $(BIN)/harness run $$spec || exit 1; done
+
 test: $(STAMP)
 	$(BIN)/pytest -q
 
@@ -62,6 +66,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/speed_table5.py
 	$(BIN)/python benchmarks/speed_training.py
 	$(BIN)/python benchmarks/speed_tabulate.py
+	$(BIN)/python benchmarks/speed_strategies.py
 
 clean:
 	rm -rf $(VENV) build mlflow.db mlartifacts
