@@ -8,6 +8,7 @@ The ``harness`` command line is a thin shell over these functions::
     done.runs            # one row per run (strategy, seed, final architecture, targets, ...)
     done.evaluations     # one row per evaluation, in spec order
     again = harness.results("digits-compare")   # the newest record of that experiment
+    harness.make_report(["digits-compare"])      # results/digits-compare/report.md, ...
     table = harness.load_table("tabular/nb201-digits.h5")
 
 Everything returned is read back from the MLflow records, never from memory, so
@@ -195,6 +196,31 @@ def results(name_or_run_id: str) -> Results:
     from harness.record import load_experiment
 
     return _results(load_experiment(find_experiment(name_or_run_id)))
+
+
+def make_report(
+    experiments: Iterable[str], out: str | Path | None = None, target: str | None = None
+) -> list[Path]:
+    """Write the report of recorded experiments (names, run ids or spec paths; see
+    :func:`find_experiment`) into the folder ``out``, read from the records alone.
+
+    One experiment's report goes to ``results/<experiment name>`` by default; several
+    need ``out``. ``target`` is the report target ranked and tested (default: each
+    experiment's first). Returns the files written, ``report.md`` first.
+    """
+    from harness.record import load_experiment
+    from harness.report.write import default_folder, write_report
+
+    names = [str(e) for e in experiments]
+    if not names:
+        raise HarnessError("name at least one experiment (a name, a run id or a spec path)")
+    if out is None and len(names) > 1:
+        raise HarnessError(f"{len(names)} experiments: give --out FOLDER for their joint report")
+    records = [load_experiment(find_experiment(name)) for name in names]
+    folder = Path(out) if out is not None else default_folder(records)
+    if folder.exists() and not folder.is_dir():
+        raise HarnessError(f"--out {folder} is a file; name a folder")
+    return write_report(records, folder, target)
 
 
 def load_table(path: str | Path, sha256: str | None = None) -> Table:

@@ -143,14 +143,10 @@ def _ls(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from harness.record import find_parent, load_experiment
-    from harness.report import write_results
+    from harness.api import make_report
 
-    record = load_experiment(find_parent(args.run_id))
-    stem = Path(args.results)
-    written = write_results(record, stem)
-    print(written[0].read_text())
-    print(f"results: {', '.join(map(str, written))}")
+    written = make_report(args.experiments, args.out, args.target)
+    print(f"report: {written[0]} ({len(written)} files in {written[0].parent})")
     return 0
 
 
@@ -362,9 +358,19 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("--arch", help="print every value the table holds for this arch string")
     info.set_defaults(handler=_info)
 
-    report = commands.add_parser("report", help="write result tables from an experiment's records")
-    report.add_argument("run_id", help="MLflow run id of the experiment (or one of its strategies)")
-    report.add_argument("--results", required=True, help="results path stem, e.g. results/my-run")
+    report = commands.add_parser(
+        "report", help="tables, statistics and plots of recorded experiments, from the records"
+    )
+    report.add_argument(
+        "experiments",
+        nargs="+",
+        metavar="EXPERIMENT",
+        help="an experiment name (its newest record), an MLflow run id or a spec path",
+    )
+    report.add_argument(
+        "--out", help="folder to write (default: results/<name> for one experiment)"
+    )
+    report.add_argument("--target", help="the report target to rank and test (default: first)")
     report.set_defaults(handler=_report)
 
     rerun = commands.add_parser(

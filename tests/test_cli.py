@@ -103,14 +103,16 @@ def test_same_spec_twice_gives_identical_trajectories_and_byte_identical_results
         assert len(left) > 12 * 50
 
 
-def test_report_rewrites_the_same_results_from_records_alone(small_spec, mlflow_store, capsys):
+def test_report_by_run_id_or_name_writes_the_same_files(small_spec, mlflow_store, capsys):
     assert main(["run", str(small_spec())]) == 0
     parent = run_ids(capsys)
-    assert main(["report", parent, "--results", "again/table5"]) == 0
-    for suffix in (".md", ".csv"):
-        assert (mlflow_store / "again" / f"table5{suffix}").read_bytes() == (
-            mlflow_store / "results" / f"table5{suffix}"
-        ).read_bytes()
+    assert main(["report", parent, "--out", "by-id"]) == 0
+    assert main(["report", "nb201-table5"]) == 0
+    assert "report: results/nb201-table5/report.md" in capsys.readouterr().out
+    by_name = sorted((mlflow_store / "results" / "nb201-table5").iterdir())
+    assert len(by_name) > 10
+    for path in by_name:
+        assert (mlflow_store / "by-id" / path.name).read_bytes() == path.read_bytes()
 
 
 def test_rerun_reproduces_a_recorded_seed_and_catches_a_tampered_record(

@@ -214,7 +214,7 @@ def test_a_run_killed_while_recording_is_marked_and_recorded_again(
             "where tags.key = 'harness.role' and tags.value = 'experiment' "
             "and runs.status = 'KILLED'"
         ).fetchone()
-    report = start(tmp_path, "report", orphan, "--results", "orphan/t5")
+    report = start(tmp_path, "report", orphan, "--out", "orphan")
     out, err = report.communicate(timeout=120)
     assert report.returncode == 2 and err.count("\n") == 1 and "Traceback" not in err
     assert "incomplete" in err and not (tmp_path / "orphan").exists()

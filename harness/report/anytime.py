@@ -1,0 +1,206 @@
+"""Anytime performance: each run's incumbent over simulated seconds and over evaluations.
+
+The plotted quantity is the incumbent's *seed mean* as the table holds it (the record's
+``incumbents.parquet``, written with the table's sha256 at run time). The value a run
+observed for its incumbent is one drawn seed's and was selected for being high: it is
+biased upward, which is why a plot of it can end above the table's optimum. Records
+without the seed means (live runs) plot the observed sealed metric and say so.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from harness.report.study import Benchmark, Study
+
+GRID_POINTS = 200
+#: time budgets of the anytime AUC, as fractions of the benchmark's horizon
+AUC_FRACTIONS = (0.1, 0.25, 0.5, 1.0)
+#: a time axis is logarithmic when its range spans more than this factor
+LOG_SPAN = 30.0
+
+
+@dataclass(frozen=True)
+class Quantity:
+    """What an anytime curve shows: a column of the incumbents' values and its label."""
+
+    column: str | None  # a column of the incumbents frame; None: the observed sealed metric
+    sealed: str | None  # the observed sealed metric's name when column is None
+    label: str
+    axis: str  # the label's short form, for an axis
+
+
+def quantity(b: Benchmark, ranked: str) -> Quantity | None:
+    """The spec's ``[report] anytime`` metric, else the ranked target; seed means when the
+    record holds them, else the observed sealed value, labelled as such."""
+    anytime = b.resolved.get("anytime")
+    if b.incumbents is not None:
+        if anytime:
+            return Quantity(
+                f"sealed.{anytime}",
+                None,
+                f"incumbent's {anytime}, mean over the table's seeds",
+                f"{anytime} (seed mean)",
+            )
+        return Quantity(
+            f"target.{ranked}", None, f"incumbent's {ranked} (seed mean)", f"{ranked} (seed mean)"
+        )
+    if anytime:
+        return Quantity(
+            None,
+            anytime,
+            f"incumbent's {anytime} as observed (one drawn seed, not the mean)",
+            f"{anytime} (observed, one seed)",
+        )
+    return None
+
+
+def _lookup(b: Benchmark, column: str) -> tuple[np.ndarray, np.ndarray]:
+    assert b.incumbents is not None
+    return b.incumbents["arch_index"].to_numpy(), b.incumbents[column].to_numpy(np.float64)
+
+
+def run_steps(b: Benchmark, method: str, q: Quantity) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    """Per seed, (completion times, incumbent value after each completed evaluation)."""
+    frame = b.trajectories[method]
+    if q.column is not None:
+        archs, values = _lookup(b, q.column)
+        index = np.searchsorted(archs, frame["incumbent_index"].to_numpy())
+        incumbent = values[np.minimum(index, len(values) - 1)]
+    else:
+        # the observed value of the incumbent: the value seen when it became incumbent
+        observed = frame[f"sealed.{q.sealed}"].to_numpy(np.float64)
+        signal = frame["signal"].to_numpy(np.float64)
+        incumbent = np.empty(len(frame))
+        for _, rows in frame.groupby("seed", sort=False).indices.items():
+            best = np.maximum.accumulate(signal[rows])
+            improved = np.r_[True, best[1:] > best[:-1]]
+            last = np.maximum.accumulate(np.where(improved, np.arange(len(rows)), 0))
+            incumbent[rows] = observed[rows][last]
+    steps = {}
+    for seed, rows in frame.groupby("seed", sort=True).indices.items():
+        order = np.argsort(frame["end_s"].to_numpy()[rows], kind="stable")
+        steps[seed] = (frame["end_s"].to_numpy()[rows][order], incumbent[rows][order])
+    return steps
+
+
+def horizon(b: Benchmark) -> float:
+    """The benchmark's time horizon: its seconds budget, else the last completion."""
+    seconds = b.resolved["budget"].get("seconds")
+    if seconds:
+        return float(seconds)
+    return max(float(f["end_s"].max()) for f in b.trajectories.values() if len(f))
+
+
+def time_grid(b: Benchmark, steps: dict[str, dict[int, tuple]]) -> tuple[np.ndarray, bool]:
+    """Grid over simulated seconds, logarithmic when the range spans decades."""
+    end = horizon(b)
+    first = min(times[0] for runs in steps.values() for times, _ in runs.values() if len(times))
+    if first > 0 and end / first > LOG_SPAN:
+        return np.geomspace(first, end, GRID_POINTS), True
+    return np.linspace(first, end, GRID_POINTS), False
+
+
+def on_grid(runs: dict[int, tuple[np.ndarray, np.ndarray]], grid: np.ndarray) -> np.ndarray:
+    """Seeds x grid: the incumbent value at each grid time (NaN before the first)."""
+    rows = []
+    for times, values in runs.values():
+        index = np.searchsorted(times, grid, side="right") - 1
+        rows.append(np.where(index >= 0, values[np.maximum(index, 0)], np.nan))
+    return np.array(rows)
+
+
+def by_evaluation(runs: dict[int, tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
+    """Seeds x evaluations, up to the shortest run (every seed defined at every point)."""
+    shortest = min(len(values) for _, values in runs.values())
+    return np.array([values[:shortest] for _, values in runs.values()])
+
+
+def median_band(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Median over seeds and its distribution-free 95% interval (order statistics of the
+    binomial(n, ½) quantiles, Conover 1999 §3.2); columns with a NaN are NaN."""
+    n = len(rows)
+    ordered = np.sort(rows, axis=0)
+    low = max(int(stats.binom.ppf(0.025, n, 0.5)) - 1, 0)
+    high = n - 1 - low
+    undefined = np.isnan(rows).any(axis=0)
+    median = np.where(undefined, np.nan, np.median(ordered, axis=0))
+    return (
+        median,
+        np.where(undefined, np.nan, ordered[low]),
+        np.where(undefined, np.nan, ordered[high]),
+    )
+
+
+def auc(runs: dict[int, tuple[np.ndarray, np.ndarray]], budget: float) -> np.ndarray:
+    """Per seed, the time-average of the incumbent from its first completion to ``budget``
+    (the exact integral of the step curve); NaN for a run with nothing done by then."""
+    out = []
+    for times, values in runs.values():
+        if not len(times) or times[0] >= budget:
+            out.append(np.nan)
+            continue
+        ends = np.minimum(np.r_[times[1:], np.inf], budget)
+        widths = np.clip(ends - times, 0, None)
+        out.append(float((values * widths).sum() / (budget - times[0])))
+    return np.array(out)
+
+
+def auc_table(study: Study) -> pd.DataFrame:
+    """Anytime AUC per benchmark, method and time budget: mean and std over seeds."""
+    rows = []
+    for b in study.benchmarks:
+        q = quantity(b, study.target[b.name])
+        if q is None:
+            continue
+        end = horizon(b)
+        for method in b.methods:
+            runs = run_steps(b, method, q)
+            for fraction in AUC_FRACTIONS:
+                values = auc(runs, fraction * end)
+                defined = values[~np.isnan(values)]
+                rows.append(
+                    {
+                        "benchmark": b.name,
+                        "method": method,
+                        "quantity": q.label,
+                        "budget_s": fraction * end,
+                        "n": len(defined),
+                        "mean": defined.mean() if len(defined) else np.nan,
+                        "std": defined.std(ddof=1) if len(defined) > 1 else np.nan,
+                    }
+                )
+    return pd.DataFrame(rows)
+
+
+def selection_bias(study: Study) -> pd.DataFrame:
+    """Per benchmark and method: the final incumbent's observed search signal against its
+    seed mean in the table (positive: the search saw it better than it is)."""
+    rows = []
+    for b in study.benchmarks:
+        if b.incumbents is None:
+            continue
+        archs, means = _lookup(b, "signal")
+        for method in b.methods:
+            runs = b.record.runs[method]
+            index = np.searchsorted(archs, runs["final_arch_index"].to_numpy())
+            gap = runs["final_signal"].to_numpy(np.float64) - means[index]
+            rows.append(
+                {
+                    "benchmark": b.name,
+                    "method": method,
+                    "signal": b.resolved["search"]["signal"],
+                    "seed_policy": b.resolved["search"]["seed_policy"],
+                    "n": len(gap),
+                    "observed_mean": runs["final_signal"].mean(),
+                    "seed_mean": means[index].mean(),
+                    "bias_mean": gap.mean(),
+                    "bias_std": gap.std(ddof=1) if len(gap) > 1 else np.nan,
+                    "share_above": float(np.mean(gap > 0)),
+                }
+            )
+    return pd.DataFrame(rows)
