@@ -150,6 +150,24 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _compare_tables(args: argparse.Namespace) -> int:
+    from harness.errors import ConfigError
+    from harness.report.fidelity import compare_tables, format_fidelity
+    from harness.table import Table
+    from harness.values import MetricRef
+
+    refs = []
+    for flag, text in (("--metric-a", args.metric_a), ("--metric-b", args.metric_b)):
+        try:
+            refs.append(MetricRef.parse(text))
+        except ConfigError as error:
+            raise ConfigError(error.message, flag) from None
+    proxy, reference = Table.load(Path(args.a)), Table.load(Path(args.b))
+    result = compare_tables(proxy, refs[0], reference, refs[1])
+    print(format_fidelity(result, f"{args.a} {refs[0]}", f"{args.b} {refs[1]}"))
+    return 0
+
+
 def _rerun(args: argparse.Namespace) -> int:
     from harness.experiment import Benchmark, LiveSetup
     from harness.plugins import origin
@@ -372,6 +390,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     report.add_argument("--target", help="the report target to rank and test (default: first)")
     report.set_defaults(handler=_report)
+
+    compare = commands.add_parser(
+        "compare-tables",
+        help="rank agreement of two tables of one space (Kendall τ, Spearman ρ, top-k)",
+    )
+    compare.add_argument("a", help="the proxy table (HDF5)")
+    compare.add_argument("b", help="the reference table (HDF5), same space")
+    compare.add_argument(
+        "--metric-a", required=True, help="A's variable, e.g. digits/e4/valid/accuracy"
+    )
+    compare.add_argument(
+        "--metric-b", required=True, help="B's variable, e.g. cifar10/hp200/ori-test/accuracy"
+    )
+    compare.set_defaults(handler=_compare_tables)
 
     rerun = commands.add_parser(
         "rerun", help="re-run one recorded seed and diff it with its record"
