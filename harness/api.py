@@ -31,6 +31,7 @@ import pandas as pd
 
 from harness.atomic import check_writable
 from harness.errors import HarnessError
+from harness.report import REPORT
 from harness.table import Table
 
 log = logging.getLogger(__name__)
@@ -112,7 +113,7 @@ def run(
     such as ``"tcp://10.0.0.5:8786"``; implies ``"dask"``; see ``docs/distributed.md``);
     by default, worker processes when a tabular experiment has several chunks of work and
     the machine several cores, this process otherwise. No executor changes a result.
-    ``results`` is the path stem of the result files (default: the spec's).
+    ``results`` is the folder of the report (:func:`make_report`; default: the spec's).
     """
     from harness.executors import resolve_executor
     from harness.experiment import (
@@ -138,18 +139,17 @@ def run(
         live = LiveSetup(
             Path(data_root) if data_root else None, Path(split_dir) if split_dir else None
         )
-    stem = Path(results) if results is not None else parsed.results
-    if str(results) == "" or stem.is_dir():
+    folder = Path(results) if results is not None else parsed.results
+    if str(results) == "" or (folder.exists() and not folder.is_dir()):
         raise HarnessError(
-            f"results {str(stem)!r} is a folder; give a path stem, e.g. results/my-run"
+            f"results {str(folder)!r} is not a folder; name one, e.g. results/my-run"
         )
-    for suffix in (".md", ".csv", ".png"):
-        check_writable(stem.with_suffix(suffix), "results file")
+    check_writable(folder / REPORT, "results folder")
     benchmark = Benchmark(parsed, open_table(parsed), live)
     # imported only once the input is known to be good: MLflow takes seconds to import
     from harness.environment import capture_details
     from harness.record import check_store, load_experiment, record_experiment
-    from harness.report import write_results
+    from harness.report.write import write_report
 
     store = ChunkStore(Path.cwd() / WORK_DIR, parsed.name, resume_identity(parsed, benchmark))
     tic = time.perf_counter()
@@ -169,7 +169,7 @@ def run(
         parent,
     )
     record = load_experiment(parent)
-    return _results(record, tuple(write_results(record, stem)))
+    return _results(record, tuple(write_report([record], folder)))
 
 
 def find_experiment(name_or_run_id: str) -> str:

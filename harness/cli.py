@@ -19,6 +19,7 @@ from typing import NoReturn
 from harness.errors import HarnessError, TableError
 from harness.executors import EXECUTORS, resolve_executor
 from harness.importers import IMPORTERS
+from harness.report import TABLE
 
 EXIT_USAGE = 2
 SCHEDULER_HELP = (
@@ -80,10 +81,11 @@ def _run(args: argparse.Namespace) -> int:
         split_dir=args.split_dir,
         scheduler=args.scheduler,
     )
-    print(done.files[0].read_text())
+    report = done.files[0]
+    print((report.parent / TABLE).read_text())
     print(
         f"{len(done.runs)} runs; MLflow experiment run {done.run_id}; "
-        f"results: {', '.join(map(str, done.files))}"
+        f"report: {report} ({len(done.files)} files in {report.parent})"
     )
     return 0
 
@@ -316,9 +318,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--jobs", type=int, default=2, help="worker processes (processes, local Dask cluster)"
     )
     run.add_argument("--scheduler", metavar="ADDRESS", help=SCHEDULER_HELP)
-    run.add_argument(
-        "--results", help="results path stem (default: the spec's [experiment] results)"
-    )
+    run.add_argument("--results", help="report folder (default: the spec's [experiment] results)")
     run.add_argument(
         "--evaluator",
         choices=("tabular", "live"),

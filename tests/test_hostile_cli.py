@@ -134,7 +134,7 @@ SPEC_CASES = {
     ),
     "published names nothing": (lambda r: r["published"].update(GA={}), "[published.GA]"),
     "results empty": (edit("experiment", "results", ""), "results"),
-    "results a folder": (edit("experiment", "results", "/tmp"), "folder"),
+    "results a file": (edit("experiment", "results", "/etc/hostname"), "not a folder"),
     "results in proc": (edit("experiment", "results", "/proc/harness/out"), "/proc"),
 }
 
@@ -187,7 +187,7 @@ FLAG_CASES = {
     "strategies unknown": (["--strategies", "GA"], "[overrides.strategies]"),
     "executor unknown": (["--executor", "threads"], "--executor"),
     "results empty": (["--results", ""], "results"),
-    "results a folder": (["--results", "/tmp"], "folder"),
+    "results a file": (["--results", "/etc/hostname"], "not a folder"),
 }
 
 

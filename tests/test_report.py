@@ -157,7 +157,7 @@ def test_anytime_plots_the_seed_mean_and_reports_no_bias_under_the_mean_policy(r
     bias = pd.read_csv(out / "selection-bias.csv")
     assert (bias.bias_mean == 0).all()  # the search signal is the seed mean: nothing to select
     auc = pd.read_csv(out / "anytime-auc.csv")
-    assert sorted(set(auc.budget_s)) == [1200, 3000, 6000, 12000]
+    assert sorted(set(auc.budget)) == [1200, 3000, 6000, 12000]
     assert (auc["mean"] < 100).all() and (auc.n == SEEDS).all()
 
 

@@ -64,8 +64,15 @@ def _lookup(b: Benchmark, column: str) -> tuple[np.ndarray, np.ndarray]:
     return b.incumbents["arch_index"].to_numpy(), b.incumbents[column].to_numpy(np.float64)
 
 
+def timed(b: Benchmark) -> bool:
+    """Whether the benchmark's evaluations cost simulated seconds (tables without training
+    times budget in evaluations; their clock is the evaluation count)."""
+    return any(len(f) and float(f["end_s"].max()) > 0 for f in b.trajectories.values())
+
+
 def run_steps(b: Benchmark, method: str, q: Quantity) -> dict[int, tuple[np.ndarray, np.ndarray]]:
-    """Per seed, (completion times, incumbent value after each completed evaluation)."""
+    """Per seed, (clock at each completed evaluation, incumbent value after it): the clock
+    is simulated seconds, or the evaluation's index (0, 1, ...) without :func:`timed`."""
     frame = b.trajectories[method]
     if q.column is not None:
         archs, values = _lookup(b, q.column)
@@ -82,18 +89,28 @@ def run_steps(b: Benchmark, method: str, q: Quantity) -> dict[int, tuple[np.ndar
             last = np.maximum.accumulate(np.where(improved, np.arange(len(rows)), 0))
             incumbent[rows] = observed[rows][last]
     steps = {}
+    clock = timed(b)
     for seed, rows in frame.groupby("seed", sort=True).indices.items():
-        order = np.argsort(frame["end_s"].to_numpy()[rows], kind="stable")
-        steps[seed] = (frame["end_s"].to_numpy()[rows][order], incumbent[rows][order])
+        if clock:
+            order = np.argsort(frame["end_s"].to_numpy()[rows], kind="stable")
+            steps[seed] = (frame["end_s"].to_numpy()[rows][order], incumbent[rows][order])
+        else:
+            steps[seed] = (np.arange(len(rows), dtype=np.float64), incumbent[rows])
     return steps
 
 
 def horizon(b: Benchmark) -> float:
-    """The benchmark's time horizon: its seconds budget, else the last completion."""
-    seconds = b.resolved["budget"].get("seconds")
-    if seconds:
-        return float(seconds)
-    return max(float(f["end_s"].max()) for f in b.trajectories.values() if len(f))
+    """The benchmark's horizon on its clock (:func:`run_steps`): the budget in seconds
+    (or evaluations), else the last completion."""
+    if timed(b):
+        seconds = b.resolved["budget"].get("seconds")
+        if seconds:
+            return float(seconds)
+        return max(float(f["end_s"].max()) for f in b.trajectories.values() if len(f))
+    evaluations = b.resolved["budget"].get("evaluations")
+    if evaluations:
+        return float(evaluations)
+    return float(max(f.groupby("seed").size().max() for f in b.trajectories.values() if len(f)))
 
 
 def time_grid(b: Benchmark, steps: dict[str, dict[int, tuple]]) -> tuple[np.ndarray, bool]:
@@ -138,7 +155,8 @@ def median_band(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 def auc(runs: dict[int, tuple[np.ndarray, np.ndarray]], budget: float) -> np.ndarray:
     """Per seed, the time-average of the incumbent from its first completion to ``budget``
-    (the exact integral of the step curve); NaN for a run with nothing done by then."""
+    (the exact integral of the step curve; on the evaluation clock, the mean incumbent over
+    the first ``budget`` evaluations); NaN for a run with nothing done by then."""
     out = []
     for times, values in runs.values():
         if not len(times) or times[0] >= budget:
@@ -151,7 +169,8 @@ def auc(runs: dict[int, tuple[np.ndarray, np.ndarray]], budget: float) -> np.nda
 
 
 def auc_table(study: Study) -> pd.DataFrame:
-    """Anytime AUC per benchmark, method and time budget: mean and std over seeds."""
+    """Anytime AUC per benchmark, method and budget (seconds, or evaluations for tables
+    without training times): mean and std over seeds."""
     rows = []
     for b in study.benchmarks:
         q = quantity(b, study.target[b.name])
@@ -168,7 +187,8 @@ def auc_table(study: Study) -> pd.DataFrame:
                         "benchmark": b.name,
                         "method": method,
                         "quantity": q.label,
-                        "budget_s": fraction * end,
+                        "budget": fraction * end,
+                        "unit": "s" if timed(b) else "evaluations",
                         "n": len(defined),
                         "mean": defined.mean() if len(defined) else np.nan,
                         "std": defined.std(ddof=1) if len(defined) > 1 else np.nan,

@@ -69,33 +69,32 @@ def anytime_figure(study: Study, name: str, stem: Path) -> list[Path]:
     if q is None:
         return []
     steps = {method: anytime.run_steps(b, method, q) for method in b.methods}
-    grid, log_axis = anytime.time_grid(b, steps)
-    figure = _figure(10.0, 4.0)
-    time_axes, eval_axes = figure.subplots(1, 2)
+    timed = anytime.timed(b)
+    figure = _figure(10.0 if timed else 5.4, 4.0)
+    time_axes, eval_axes = figure.subplots(1, 2) if timed else (None, figure.subplots())
+    if time_axes is not None:
+        grid, log_axis = anytime.time_grid(b, steps)
     for method, runs in steps.items():
         look = style(study.methods.index(method))
-        every = anytime.GRID_POINTS // 8
-        median, low, high = anytime.median_band(anytime.on_grid(runs, grid))
         label = f"{method} (n={len(runs)})"
-        time_axes.plot(grid, median, label=label, markevery=every, **look)
-        time_axes.fill_between(grid, low, high, color=look["color"], alpha=0.15, linewidth=0)
+        if time_axes is not None:
+            median, low, high = anytime.median_band(anytime.on_grid(runs, grid))
+            time_axes.plot(grid, median, label=label, markevery=anytime.GRID_POINTS // 8, **look)
+            time_axes.fill_between(grid, low, high, color=look["color"], alpha=0.15, linewidth=0)
         rows = anytime.by_evaluation(runs)
         x = np.arange(1, rows.shape[1] + 1)
         median, low, high = anytime.median_band(rows)
         eval_axes.plot(x, median, label=label, markevery=max(len(x) // 8, 1), **look)
         eval_axes.fill_between(x, low, high, color=look["color"], alpha=0.15, linewidth=0)
-    if log_axis:
-        time_axes.set_xscale("log")
-    time_axes.set_xlabel("simulated seconds" + (" (log scale)" if log_axis else ""))
+    if time_axes is not None:
+        if log_axis:
+            time_axes.set_xscale("log")
+        time_axes.set_xlabel("simulated seconds" + (" (log scale)" if log_axis else ""))
     eval_axes.set_xlabel("completed evaluations (up to the shortest run)")
     for axes in (time_axes, eval_axes):
-        axes.set_ylabel(q.axis)
-        axes.grid(alpha=0.3)
-    time_axes.axhline(
-        b.optimal.get(q.column.removeprefix("target."), np.nan) if q.column else np.nan,
-        color="grey",
-        linewidth=0.8,
-    )
+        if axes is not None:
+            axes.set_ylabel(q.axis)
+            axes.grid(alpha=0.3)
     eval_axes.legend(fontsize=8)
     figure.suptitle(
         f"{b.resolved['experiment']['title']}\n{q.label}: median over seeds, 95% interval "

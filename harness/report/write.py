@@ -14,7 +14,7 @@ import pandas as pd
 import harness
 from harness.atomic import check_writable, write_text
 from harness.record import ExperimentRecord
-from harness.report import anytime, audit, plots, stats
+from harness.report import REPORT, TABLE, anytime, audit, plots, stats
 from harness.report.study import Study, build_study
 from harness.report.tables import (
     CSV_FLOAT,
@@ -26,8 +26,6 @@ from harness.report.tables import (
     ranks_markdown,
 )
 from harness.seeding import stream_scheme
-
-REPORT = "report.md"
 
 
 def _csv(path: Path, frame: pd.DataFrame, float_format: str | None = CSV_FLOAT) -> Path:
@@ -130,16 +128,17 @@ def _anytime_lines(study: Study, figures: dict[str, str], auc: pd.DataFrame) -> 
             )
         lines += ["", f"![anytime performance of {b.name}]({figures[b.name]})", ""]
         mine = auc[auc.benchmark == b.name]
-        budgets = list(dict.fromkeys(mine["budget_s"]))
+        budgets = list(dict.fromkeys(mine["budget"]))
+        unit = mine["unit"].iloc[0] if len(mine) else "s"
         lines += [
             "Anytime AUC (time-average of the plotted incumbent from a run's first completed "
             "evaluation to the budget; mean ± std over seeds):",
             "",
-            "| method | " + " | ".join(f"≤ {x:g} s" for x in budgets) + " |",
+            "| method | " + " | ".join(f"≤ {x:g} {unit}" for x in budgets) + " |",
             "|---|" + "---|" * len(budgets),
         ]
         for method in b.methods:
-            rows = mine[mine.method == method].set_index("budget_s")
+            rows = mine[mine.method == method].set_index("budget")
             cells = [
                 f"{number(rows.loc[x, 'mean'])} ± {number(rows.loc[x, 'std'])}" for x in budgets
             ]
@@ -213,9 +212,9 @@ def write_report(
     written += plots.profile_figure(study, out / "performance-profile")
 
     main = main_markdown(study, summary)
-    write_text(out / "table.md", "\n".join(main).rstrip("\n") + "\n")
+    write_text(out / TABLE, "\n".join(main).rstrip("\n") + "\n")
     write_text(out / "table.tex", latex(study, summary))
-    written += [out / "table.md", out / "table.tex"]
+    written += [out / TABLE, out / "table.tex"]
     written.append(_csv(out / "table.csv", summary))
     written.append(_csv(out / "per-seed.csv", study.scores, float_format=None))
     written.append(_csv(out / "ranks.csv", ranks.reset_index(names="method")))
