@@ -134,7 +134,10 @@ def test_bootstrap_interval_is_scipys_bca_on_the_cells_own_stream():
     values = np.arange(20.0) ** 1.5
     low, high = report_stats.bootstrap_interval(values, "b/t/m")
     expected = stats.bootstrap(
-        (values,), np.mean, n_resamples=10_000, rng=report_stats.bootstrap_generator("b/t/m")
+        (values,),
+        np.mean,
+        n_resamples=report_stats.RESAMPLES,
+        rng=report_stats.bootstrap_generator("b/t/m"),
     ).confidence_interval
     assert (low, high) == (expected.low, expected.high)
     assert report_stats.bootstrap_interval(values, "b/t/other") != (low, high)

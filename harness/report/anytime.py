@@ -72,7 +72,15 @@ def timed(b: Benchmark) -> bool:
 
 def run_steps(b: Benchmark, method: str, q: Quantity) -> dict[int, tuple[np.ndarray, np.ndarray]]:
     """Per seed, (clock at each completed evaluation, incumbent value after it): the clock
-    is simulated seconds, or the evaluation's index (0, 1, ...) without :func:`timed`."""
+    is simulated seconds, or the evaluation's index (0, 1, ...) without :func:`timed`.
+    Kept on the benchmark: the plots and the AUC table use the same steps."""
+    key = ("steps", method, q)
+    if key not in b.cache:
+        b.cache[key] = _run_steps(b, method, q)
+    return b.cache[key]
+
+
+def _run_steps(b: Benchmark, method: str, q: Quantity) -> dict[int, tuple[np.ndarray, np.ndarray]]:
     frame = b.trajectories[method]
     if q.column is not None:
         archs, values = _lookup(b, q.column)
@@ -153,19 +161,21 @@ def median_band(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     )
 
 
-def auc(runs: dict[int, tuple[np.ndarray, np.ndarray]], budget: float) -> np.ndarray:
-    """Per seed, the time-average of the incumbent from its first completion to ``budget``
-    (the exact integral of the step curve; on the evaluation clock, the mean incumbent over
-    the first ``budget`` evaluations); NaN for a run with nothing done by then."""
-    out = []
-    for times, values in runs.values():
-        if not len(times) or times[0] >= budget:
-            out.append(np.nan)
+def auc(runs: dict[int, tuple[np.ndarray, np.ndarray]], budgets: np.ndarray) -> np.ndarray:
+    """Seeds x budgets: the time-average of the incumbent from a run's first completion to
+    each budget (the exact integral of the step curve; on the evaluation clock, the mean
+    incumbent over the first ``budget`` evaluations); NaN where nothing is done by then."""
+    out = np.full((len(runs), len(budgets)), np.nan)
+    for row, (times, values) in enumerate(runs.values()):
+        if not len(times):
             continue
-        ends = np.minimum(np.r_[times[1:], np.inf], budget)
-        widths = np.clip(ends - times, 0, None)
-        out.append(float((values * widths).sum() / (budget - times[0])))
-    return np.array(out)
+        area = np.r_[0.0, np.cumsum(values[:-1] * np.diff(times))]  # up to each step
+        step = np.searchsorted(times, budgets, side="right") - 1
+        done = step >= 0
+        last = np.maximum(step, 0)
+        total = area[last] + values[last] * (budgets - times[last])
+        out[row, done] = total[done] / (budgets[done] - times[0])
+    return out
 
 
 def auc_table(study: Study) -> pd.DataFrame:
@@ -177,17 +187,18 @@ def auc_table(study: Study) -> pd.DataFrame:
         if q is None:
             continue
         end = horizon(b)
+        budgets = np.array(AUC_FRACTIONS) * end
         for method in b.methods:
-            runs = run_steps(b, method, q)
-            for fraction in AUC_FRACTIONS:
-                values = auc(runs, fraction * end)
+            table = auc(run_steps(b, method, q), budgets)
+            for column, budget in enumerate(budgets):
+                values = table[:, column]
                 defined = values[~np.isnan(values)]
                 rows.append(
                     {
                         "benchmark": b.name,
                         "method": method,
                         "quantity": q.label,
-                        "budget": fraction * end,
+                        "budget": budget,
                         "unit": "s" if timed(b) else "evaluations",
                         "n": len(defined),
                         "mean": defined.mean() if len(defined) else np.nan,

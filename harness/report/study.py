@@ -27,6 +27,8 @@ class Benchmark:
     name: str
     record: ExperimentRecord
     incumbents: pd.DataFrame | None
+    #: values derived from the records once and used by several parts of a report
+    cache: dict[Any, Any] = field(default_factory=dict, repr=False)
 
     @property
     def resolved(self) -> dict[str, Any]:
