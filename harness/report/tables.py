@@ -34,7 +34,7 @@ def p_text(p: float) -> str:
     """A p-value in the precision a reader can use."""
     if math.isnan(p):
         return "–"
-    return "<0.001" if p < 0.001 else f"{p:.3f}"
+    return "< 0.001" if p < 0.001 else f"{p:.3f}"
 
 
 def latex_escape(text: str) -> str:

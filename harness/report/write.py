@@ -79,7 +79,8 @@ def _friedman_lines(result: stats.Friedman | None, figure: str | None) -> list[s
     lines = [
         f"Friedman test over {result.blocks} blocks and {len(result.methods)} methods "
         f"({result.dropped} incomplete blocks left out): χ² = {result.statistic:.2f}, "
-        f"p = {p_text(result.p_value)}. Nemenyi's critical difference at α = 0.05: "
+        f"p {'' if result.p_value < 0.001 else '= '}{p_text(result.p_value)}. Nemenyi's "
+        "critical difference at α = 0.05: "
         f"{result.critical_difference:.3f} (mean ranks further apart differ significantly).",
         "",
     ]
