@@ -63,6 +63,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/speed_table5.py
 	$(BIN)/python benchmarks/speed_training.py
 	$(BIN)/python benchmarks/speed_tabulate.py
+	$(BIN)/python benchmarks/speed_report.py
 
 clean:
 	rm -rf $(VENV) build mlflow.db mlartifacts

@@ -8,7 +8,7 @@ import tomllib
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import TABLE5, assert_clean_failure, dump_toml, harness_cli, needs_nb201
+from conftest import REPO, TABLE5, assert_clean_failure, dump_toml, harness_cli, needs_nb201
 from scipy import stats
 
 import harness
@@ -199,3 +199,36 @@ def test_bad_requests_end_in_one_line(recorded):
     )
     with pytest.raises(HarnessError, match="at least one experiment"):
         harness.make_report([])
+
+
+def test_a_record_without_seed_means_plots_the_observed_value_and_says_so(recorded, monkeypatch):
+    folder, full, _ = recorded
+    monkeypatch.setattr("harness.report.study.load_incumbents", lambda parent_id: None)
+    files = harness.make_report([full], out=folder / "observed")
+    md = (folder / "observed" / "report.md").read_text()
+    assert "incumbent's test_accuracy_hp12 as observed (one drawn seed, not the mean)" in md
+    assert "No record of this study holds its incumbents' seed means." in md
+    assert "selection-bias.csv" not in {f.name for f in files}
+
+
+def test_the_digits_plot_shows_seed_means_that_never_pass_the_tables_optimum(
+    mlflow_store,
+):
+    from harness.record import load_experiment
+    from harness.report.study import build_study
+
+    done = harness.run(REPO / "benchmarks" / "digits" / "compare.toml", seeds=range(4))
+    study = build_study([load_experiment(done.run_id)])
+    (benchmark,) = study.benchmarks
+    q = anytime.quantity(benchmark, "valid")
+    assert q.column == "sealed.test_accuracy"
+    optimum = benchmark.optimal["test"]  # the same metric, digits/e4/test/accuracy
+    for method in benchmark.methods:
+        for _, values in anytime.run_steps(benchmark, method, q).values():
+            assert values.max() <= optimum
+    observed = max(
+        benchmark.trajectories[m]["sealed.test_accuracy"].max() for m in benchmark.methods
+    )
+    assert observed > optimum  # one drawn seed's value can pass it: that was the old plot
+    bias = pd.read_csv(done.files[0].parent / "selection-bias.csv")
+    assert (bias.bias_mean > 0).all()  # a drawn seed that selected its cell flatters it
