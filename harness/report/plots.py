@@ -82,18 +82,19 @@ def anytime_figure(study: Study, name: str, stem: Path) -> list[Path]:
     time_axes, eval_axes = figure.subplots(1, 2) if timed else (None, figure.subplots())
     if time_axes is not None:
         grid, log_axis = anytime.time_grid(b, steps)
+    band = 0.15 if len(steps) <= 4 else 0.07  # eight overlapping bands must not hide lines
     for method, runs in steps.items():
         look = style(study.methods.index(method))
         label = f"{method} (n={len(runs)})"
         if time_axes is not None:
             median, low, high = anytime.median_band(anytime.on_grid(runs, grid))
             time_axes.plot(grid, median, label=label, markevery=anytime.GRID_POINTS // 8, **look)
-            time_axes.fill_between(grid, low, high, color=look["color"], alpha=0.15, linewidth=0)
+            time_axes.fill_between(grid, low, high, color=look["color"], alpha=band, linewidth=0)
         rows = anytime.by_evaluation(runs)
         x = np.arange(1, rows.shape[1] + 1)
         median, low, high = anytime.median_band(rows)
         eval_axes.plot(x, median, label=label, markevery=max(len(x) // 8, 1), **look)
-        eval_axes.fill_between(x, low, high, color=look["color"], alpha=0.15, linewidth=0)
+        eval_axes.fill_between(x, low, high, color=look["color"], alpha=band, linewidth=0)
     if time_axes is not None:
         if log_axis:
             time_axes.set_xscale("log")
