@@ -140,11 +140,7 @@ def run(
             Path(data_root) if data_root else None, Path(split_dir) if split_dir else None
         )
     folder = Path(results) if results is not None else parsed.results
-    if str(results) == "" or (folder.exists() and not folder.is_dir()):
-        raise HarnessError(
-            f"results {str(folder)!r} is not a folder; name one, e.g. results/my-run"
-        )
-    check_writable(folder / REPORT, "results folder")
+    _check_folder(folder if results is None else results, "results")
     benchmark = Benchmark(parsed, open_table(parsed), live)
     # imported only once the input is known to be good: MLflow takes seconds to import
     from harness.environment import capture_details
@@ -216,11 +212,19 @@ def make_report(
         raise HarnessError("name at least one experiment (a name, a run id or a spec path)")
     if out is None and len(names) > 1:
         raise HarnessError(f"{len(names)} experiments: give --out FOLDER for their joint report")
+    if out is not None:  # a bad destination ends the command before any record is read
+        _check_folder(out, "--out")
     records = [load_experiment(find_experiment(name)) for name in names]
     folder = Path(out) if out is not None else default_folder(records)
-    if folder.exists() and not folder.is_dir():
-        raise HarnessError(f"--out {folder} is a file; name a folder")
+    _check_folder(folder, "--out")
     return write_report(records, folder, target)
+
+
+def _check_folder(folder: str | Path, what: str) -> None:
+    """Refuse a report folder that is empty, a file or not writable, before any work."""
+    if str(folder) == "" or (Path(folder).exists() and not Path(folder).is_dir()):
+        raise HarnessError(f"{what} {str(folder)!r} is not a folder; name one, e.g. results/my-run")
+    check_writable(Path(folder) / REPORT, f"{what} folder")
 
 
 def load_table(path: str | Path, sha256: str | None = None) -> Table:

@@ -197,6 +197,10 @@ def test_bad_requests_end_in_one_line(recorded):
         harness_cli("report", "nb201-table5", "--target", "nope", "--out", "x", cwd=folder),
         "[--target]",
     )
+    assert_clean_failure(
+        harness_cli("report", "nb201-table5", "--out", "/etc/hostname", cwd=folder),
+        "not a folder",
+    )
     with pytest.raises(HarnessError, match="at least one experiment"):
         harness.make_report([])
 
