@@ -16,7 +16,8 @@ define PRECOMPILE
 import compileall, os, sys, tempfile
 os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
 import harness.cli, harness.api, harness.record, harness.report, harness.tabulate
-import harness.evaluators.live, matplotlib.pyplot
+import harness.evaluators.live, harness.report.write, matplotlib.pyplot
+import scikit_posthocs, statsmodels.stats.multitest
 from mlflow.tracking import MlflowClient
 import mlflow.store.db_migrations as migrations
 with tempfile.TemporaryDirectory() as folder:  # a sqlite store imports its SQL layers
@@ -67,6 +68,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/speed_training.py
 	$(BIN)/python benchmarks/speed_tabulate.py
 	$(BIN)/python benchmarks/speed_strategies.py
+	$(BIN)/python benchmarks/speed_report.py
 
 clean:
 	rm -rf $(VENV) build mlflow.db mlartifacts

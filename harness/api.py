@@ -8,6 +8,7 @@ The ``harness`` command line is a thin shell over these functions::
     done.runs            # one row per run (strategy, seed, final architecture, targets, ...)
     done.evaluations     # one row per evaluation, in spec order
     again = harness.results("digits-compare")   # the newest record of that experiment
+    harness.make_report(["digits-compare"])      # results/digits-compare/report.md, ...
     table = harness.load_table("tabular/nb201-digits.h5")
 
 Everything returned is read back from the MLflow records, never from memory, so
@@ -30,6 +31,7 @@ import pandas as pd
 
 from harness.atomic import check_writable
 from harness.errors import HarnessError
+from harness.report import REPORT
 from harness.table import Table
 
 log = logging.getLogger(__name__)
@@ -112,7 +114,7 @@ def run(
     such as ``"tcp://10.0.0.5:8786"``; implies ``"dask"``; see ``docs/distributed.md``);
     by default, worker processes when a tabular experiment has several chunks of work and
     the machine several cores, this process otherwise. No executor changes a result.
-    ``results`` is the path stem of the result files (default: the spec's).
+    ``results`` is the folder of the report (:func:`make_report`; default: the spec's).
     """
     from harness.executors import resolve_executor
     from harness.experiment import (
@@ -138,18 +140,13 @@ def run(
         live = LiveSetup(
             Path(data_root) if data_root else None, Path(split_dir) if split_dir else None
         )
-    stem = Path(results) if results is not None else parsed.results
-    if str(results) == "" or stem.is_dir():
-        raise HarnessError(
-            f"results {str(stem)!r} is a folder; give a path stem, e.g. results/my-run"
-        )
-    for suffix in (".md", ".csv", ".png"):
-        check_writable(stem.with_suffix(suffix), "results file")
+    folder = Path(results) if results is not None else parsed.results
+    _check_folder(folder if results is None else results, "results")
     benchmark = Benchmark(parsed, open_table(parsed), live)
     # imported only once the input is known to be good: MLflow takes seconds to import
     from harness.environment import capture_details
     from harness.record import check_store, load_experiment, record_experiment
-    from harness.report import write_results
+    from harness.report.write import write_report
 
     store = ChunkStore(Path.cwd() / WORK_DIR, parsed.name, resume_identity(parsed, benchmark))
     tic = time.perf_counter()
@@ -169,7 +166,7 @@ def run(
         parent,
     )
     record = load_experiment(parent)
-    return _results(record, tuple(write_results(record, stem)))
+    return _results(record, tuple(write_report([record], folder)))
 
 
 def find_experiment(name_or_run_id: str) -> str:
@@ -196,6 +193,39 @@ def results(name_or_run_id: str) -> Results:
     from harness.record import load_experiment
 
     return _results(load_experiment(find_experiment(name_or_run_id)))
+
+
+def make_report(
+    experiments: Iterable[str], out: str | Path | None = None, target: str | None = None
+) -> list[Path]:
+    """Write the report of recorded experiments (names, run ids or spec paths; see
+    :func:`find_experiment`) into the folder ``out``, read from the records alone.
+
+    One experiment's report goes to ``results/<experiment name>`` by default; several
+    need ``out``. ``target`` is the report target ranked and tested (default: each
+    experiment's first). Returns the files written, ``report.md`` first.
+    """
+    from harness.record import load_experiment
+    from harness.report.write import default_folder, write_report
+
+    names = [str(e) for e in experiments]
+    if not names:
+        raise HarnessError("name at least one experiment (a name, a run id or a spec path)")
+    if out is None and len(names) > 1:
+        raise HarnessError(f"{len(names)} experiments: give --out FOLDER for their joint report")
+    if out is not None:  # a bad destination ends the command before any record is read
+        _check_folder(out, "--out")
+    records = [load_experiment(find_experiment(name)) for name in names]
+    folder = Path(out) if out is not None else default_folder(records)
+    _check_folder(folder, "--out")
+    return write_report(records, folder, target)
+
+
+def _check_folder(folder: str | Path, what: str) -> None:
+    """Refuse a report folder that is empty, a file or not writable, before any work."""
+    if str(folder) == "" or (Path(folder).exists() and not Path(folder).is_dir()):
+        raise HarnessError(f"{what} {str(folder)!r} is not a folder; name one, e.g. results/my-run")
+    check_writable(Path(folder) / REPORT, f"{what} folder")
 
 
 def load_table(path: str | Path, sha256: str | None = None) -> Table:

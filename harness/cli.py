@@ -19,6 +19,7 @@ from typing import NoReturn
 from harness.errors import HarnessError, TableError
 from harness.executors import EXECUTORS, resolve_executor
 from harness.importers import IMPORTERS
+from harness.report import TABLE
 
 EXIT_USAGE = 2
 SCHEDULER_HELP = (
@@ -80,10 +81,11 @@ def _run(args: argparse.Namespace) -> int:
         split_dir=args.split_dir,
         scheduler=args.scheduler,
     )
-    print(done.files[0].read_text())
+    report = done.files[0]
+    print((report.parent / TABLE).read_text())
     print(
         f"{len(done.runs)} runs; MLflow experiment run {done.run_id}; "
-        f"results: {', '.join(map(str, done.files))}"
+        f"report: {report} ({len(done.files)} files in {report.parent})"
     )
     return 0
 
@@ -143,14 +145,28 @@ def _ls(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from harness.record import find_parent, load_experiment
-    from harness.report import write_results
+    from harness.api import make_report
 
-    record = load_experiment(find_parent(args.run_id))
-    stem = Path(args.results)
-    written = write_results(record, stem)
-    print(written[0].read_text())
-    print(f"results: {', '.join(map(str, written))}")
+    written = make_report(args.experiments, args.out, args.target)
+    print(f"report: {written[0]} ({len(written)} files in {written[0].parent})")
+    return 0
+
+
+def _compare_tables(args: argparse.Namespace) -> int:
+    from harness.errors import ConfigError
+    from harness.report.fidelity import compare_tables, format_fidelity
+    from harness.table import Table
+    from harness.values import MetricRef
+
+    refs = []
+    for flag, text in (("--metric-a", args.metric_a), ("--metric-b", args.metric_b)):
+        try:
+            refs.append(MetricRef.parse(text))
+        except ConfigError as error:
+            raise ConfigError(error.message, flag) from None
+    proxy, reference = Table.load(Path(args.a)), Table.load(Path(args.b))
+    result = compare_tables(proxy, refs[0], reference, refs[1])
+    print(format_fidelity(result, f"{args.a} {refs[0]}", f"{args.b} {refs[1]}"))
     return 0
 
 
@@ -302,9 +318,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--jobs", type=int, default=2, help="worker processes (processes, local Dask cluster)"
     )
     run.add_argument("--scheduler", metavar="ADDRESS", help=SCHEDULER_HELP)
-    run.add_argument(
-        "--results", help="results path stem (default: the spec's [experiment] results)"
-    )
+    run.add_argument("--results", help="report folder (default: the spec's [experiment] results)")
     run.add_argument(
         "--evaluator",
         choices=("tabular", "live"),
@@ -362,10 +376,34 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("--arch", help="print every value the table holds for this arch string")
     info.set_defaults(handler=_info)
 
-    report = commands.add_parser("report", help="write result tables from an experiment's records")
-    report.add_argument("run_id", help="MLflow run id of the experiment (or one of its strategies)")
-    report.add_argument("--results", required=True, help="results path stem, e.g. results/my-run")
+    report = commands.add_parser(
+        "report", help="tables, statistics and plots of recorded experiments, from the records"
+    )
+    report.add_argument(
+        "experiments",
+        nargs="+",
+        metavar="EXPERIMENT",
+        help="an experiment name (its newest record), an MLflow run id or a spec path",
+    )
+    report.add_argument(
+        "--out", help="folder to write (default: results/<name> for one experiment)"
+    )
+    report.add_argument("--target", help="the report target to rank and test (default: first)")
     report.set_defaults(handler=_report)
+
+    compare = commands.add_parser(
+        "compare-tables",
+        help="rank agreement of two tables of one space (Kendall τ, Spearman ρ, top-k)",
+    )
+    compare.add_argument("a", help="the proxy table (HDF5)")
+    compare.add_argument("b", help="the reference table (HDF5), same space")
+    compare.add_argument(
+        "--metric-a", required=True, help="A's variable, e.g. digits/e4/valid/accuracy"
+    )
+    compare.add_argument(
+        "--metric-b", required=True, help="B's variable, e.g. cifar10/hp200/ori-test/accuracy"
+    )
+    compare.set_defaults(handler=_compare_tables)
 
     rerun = commands.add_parser(
         "rerun", help="re-run one recorded seed and diff it with its record"

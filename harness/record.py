@@ -38,6 +38,8 @@ os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 # MLflow's own progress lines ("Creating initial MLflow database tables...") would break
 # the one-line promise of every harness error; warnings and errors still show
 os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
+# nor may reading a record draw tqdm bars ("Downloading artifacts") where tqdm is installed
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 import mlflow  # noqa: E402  (telemetry must be off before mlflow is imported)
 from mlflow.entities import Metric, Param, RunTag  # noqa: E402
@@ -53,6 +55,9 @@ RUNS = "runs.csv"
 #: one row per evaluation of every seed; parquet keeps each column's type (a seed label
 #: "111" stays text) and float64 values exactly, and writes 10^5 rows in milliseconds
 TRAJECTORIES = "trajectories.parquet"
+#: the table's seed-mean values of every architecture that was ever an incumbent: what the
+#: report plots (a run's observed signal is one drawn seed's, biased upward by selection)
+INCUMBENTS = "incumbents.parquet"
 MAX_PARAM = 6000
 
 
@@ -190,6 +195,27 @@ def trajectory_frame(outcomes: list[RunOutcome]) -> pd.DataFrame:
         frames.append(columns)
     merged = {key: [v for frame in frames for v in frame[key]] for key in frames[0]}
     return pd.DataFrame(merged)
+
+
+def incumbents_frame(outcomes: list[RunOutcome], benchmark: Benchmark) -> pd.DataFrame:
+    """Seed-mean values, read from the table, of each architecture any run held as its
+    incumbent: the search signal and sealed metrics at the search epoch (``signal``,
+    ``sealed.<name>``) and the report targets (``target.<label>``)."""
+    from harness.evaluators.tabular import resolve_metric
+
+    search = benchmark.spec.search
+    archs = sorted(
+        {int(a) for o in outcomes for a in o.result.trajectory.incumbent_arch if a >= 0}
+        | {int(o.result.incumbent_arch) for o in outcomes}
+    )
+    table = benchmark.table
+    columns: dict[str, Any] = {"arch_index": archs}
+    columns["signal"] = resolve_metric(table, search.signal, search.epoch)[archs]
+    for name, ref in sorted(search.sealed.items()):
+        columns[f"sealed.{name}"] = resolve_metric(table, ref, search.epoch)[archs]
+    for label, vector in benchmark.targets.items():
+        columns[f"target.{label}"] = vector[archs]
+    return pd.DataFrame(columns)
 
 
 def runs_frame(outcomes: list[RunOutcome], benchmark: Benchmark) -> pd.DataFrame:
@@ -343,6 +369,8 @@ def _record(
         "optimal": benchmark.optimal(),
     }
     _write_artifact(client, pid, TABLE_INFO, _json(table_info))
+    if benchmark.live is None:  # a live run's values are its own trainings', not the table's
+        _write_artifact(client, pid, INCUMBENTS, _parquet(incumbents_frame(outcomes, benchmark)))
 
     for strategy in spec.strategies:
         mine = [o for o in outcomes if o.strategy == strategy.name]
@@ -471,6 +499,15 @@ def load_experiment(parent_id: str) -> ExperimentRecord:
 def load_trajectories(child_id: str) -> pd.DataFrame:
     client = _client()
     return pd.read_parquet(io.BytesIO(_download(client, child_id, TRAJECTORIES)))
+
+
+def load_incumbents(parent_id: str) -> pd.DataFrame | None:
+    """The seed-mean values of every incumbent (:func:`incumbents_frame`), or None for a
+    record without them (live runs, and records written before they were kept)."""
+    client = _client()
+    if INCUMBENTS not in {a.path for a in client.list_artifacts(parent_id)}:
+        return None
+    return pd.read_parquet(io.BytesIO(_download(client, parent_id, INCUMBENTS)))
 
 
 def find_parent(child_id: str) -> str:

@@ -18,17 +18,19 @@ STREAM_KEYS: dict[str, int] = {
     "data_order": 2,
     "weight_init": 3,
     "augmentation": 4,
+    "report": 5,
 }
 
 
-def stream_seed(master_seed: int, stream: str) -> np.random.SeedSequence:
-    """The seed sequence of ``stream`` for a run with ``master_seed``."""
-    return np.random.SeedSequence(entropy=master_seed, spawn_key=(STREAM_KEYS[stream],))
+def stream_seed(master_seed: int, stream: str, *key: int) -> np.random.SeedSequence:
+    """The seed sequence of ``stream`` for a run with ``master_seed``; ``key`` extends the
+    spawn key for a family of independent streams (the report's one per table cell)."""
+    return np.random.SeedSequence(entropy=master_seed, spawn_key=(STREAM_KEYS[stream], *key))
 
 
-def stream_generator(master_seed: int, stream: str) -> np.random.Generator:
+def stream_generator(master_seed: int, stream: str, *key: int) -> np.random.Generator:
     """A PCG64 generator for ``stream``; the only way harness code obtains randomness."""
-    return np.random.Generator(np.random.PCG64(stream_seed(master_seed, stream)))
+    return np.random.Generator(np.random.PCG64(stream_seed(master_seed, stream, *key)))
 
 
 def describe_streams(master_seed: int, streams: tuple[str, ...]) -> dict[str, str]:

@@ -128,6 +128,11 @@ def small_spec(mlflow_store, nb201_built):
     return make
 
 
+def folder_bytes(folder: Path) -> dict[str, bytes]:
+    """Every file of a report folder by name, to compare two reports byte for byte."""
+    return {path.name: path.read_bytes() for path in sorted(folder.iterdir())}
+
+
 def harness_cli(*args: str, cwd: Path, **env: str) -> subprocess.CompletedProcess:
     """``harness ARGS`` in a subprocess, with a private sqlite store in ``cwd``."""
     env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{cwd / 'mlflow.db'}", **env}

@@ -7,6 +7,7 @@ import subprocess
 import sys
 import tomllib
 
+import pandas as pd
 import pytest
 from conftest import REPO, TABLE5, dump_toml, needs_nb201, needs_nbgraph
 
@@ -50,7 +51,10 @@ def test_run_returns_tidy_frames_in_spec_order_and_pins_the_overrides(
     # REINFORCE keeps the evaluation that crosses the budget (completed, never told)
     kept = evaluations[evaluations.completed & ~evaluations.told]
     assert set(kept.strategy) == {"REINFORCE"} and (kept.end_s > 3000).all()
-    assert [path.name for path in done.files] == ["t5.md", "t5.csv", "t5.png"]
+    assert done.files[0] == mlflow_store / "results" / "t5" / "report.md"
+    assert {"table.md", "table.tex", "per-seed.csv", "anytime-nb201-table5.svg"} <= {
+        path.name for path in done.files
+    }
 
     again = harness.results("nb201-table5")
     assert again.run_id == done.run_id and again.runs.equals(done.runs)
@@ -126,3 +130,8 @@ def test_one_spec_runs_on_nb201_and_nas_bench_graph_changing_only_the_benchmark_
         done = harness.run(path, seeds=seeds, budget={"evaluations": 20})
         assert set(done.runs.strategy) == {"RS", "REA", "REINFORCE", "LS"}
         assert (done.runs.evaluations == 20).all()
+        # NAS-Bench-Graph records no training times: its anytime clock is evaluations
+        auc = pd.read_csv(done.files[0].parent / "anytime-auc.csv")
+        unit = "evaluations" if name == "graphs" else "s"
+        assert set(auc.unit) == {unit}
+        assert name == "cells" or auc.budget.max() == 20

@@ -6,7 +6,7 @@ import re
 
 import pandas as pd
 import pytest
-from conftest import assert_clean_failure, harness_cli, needs_nb201
+from conftest import assert_clean_failure, folder_bytes, harness_cli, needs_nb201
 
 from harness.cli import main
 
@@ -23,22 +23,14 @@ def test_run_writes_results_and_records_every_pinned_fact(small_spec, mlflow_sto
 
     assert main(["run", str(small_spec())]) == 0
     parent_id = run_ids(capsys)
-    csv = pd.read_csv(mlflow_store / "results" / "table5.csv")
-    assert list(csv.columns) == [
-        "method",
-        "metric",
-        "ours_mean",
-        "ours_std",
-        "published_mean",
-        "published_std",
-        "n_runs",
-    ]
-    assert set(csv.method) == {"REA", "RS", "REINFORCE", "optimal (table)"}
-    assert (csv[csv.method == "REA"].n_runs == 12).all()
-    assert (mlflow_store / "results" / "table5.png").read_bytes()[:4] == b"\x89PNG"
-    md = (mlflow_store / "results" / "table5.md").read_text()
-    assert "Pairwise differences in mean C10 val" in md and "(table5.png)" in md
-    assert "| REA (published) | 91.19 ± 0.31" in md and "Known deviations" in md
+    out = mlflow_store / "results" / "table5"
+    table = pd.read_csv(out / "table.csv")
+    assert set(table.method) == {"REA", "RS", "REINFORCE", "BOHB"}
+    assert (table[table.method == "REA"].n == 12).all()
+    assert (out / "anytime-nb201-table5.png").read_bytes()[:4] == b"\x89PNG"
+    md = (out / "report.md").read_text()
+    assert "Pairwise Wilcoxon signed-rank tests" in md and "(anytime-nb201-table5.png)" in md
+    assert "| REA (published) | 91.19 ± 0.31" in md and "known deviations" in md
 
     client = MlflowClient()
     parent = client.get_run(parent_id)
@@ -72,6 +64,7 @@ def test_run_writes_results_and_records_every_pinned_fact(small_spec, mlflow_sto
         [parent.info.experiment_id], f"tags.mlflow.parentRunId = '{parent_id}'"
     )
     assert sorted(c.data.params["strategy.kind"] for c in children) == [
+        "bohb",
         "random_search",
         "regularized_evolution",
         "reinforce",
@@ -85,14 +78,11 @@ def test_same_spec_twice_gives_identical_trajectories_and_byte_identical_results
     small_spec, mlflow_store, capsys
 ):
     spec = small_spec()
-    assert main(["run", str(spec), "--results", "first/table5"]) == 0
+    assert main(["run", str(spec), "--results", "first"]) == 0
     first = run_ids(capsys)
-    assert main(["run", str(spec), "--results", "second/table5", "--executor", "processes"]) == 0
+    assert main(["run", str(spec), "--results", "second", "--executor", "processes"]) == 0
     second = run_ids(capsys)
-    for suffix in (".md", ".csv"):
-        a = (mlflow_store / "first" / f"table5{suffix}").read_bytes()
-        b = (mlflow_store / "second" / f"table5{suffix}").read_bytes()
-        assert a == b
+    assert folder_bytes(mlflow_store / "first") == folder_bytes(mlflow_store / "second")
     from harness.record import load_experiment, load_trajectories
 
     one, two = load_experiment(first), load_experiment(second)
@@ -103,14 +93,16 @@ def test_same_spec_twice_gives_identical_trajectories_and_byte_identical_results
         assert len(left) > 12 * 50
 
 
-def test_report_rewrites_the_same_results_from_records_alone(small_spec, mlflow_store, capsys):
+def test_report_rewrites_the_runs_results_from_records_alone(small_spec, mlflow_store, capsys):
     assert main(["run", str(small_spec())]) == 0
     parent = run_ids(capsys)
-    assert main(["report", parent, "--results", "again/table5"]) == 0
-    for suffix in (".md", ".csv"):
-        assert (mlflow_store / "again" / f"table5{suffix}").read_bytes() == (
-            mlflow_store / "results" / f"table5{suffix}"
-        ).read_bytes()
+    assert main(["report", parent, "--out", "by-id"]) == 0
+    assert main(["report", "nb201-table5"]) == 0
+    assert "report: results/nb201-table5/report.md" in capsys.readouterr().out
+    written = folder_bytes(mlflow_store / "results" / "table5")
+    assert len(written) > 10
+    assert folder_bytes(mlflow_store / "by-id") == written
+    assert folder_bytes(mlflow_store / "results" / "nb201-table5") == written
 
 
 def test_rerun_reproduces_a_recorded_seed_and_catches_a_tampered_record(

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import REPO, needs_nb201
+from conftest import REPO, folder_bytes, needs_nb201
 
 distributed = pytest.importorskip("distributed", reason="the [dask] extra is not installed")
 psutil = pytest.importorskip("psutil")
@@ -42,7 +42,6 @@ from harness.tabulate import (  # noqa: E402
 )
 
 DIGITS = REPO / "benchmarks" / "digits" / "tabulate.toml"
-RESULTS = (".md", ".csv", ".png")
 #: what two trainings on one machine may differ in: measured wall-clock seconds
 MEASURED = re.compile(r"(epoch|eval|total)_time_s$")
 
@@ -77,22 +76,19 @@ def own_processes() -> set[int]:
 @needs_nb201()
 def test_every_executor_gives_identical_results_and_trajectories(small_spec, cluster, capsys):
     spec = small_spec(lambda raw: raw["runs"].update(seeds={"start": 0, "count": 24}))
-    baseline = harness.run(spec, results="serial/t5")
-    processes = harness.run(spec, executor="processes", jobs=2, results="processes/t5")
+    baseline = harness.run(spec, results="serial")
+    processes = harness.run(spec, executor="processes", jobs=2, results="processes")
     parents = {}
     for name, flags in {
         "dask": ["--executor", "dask", "--jobs", "2"],
         "scheduler": ["--scheduler", cluster],
     }.items():
-        assert main(["run", str(spec), *flags, "--results", f"{name}/t5"]) == 0
+        assert main(["run", str(spec), *flags, "--results", name]) == 0
         parents[name] = re.search(r"MLflow experiment run (\w+)", capsys.readouterr().out)[1]
     others = [processes, *(harness.results(parent) for parent in parents.values())]
     assert len(baseline.runs) == 72
     for name in ("processes", *parents):
-        for suffix in RESULTS:
-            assert (Path(name) / f"t5{suffix}").read_bytes() == Path(
-                f"serial/t5{suffix}"
-            ).read_bytes(), (name, suffix)
+        assert folder_bytes(Path(name)) == folder_bytes(Path("serial")), name
     for done in others:
         assert done.evaluations.equals(baseline.evaluations)
         # strategy_wall_s is measured real time, recorded beside the simulated clock

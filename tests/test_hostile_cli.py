@@ -134,7 +134,7 @@ SPEC_CASES = {
     ),
     "published names nothing": (lambda r: r["published"].update(GA={}), "[published.GA]"),
     "results empty": (edit("experiment", "results", ""), "results"),
-    "results a folder": (edit("experiment", "results", "/tmp"), "folder"),
+    "results a file": (edit("experiment", "results", "/etc/hostname"), "not a folder"),
     "results in proc": (edit("experiment", "results", "/proc/harness/out"), "/proc"),
 }
 
@@ -187,7 +187,7 @@ FLAG_CASES = {
     "strategies unknown": (["--strategies", "GA"], "[overrides.strategies]"),
     "executor unknown": (["--executor", "threads"], "--executor"),
     "results empty": (["--results", ""], "results"),
-    "results a folder": (["--results", "/tmp"], "folder"),
+    "results a file": (["--results", "/etc/hostname"], "not a folder"),
 }
 
 
@@ -200,7 +200,7 @@ def test_a_hostile_run_flag_fails_in_one_line_and_writes_nothing(base, mlflow_st
 
 OTHER_COMMANDS = {
     "rerun unknown run": (["rerun", "0" * 32, "--seed", "1"], "no MLflow store"),
-    "report unknown run": (["report", "0" * 32, "--results", "out/x"], "no MLflow store"),
+    "report unknown run": (["report", "0" * 32, "--out", "out/x"], "no MLflow store"),
     "ls without a store": (["ls"], "no MLflow store"),
     "info missing table": (["info", "missing.h5"], "missing.h5"),
     "info not a table": (["info", "/proc/self/status"], "/proc/self/status"),

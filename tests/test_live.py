@@ -222,6 +222,26 @@ def test_assembled_table_maps_isomorphs_and_stores_its_protocol(tiny_table, prot
     assert entry["environment"]["torch.deterministic_algorithms"] == "true"
 
 
+def test_a_rewritten_manifest_entry_keeps_its_notes_only_for_the_same_bytes(tiny_table, protocol):
+    from harness.tabulate import update_manifest
+
+    path = tiny_table.path.parent / "manifest.json"
+    original = path.read_text()
+    entries = json.loads(original)
+    entries[tiny_table.path.name]["notes"] = {"fidelity": "measured on these bytes"}
+    path.write_text(json.dumps(entries))
+    spec = spec_for(protocol, tiny_table.path)
+    try:
+        update_manifest(spec, tiny_table.sha256, {})
+        kept = json.loads(path.read_text())[tiny_table.path.name]
+        update_manifest(spec, "0" * 64, {})
+        rebuilt = json.loads(path.read_text())[tiny_table.path.name]
+    finally:
+        path.write_text(original)
+    assert kept["notes"] == {"fidelity": "measured on these bytes"}
+    assert "notes" not in rebuilt
+
+
 def test_nb201_cifar_protocols_pin_the_official_split_files():
     from harness.data import read_split_file, split_hash
 

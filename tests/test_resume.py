@@ -20,11 +20,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import TABLE5, dump_toml, needs_nb201
+from conftest import TABLE5, dump_toml, folder_bytes, needs_nb201
 
 from harness.resume import WORK_DIR, ChunkStore
-
-RESULTS = (".md", ".csv", ".png")
 
 
 def write_table5(folder: Path, table: tuple[Path, str]) -> Path:
@@ -104,12 +102,11 @@ def runs(folder: Path) -> list[tuple[str, str, str]]:
 def uninterrupted(tmp_path_factory, nb201_built) -> dict[str, bytes]:
     folder = tmp_path_factory.mktemp("whole")
     finish(folder, "run", str(write_table5(folder, nb201_built)))
-    return {suffix: (folder / "results" / f"t5{suffix}").read_bytes() for suffix in RESULTS}
+    return folder_bytes(folder / "results" / "t5")
 
 
 def assert_same_results(folder: Path, expected: dict[str, bytes]) -> None:
-    for suffix, data in expected.items():
-        assert (folder / "results" / f"t5{suffix}").read_bytes() == data, suffix
+    assert folder_bytes(folder / "results" / "t5") == expected
 
 
 @needs_nb201()
@@ -183,7 +180,7 @@ def test_a_crashed_worker_ends_in_one_line_and_the_run_resumes(tmp_path, nb201_b
         done = finish(folder, "run", "spec.toml", *jobs, **env)
         if name == "crashed":
             assert f"resuming: {kept} finished chunks" in done.stderr
-        reports[name] = [(folder / "results" / f"t5{s}").read_bytes() for s in RESULTS]
+        reports[name] = folder_bytes(folder / "results" / "t5")
     assert reports["crashed"] == reports["whole"]
     assert runs(tmp_path / "crashed") == [
         ("experiment", "FINISHED", ""),
@@ -214,7 +211,7 @@ def test_a_run_killed_while_recording_is_marked_and_recorded_again(
             "where tags.key = 'harness.role' and tags.value = 'experiment' "
             "and runs.status = 'KILLED'"
         ).fetchone()
-    report = start(tmp_path, "report", orphan, "--results", "orphan/t5")
+    report = start(tmp_path, "report", orphan, "--out", "orphan")
     out, err = report.communicate(timeout=120)
     assert report.returncode == 2 and err.count("\n") == 1 and "Traceback" not in err
     assert "incomplete" in err and not (tmp_path / "orphan").exists()
@@ -223,12 +220,12 @@ def test_a_run_killed_while_recording_is_marked_and_recorded_again(
 @needs_nb201()
 def test_two_runs_creating_one_fresh_sqlite_store_both_succeed(tmp_path, nb201_built):
     spec = write_table5(tmp_path, nb201_built)
-    first = start(tmp_path, "run", str(spec), "--seeds", "0-19", "--results", "a/t5")
-    second = start(tmp_path, "run", str(spec), "--seeds", "0-19", "--results", "b/t5")
+    first = start(tmp_path, "run", str(spec), "--seeds", "0-19", "--results", "a")
+    second = start(tmp_path, "run", str(spec), "--seeds", "0-19", "--results", "b")
     for process in (first, second):
         _, err = process.communicate(timeout=300)
         assert process.returncode == 0, err
-    assert (tmp_path / "a" / "t5.md").read_bytes() == (tmp_path / "b" / "t5.md").read_bytes()
+    assert folder_bytes(tmp_path / "a") == folder_bytes(tmp_path / "b")
     assert runs(tmp_path).count(("experiment", "FINISHED", "")) == 2
 
 

@@ -1,0 +1,173 @@
+"""Figures of a report (PNG and SVG): anytime curves, the critical-difference diagram and
+the performance profile.
+
+Files are deterministic: figures are built without pyplot's global state, the SVG ids
+come from a fixed ``svg.hashsalt``, and neither format carries a date or the software
+version. With the pinned matplotlib (and its bundled DejaVu fonts) the bytes depend only
+on the records; another matplotlib or FreeType version may render pixels differently.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from harness.atomic import replacing
+from harness.report import anytime
+from harness.report.stats import Friedman
+from harness.report.study import Study
+
+#: eight methods stay apart in colour (Okabe & Ito's colour-blind-safe palette), line
+#: style and marker, so a printed grey-scale copy still tells them apart
+COLOURS = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000", "#F0E442")
+LINES = ("-", "--", "-.", ":", (0, (5, 1)), (0, (3, 1, 1, 1)), (0, (1, 1)), (0, (5, 5)))
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
+#: SVG text stays text (DejaVu Sans named), smaller and quicker than glyph outlines
+RC = {"svg.hashsalt": "harness-report", "svg.fonttype": "none", "font.size": 9}
+
+
+def style(index: int) -> dict[str, Any]:
+    """Colour, line style and marker of the ``index``-th method of a study."""
+    return {
+        "color": COLOURS[index % len(COLOURS)],
+        "linestyle": LINES[index % len(LINES)],
+        "marker": MARKERS[index % len(MARKERS)],
+        "markersize": 4,
+    }
+
+
+def save(figure: Any, stem: Path) -> list[Path]:
+    """Write ``stem.png`` and ``stem.svg``, each whole or not at all."""
+    import matplotlib
+
+    written = []
+    with matplotlib.rc_context(RC):
+        for suffix, metadata in ((".png", {"Software": None}), (".svg", {"Date": None})):
+            path = stem.with_suffix(suffix)
+            with replacing(path, suffix=suffix) as temporary:
+                figure.savefig(temporary, format=suffix[1:], metadata=metadata)
+            written.append(path)
+    return written
+
+
+def _figure(width: float, height: float, **margins: float) -> Any:
+    """A figure with fixed margins (fractions of its size): an automatic layout measures
+    every text's extent, the larger part of a report's drawing time."""
+    import matplotlib
+
+    with matplotlib.rc_context(RC):
+        from matplotlib.figure import Figure
+
+        figure = Figure(figsize=(width, height), dpi=120)
+        figure.subplots_adjust(**margins)
+        return figure
+
+
+def anytime_figure(study: Study, name: str, stem: Path) -> list[Path]:
+    """One benchmark's incumbent over simulated seconds and over evaluations: median over
+    seeds with its 95% interval."""
+    b = next(x for x in study.benchmarks if x.name == name)
+    q = anytime.quantity(b, study.target[name])
+    if q is None:
+        return []
+    steps = {method: anytime.run_steps(b, method, q) for method in b.methods}
+    timed = anytime.timed(b)
+    figure = _figure(
+        10.0 if timed else 5.4, 4.4, left=0.08 if timed else 0.14, right=0.98, bottom=0.12,
+        top=0.85, wspace=0.22,
+    )  # fmt: skip
+    time_axes, eval_axes = figure.subplots(1, 2) if timed else (None, figure.subplots())
+    if time_axes is not None:
+        grid, log_axis = anytime.time_grid(b, steps)
+    band = 0.15 if len(steps) <= 4 else 0.07  # eight overlapping bands must not hide lines
+    for method, runs in steps.items():
+        look = style(study.methods.index(method))
+        label = f"{method} (n={len(runs)})"
+        if time_axes is not None:
+            median, low, high = anytime.median_band(anytime.on_grid(runs, grid))
+            time_axes.plot(grid, median, label=label, markevery=anytime.GRID_POINTS // 8, **look)
+            time_axes.fill_between(grid, low, high, color=look["color"], alpha=band, linewidth=0)
+        rows = anytime.by_evaluation(runs)
+        x = np.arange(1, rows.shape[1] + 1)
+        median, low, high = anytime.median_band(rows)
+        eval_axes.plot(x, median, label=label, markevery=max(len(x) // 8, 1), **look)
+        eval_axes.fill_between(x, low, high, color=look["color"], alpha=band, linewidth=0)
+    if time_axes is not None:
+        if log_axis:
+            time_axes.set_xscale("log")
+        time_axes.set_xlabel("simulated seconds" + (" (log scale)" if log_axis else ""))
+    eval_axes.set_xlabel("completed evaluations (up to the shortest run)")
+    for axes in (time_axes, eval_axes):
+        if axes is not None:
+            axes.set_ylabel(q.axis)
+            axes.grid(alpha=0.3)
+    eval_axes.legend(fontsize=8)
+    figure.suptitle(
+        f"{b.resolved['experiment']['title']}\n{q.label}: median over seeds, 95% interval "
+        "of the median",
+        fontsize=9,
+    )
+    return save(figure, stem)
+
+
+def cd_figure(result: Friedman, methods: list[str], stem: Path) -> list[Path]:
+    """Nemenyi critical-difference diagram (scikit-posthocs): methods joined by a bar do
+    not differ significantly at α = 0.05 (Nemenyi's critical difference is in the title).
+
+    ``methods`` orders the study's styles. Methods enter the diagram as integer labels:
+    scikit-posthocs walks sets of labels, whose order for strings changes with Python's
+    per-process hash seed and would change the SVG's bytes.
+    """
+    import scikit_posthocs
+
+    height = 1.0 + 0.3 * len(result.methods)
+    # names stand left and right of the rank axis, outside it
+    figure = _figure(6.4, height, left=0.25, right=0.75, bottom=0.05, top=1 - 0.5 / height)
+    axes = figure.subplots()
+    ranks = pd.Series(result.mean_ranks.to_numpy(), index=range(len(result.methods)))
+    significance = pd.DataFrame(result.nemenyi.to_numpy(), index=ranks.index, columns=ranks.index)
+    drawn = scikit_posthocs.critical_difference_diagram(
+        ranks,
+        significance,
+        ax=axes,
+        label_fmt_left="{label}",
+        label_fmt_right="{label}",
+        color_palette={i: style(methods.index(m))["color"] for i, m in enumerate(result.methods)},
+    )
+    for text in drawn["labels"]:
+        index = int(text.get_text())
+        name, rank = result.methods[index], ranks[index]
+        left = text.get_horizontalalignment() == "right"
+        text.set_text(f"{name} ({rank:.2f})" if left else f"({rank:.2f}) {name}")
+    axes.set_title(
+        f"mean rank (1 = best) over {result.blocks} blocks; Friedman p = {result.p_value:.3g}; "
+        f"Nemenyi CD = {result.critical_difference:.2f}",
+        fontsize=8,
+    )
+    return save(figure, stem)
+
+
+def profile_figure(study: Study, stem: Path) -> list[Path]:
+    """Performance profile: the share of a method's runs, over every benchmark and seed,
+    whose regret to the table's optimum is at most τ (on each benchmark's ranked target)."""
+    primary = study.primary()
+    figure = _figure(6.4, 4.0, left=0.11, right=0.97, bottom=0.12, top=0.97)
+    axes = figure.subplots()
+    for i, method in enumerate(study.methods):
+        regret = np.sort(primary[primary.method == method]["regret"].to_numpy())
+        look = style(i)
+        axes.ecdf(
+            regret,
+            label=f"{method} (n={len(regret)})",
+            color=look["color"],
+            linestyle=look["linestyle"],
+        )
+    axes.set_xscale("symlog", linthresh=0.01)
+    axes.set_xlabel("τ: regret to the table's optimum (ranked target; symlog scale)")
+    axes.set_ylabel("share of runs with regret ≤ τ")
+    axes.grid(alpha=0.3)
+    axes.legend(fontsize=8)
+    return save(figure, stem)
