@@ -53,6 +53,7 @@ nbgraph: $(PLUGIN)
 # every strategy on the shipped table (1 and 4 workers), NB201 and NAS-Bench-Graph
 compare: $(PLUGIN)
 	for spec in benchmarks/compare/*.toml; do $(BIN)/harness run $$spec || exit 1; done
+	$(BIN)/harness report benchmarks/compare/*.toml --out results/compare
 
 test: $(STAMP)
 	$(BIN)/pytest -q
