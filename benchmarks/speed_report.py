@@ -3,11 +3,12 @@
     .venv/bin/python benchmarks/speed_report.py [--repeats 3]
 
 Records the experiments once into a temporary sqlite store (not timed), then measures:
-1. reporting NB201 Table 5 (3 methods x 500 seeds) from its records: ``harness report`` in
+1. reporting NB201 Table 5 (4 methods x 500 seeds) from its records: ``harness report`` in
    a fresh process (start-up and imports included), and ``harness.make_report`` called
    again in one process (imports done);
 2. the same for a study of 4 benchmarks x 8 methods x 100 seeds (Table 5's protocol at
-   four time budgets; REA, REINFORCE at several settings and random search).
+   four time budgets; Table 5's methods, random sampling, successive halving, Hyperband
+   and ASHA).
 """
 
 from __future__ import annotations
@@ -25,33 +26,16 @@ REPO = Path(__file__).resolve().parents[1]
 SPEC = REPO / "benchmarks" / "nb201" / "table5.toml"
 HARNESS = Path(sys.executable).parent / "harness"
 BUDGETS = (2000, 4000, 8000, 12000)
-#: five more methods beside Table 5's three, eight in all
-MORE_STRATEGIES = """
-[[strategy]]
-name = "REA-p5"
-kind = "regularized_evolution"
-params = { population_size = 5, sample_size = 2 }
-
-[[strategy]]
-name = "REA-p20"
-kind = "regularized_evolution"
-params = { population_size = 20, sample_size = 5 }
-
-[[strategy]]
-name = "REA-p50"
-kind = "regularized_evolution"
-params = { population_size = 50, sample_size = 10 }
-
-[[strategy]]
-name = "REINFORCE-0.1"
-kind = "reinforce"
-params = { learning_rate = 0.1, baseline_momentum = 0.9 }
-
-[[strategy]]
-name = "REINFORCE-0.01"
-kind = "reinforce"
-params = { learning_rate = 0.01, baseline_momentum = 0.9 }
-"""
+#: four more built-ins beside Table 5's four, eight methods in all
+MORE_STRATEGIES = "".join(
+    f'\n[[strategy]]\nname = "{name}"\nkind = "{kind}"\n'
+    for name, kind in [
+        ("RSamp", "random_sampling"),
+        ("SH", "successive_halving"),
+        ("HB", "hyperband"),
+        ("ASHA", "asha"),
+    ]
+)
 
 
 def study_spec(folder: Path, budget: int) -> Path:
@@ -106,7 +90,7 @@ def main() -> None:
         os.environ.update(env)
         os.chdir(folder)
         fresh_process(["run", str(SPEC), "--results", "table5"], folder, env)
-        measure("Table 5, 3 x 500 runs [target: <= 5 s]", ["nb201-table5"], folder, env, repeats)
+        measure("Table 5, 4 x 500 runs [target: <= 5 s]", ["nb201-table5"], folder, env, repeats)
         specs = [study_spec(folder, budget) for budget in BUDGETS]
         for spec in specs:
             fresh_process(
