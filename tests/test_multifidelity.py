@@ -433,7 +433,7 @@ def test_records_pin_each_strategys_overrun_rule_and_which_evaluations_continued
     reinforce = evaluations[evaluations.strategy == "REINFORCE"]
     assert (reinforce.completed & ~reinforce.told).sum() >= 1  # kept, not told
     assert set(done.runs.final_epoch) == {4}
-    assert "overrun rule `discard` (REINFORCE: `keep`)" in done.files[0].read_text()
+    assert "overrun discard (REINFORCE: keep)" in done.files[0].read_text()
     capsys.readouterr()
     assert main(["rerun", record.children["HB"], "--seed", "2"]) == 0
     assert "identical to the record" in capsys.readouterr().out

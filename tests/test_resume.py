@@ -105,6 +105,10 @@ def uninterrupted(tmp_path_factory, nb201_built) -> dict[str, bytes]:
     return folder_bytes(folder / "results" / "t5")
 
 
+#: a finished Table 5 record: the experiment's run and one child per method
+WHOLE = [("experiment", "FINISHED", "")] + [("strategy", "FINISHED", "")] * 4
+
+
 def assert_same_results(folder: Path, expected: dict[str, bytes]) -> None:
     assert folder_bytes(folder / "results" / "t5") == expected
 
@@ -122,7 +126,7 @@ def test_a_run_killed_while_searching_resumes_with_identical_results(
     done = finish(tmp_path, "run", spec, *executor)
     assert f"resuming: {kept} finished chunks" in done.stderr
     assert_same_results(tmp_path, uninterrupted)
-    assert runs(tmp_path) == [("experiment", "FINISHED", "")] + [("strategy", "FINISHED", "")] * 3
+    assert runs(tmp_path) == WHOLE
     assert not list((tmp_path / WORK_DIR).glob("*"))  # recorded: nothing left to resume
 
 
@@ -197,11 +201,11 @@ def test_a_run_killed_while_recording_is_marked_and_recorded_again(
     half = runs(tmp_path)
     assert ("experiment", "RUNNING", "") in half
     done = finish(tmp_path, "run", spec)
-    assert "resuming: 30 finished chunks" in done.stderr  # the search is not done again
+    assert "resuming: 40 finished chunks" in done.stderr  # the search is not done again
     assert_same_results(tmp_path, uninterrupted)
     after = runs(tmp_path)
     finished = [r for r in after if r[1] == "FINISHED"]
-    assert finished == [("experiment", "FINISHED", "")] + [("strategy", "FINISHED", "")] * 3
+    assert finished == WHOLE
     killed = [r for r in after if r[1] != "FINISHED"]
     assert killed and all(r[1:] == ("KILLED", "true") for r in killed)
     assert len(killed) == len(half)

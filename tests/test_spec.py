@@ -19,12 +19,16 @@ def table5() -> dict:
 
 def test_table5_spec_parses_with_its_published_protocol():
     spec = load_spec(TABLE5)
-    assert [s.name for s in spec.strategies] == ["REA", "RS", "REINFORCE"]
+    assert [s.name for s in spec.strategies] == ["REA", "RS", "REINFORCE", "BOHB"]
     assert spec.strategies[0].params == {"population_size": 10, "sample_size": 3}
     assert spec.strategies[2].params == {"learning_rate": 0.5, "baseline_momentum": 0.9}
     assert spec.budget.seconds == 12000 and spec.budget.overrun == "discard"
-    # NB201's released REINFORCE keeps the evaluation that crosses the budget; REA, RS drop it
-    assert [s.budget(spec.budget).overrun for s in spec.strategies] == ["discard"] * 2 + ["keep"]
+    # NB201's released REINFORCE keeps the evaluation that crosses the budget; REA, RS drop
+    # it; its BOHB scored it 100 % loss, never a candidate
+    rules = [s.budget(spec.budget).overrun for s in spec.strategies]
+    assert rules == ["discard", "discard", "keep", "discard"]
+    assert spec.strategies[3].params["ignore_budget"] is True
+    assert spec.published["BOHB"]["C10 test"] == (93.61, 0.52)
     assert len(spec.seeds) == 500
     assert str(spec.search.signal) == "cifar10-valid/hp12/x-valid/accuracy"
     assert spec.published["REA"]["C10 val"] == (91.19, 0.31)
