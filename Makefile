@@ -18,6 +18,7 @@ os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
 import harness.cli, harness.api, harness.record, harness.report, harness.tabulate
 import harness.evaluators.live, harness.report.write, matplotlib.pyplot
 import scikit_posthocs, statsmodels.stats.multitest
+import harness.strategies.bananas, harness.strategies.bohb, harness.strategies.tpe, optuna
 from mlflow.tracking import MlflowClient
 import mlflow.store.db_migrations as migrations
 with tempfile.TemporaryDirectory() as folder:  # a sqlite store imports its SQL layers
