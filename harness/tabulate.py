@@ -21,19 +21,19 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 import harness
-from harness.atomic import replacing, write_text
+from harness.atomic import write_text
 from harness.config import Field, at, read_toml, spec_error, validate
 from harness.data import Dataset
 from harness.environment import capture
 from harness.errors import ConfigError, TableError
 from harness.executors import resolve_executor, run_chunks
+from harness.parts import check_parts, chunks_done, parts_folder, read_parts, write_part
 from harness.protocol import Protocol
 from harness.resume import source_sha256
 from harness.spaces import get_space
@@ -144,36 +144,15 @@ def _train_chunk(chunk: list[tuple[int, int]]) -> dict[str, np.ndarray]:
     }
 
 
-def _write_part(parts: Path, index: int, arrays: dict[str, np.ndarray]) -> None:
-    """Store a finished chunk as ``chunk-<index>.npz``; it appears whole or not at all."""
-    with replacing(parts / f"chunk-{index:05d}.npz", suffix=".npz") as temporary:
-        np.savez(temporary, **arrays)
-
-
-def _check_parts(parts: Path, spec: TabulateSpec) -> None:
-    """A parts folder belongs to one protocol and chunking; refuse to mix builds."""
-    identity = {
+def _identity(spec: TabulateSpec) -> dict[str, object]:
+    """What a parts folder must have been made for to be resumed by this build."""
+    return {
         "benchmark_id": spec.benchmark_id,
         "space": spec.space.name,
         "protocol_hash": spec.protocol.protocol_hash,
         "chunk_size": CHUNK_SIZE,
         "harness": harness.__version__,
     }
-    manifest = parts / "build.json"
-    if manifest.exists():
-        try:
-            found = json.loads(manifest.read_text())
-        except (OSError, ValueError):
-            raise TableError(
-                f"{manifest} is damaged; remove it (the finished chunks stay) to continue"
-            ) from None
-        if found != identity:
-            raise TableError(
-                f"{parts} holds a build of another protocol or version ({found}); "
-                "remove the folder to start over"
-            )
-        return
-    write_text(manifest, json.dumps(identity, sort_keys=True))
 
 
 def _duration(seconds: float) -> str:
@@ -209,10 +188,6 @@ def _where(executor: str, workers: int, scheduler: str | None) -> str:
     return f"in {workers} worker processes"
 
 
-def _chunks_done(parts: Path) -> set[int]:
-    return {int(p.stem.split("-")[1]) for p in parts.glob("chunk-*.npz")}
-
-
 def train_all(
     spec: TabulateSpec,
     workers: int | None = None,
@@ -231,10 +206,10 @@ def train_all(
     workers = workers or spec.workers
     protocol = spec.protocol
     open_dataset(protocol, spec.data_root, spec.split_dir)  # fail fast, before any worker
-    parts = spec.out.with_name(spec.out.name + ".parts")
-    _check_parts(parts, spec)
+    parts = parts_folder(spec.out)
+    check_parts(parts, _identity(spec))
     chunks = work_chunks(spec.space, protocol)
-    done = _chunks_done(parts)
+    done = chunks_done(parts)
     total = sum(len(c) for c in chunks)
     finished = sum(len(chunks[i]) for i in done)
     pending = [(i, chunk) for i, chunk in enumerate(chunks) if i not in done]
@@ -252,7 +227,7 @@ def train_all(
 
     def store(index: int, arrays: dict[str, np.ndarray]) -> None:
         nonlocal finished, now
-        _write_part(parts, index, arrays)
+        write_part(parts, index, arrays)
         finished += len(arrays["archs"])
         now += len(arrays["archs"])
         log.info(_progress(now, now_total, finished, total, started))
@@ -271,12 +246,6 @@ def train_all(
     return parts, len(todo) == len(pending)
 
 
-def _read_parts(parts: Path) -> Iterator[dict[str, np.ndarray]]:
-    for path in sorted(parts.glob("chunk-*.npz")):
-        with np.load(path, allow_pickle=False) as data:
-            yield {key: data[key] for key in data.files}
-
-
 def assemble(spec: TabulateSpec, parts: Path) -> str:
     """Write the table from the finished parts; returns its sha256."""
     protocol, space = spec.protocol, spec.space
@@ -288,7 +257,7 @@ def assemble(spec: TabulateSpec, parts: Path) -> str:
     keys = [*TRAIN_METRICS, *((s, m) for s in protocol.eval_splits for m in EVAL_METRICS)]
     trained = {key: np.full(shape, np.nan) for key in keys}
     filled = np.zeros(shape[:2], dtype=bool)
-    for part in _read_parts(parts):
+    for part in read_parts(parts):
         rows = [row_of[int(a)] for a in part["archs"]]
         slots = [slot_of[int(s)] for s in part["seeds"]]
         filled[rows, slots] = True

@@ -30,12 +30,13 @@ import harness  # noqa: E402
 from harness.cli import main  # noqa: E402
 from harness.errors import HarnessError  # noqa: E402
 from harness.executors import run_chunks  # noqa: E402
+from harness.parts import check_parts, parts_folder  # noqa: E402
 from harness.protocol import load_protocol  # noqa: E402
 from harness.spaces import get_space  # noqa: E402
 from harness.table import Table  # noqa: E402
 from harness.tabulate import (  # noqa: E402
     TabulateSpec,
-    _check_parts,
+    _identity,
     assemble,
     train_all,
     work_chunks,
@@ -155,8 +156,8 @@ def local_parts(tmp_path_factory) -> dict[str, dict[str, np.ndarray]]:
 
 
 def write_parts(spec: TabulateSpec, chunks: dict[str, dict[str, np.ndarray]]) -> Path:
-    parts = spec.out.with_name(spec.out.name + ".parts")
-    _check_parts(parts, spec)
+    parts = parts_folder(spec.out)
+    check_parts(parts, _identity(spec))
     for name, arrays in chunks.items():
         np.savez(parts / name, **arrays)
     return parts

@@ -20,6 +20,7 @@ from harness.data import load_dataset
 from harness.errors import ConfigError, HarnessError, TableError
 from harness.evaluators.live import LiveEvaluator
 from harness.evaluators.tabular import TableCosts, TabularEvaluator
+from harness.parts import check_parts
 from harness.protocol import Protocol, load_protocol, table_protocol
 from harness.seeding import stream_generator
 from harness.spaces import get_space
@@ -28,7 +29,7 @@ from harness.tabulate import (
     EVAL_METRICS,
     TRAIN_METRICS,
     TabulateSpec,
-    _check_parts,
+    _identity,
     _train_chunk,
     assemble,
     train_all,
@@ -123,7 +124,7 @@ def spec_for(protocol: Protocol, out) -> TabulateSpec:
 def fake_chunks(spec: TabulateSpec, real: dict[tuple[int, int], dict] | None = None) -> None:
     """Write every chunk with made-up curves, except trainings given in ``real``."""
     parts = spec.out.with_name(spec.out.name + ".parts")
-    _check_parts(parts, spec)
+    check_parts(parts, _identity(spec))
     keys = [*TRAIN_METRICS, *((s, m) for s in spec.protocol.eval_splits for m in EVAL_METRICS)]
     for index, chunk in enumerate(work_chunks(spec.space, spec.protocol)):
         arrays = {}
