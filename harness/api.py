@@ -91,7 +91,7 @@ def run(
     seeds: Iterable[int] | Mapping[str, int] | None = None,
     strategies: Iterable[str] | None = None,
     budget: Mapping[str, float | int | str | None] | None = None,
-    evaluator: str = "tabular",
+    evaluator: str | None = None,
     executor: str | None = None,
     jobs: int = 2,
     results: str | Path | None = None,
@@ -108,7 +108,8 @@ def run(
     Overrides (each pinned in the record and in the spec hash): ``seeds`` (master seeds,
     or ``{"start": s, "count": n}``), ``strategies`` (names of the spec's strategies to
     run), ``budget`` (budget keys to replace, ``None`` removing a limit). ``evaluator``
-    is ``"tabular"`` or ``"live"`` (train under the table's protocol, from ``data_root``);
+    replaces the spec's ``[search] evaluator``: ``"tabular"``, ``"live"`` (train under the
+    table's protocol, from ``data_root``) or a plugin kind;
     ``executor`` is ``"serial"``, ``"processes"`` with ``jobs`` workers, or ``"dask"``: a
     loopback Dask cluster of ``jobs`` workers, or the cluster at ``scheduler`` (an address
     such as ``"tcp://10.0.0.5:8786"``; implies ``"dask"``; see ``docs/distributed.md``);
@@ -116,10 +117,10 @@ def run(
     the machine several cores, this process otherwise. No executor changes a result.
     ``results`` is the folder of the report (:func:`make_report`; default: the spec's).
     """
+    from harness.evaluators import EvaluatorSetup
     from harness.executors import resolve_executor
     from harness.experiment import (
         Benchmark,
-        LiveSetup,
         open_table,
         resume_identity,
         run_experiment,
@@ -133,16 +134,16 @@ def run(
         raise HarnessError(f"jobs must be a positive integer, got {jobs!r}")
     overrides = {"seeds": seeds, "strategies": strategies, "budget": budget}
     parsed = load_spec(Path(spec), overrides)
-    if evaluator not in ("tabular", "live"):
-        raise HarnessError(f"evaluator must be 'tabular' or 'live', got {evaluator!r}")
-    live = None
-    if evaluator == "live":
-        live = LiveSetup(
-            Path(data_root) if data_root else None, Path(split_dir) if split_dir else None
-        )
+    if evaluator is not None and (not isinstance(evaluator, str) or not evaluator):
+        raise HarnessError(f"evaluator must be an evaluator kind, got {evaluator!r}")
+    setup = EvaluatorSetup(
+        evaluator or parsed.search.evaluator,
+        Path(data_root) if data_root else None,
+        Path(split_dir) if split_dir else None,
+    )
     folder = Path(results) if results is not None else parsed.results
     _check_folder(folder if results is None else results, "results")
-    benchmark = Benchmark(parsed, open_table(parsed), live)
+    benchmark = Benchmark(parsed, open_table(parsed), setup)
     # imported only once the input is known to be good: MLflow takes seconds to import
     from harness.environment import capture_details
     from harness.record import check_store, load_experiment, record_experiment

@@ -171,7 +171,8 @@ def _compare_tables(args: argparse.Namespace) -> int:
 
 
 def _rerun(args: argparse.Namespace) -> int:
-    from harness.experiment import Benchmark, LiveSetup
+    from harness.evaluators import EvaluatorSetup
+    from harness.experiment import Benchmark
     from harness.plugins import origin
     from harness.record import find_parent, load_experiment, load_trajectories, trajectory_frame
     from harness.spec import parse_spec_text
@@ -217,21 +218,20 @@ def _rerun(args: argparse.Namespace) -> int:
             f"{label}: note: the strategy's source file changed since the record "
             f"(sha256 {recorded_source[:12]} then, {now_source[:12]} now)"
         )
-    live = None
-    if record.params.get("evaluator") == "live":
-        live = LiveSetup(
-            Path(args.data_root) if args.data_root else None,
-            Path(args.split_dir) if args.split_dir else None,
-        )
+    setup = EvaluatorSetup(
+        record.params.get("evaluator", "tabular"),
+        Path(args.data_root) if args.data_root else None,
+        Path(args.split_dir) if args.split_dir else None,
+    )
     table = Table.load(table_path, expected_sha256=record.table["sha256"])
-    benchmark = Benchmark(spec, table, live)
+    benchmark = Benchmark(spec, table, setup)
     outcome = benchmark.run(strategy_spec, args.seed)
     fresh = trajectory_frame([outcome])
     recorded = load_trajectories(record.children[strategy])
     recorded = recorded[recorded.seed == args.seed].reset_index(drop=True)
-    # wall-clock times differ between any two trainings: a live re-run does not compare them
+    # wall-clock times differ between any two trainings: a trained re-run does not compare them
     measured: tuple[str, ...] = ()
-    if live is not None:
+    if benchmark.evaluator.trains:
         measured = MEASURED if spec.search.cost == "live" else ("measured_s",)
         print(f"{label}: live run; measured times ({', '.join(measured)}) are not compared")
         fresh = fresh.drop(columns=list(measured), errors="ignore")
@@ -321,9 +321,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--results", help="report folder (default: the spec's [experiment] results)")
     run.add_argument(
         "--evaluator",
-        choices=("tabular", "live"),
-        default="tabular",
-        help="look evaluations up in the table, or train them live under its protocol",
+        metavar="KIND",
+        help="replace the spec's [search] evaluator: tabular (look evaluations up in the "
+        "table), live (train them under its protocol) or a plugin kind",
     )
     run.add_argument("--data-root", help="dataset folder for live runs (CIFAR, ImageNet16, ...)")
     run.add_argument("--split-dir", help="folder of NB201's split files, for live runs")

@@ -13,20 +13,14 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from harness.config import at, spec_error
 from harness.errors import ConfigError, StrategyError, TableError
-from harness.evaluators.base import Evaluator
-from harness.evaluators.tabular import (
-    TableCosts,
-    TabularEvaluator,
-    resolve_metric,
-    table_fidelities,
-)
+from harness.evaluators import Evaluator, EvaluatorSetup, evaluator_class
+from harness.evaluators.tabular import resolve_metric
 from harness.executors import run_chunks
 from harness.importers import build_table
 from harness.plugins import origin
@@ -72,30 +66,25 @@ def open_table(spec: ExperimentSpec) -> Table:
     return Table.load(path, expected_sha256=spec.table_sha256)
 
 
-@dataclass(frozen=True)
-class LiveSetup:
-    """Run live instead of looking up: train under the table's own protocol on this data."""
-
-    data_root: Path | None = None
-    split_dir: Path | None = None
-
-
 class Benchmark:
     """The table, the space and the search protocol's evaluator, shared by all runs.
 
-    With ``live`` set, evaluations are trained under the protocol the table stores, so
-    the same spec runs on the table or live under the identical protocol; report targets
-    are then measured live too, and the optimal row stays the table's.
+    ``setup`` names the evaluator (default: the spec's ``[search] evaluator``). An
+    evaluator that trains does so under the protocol the table stores, so the same spec
+    runs on the table or live under the identical protocol; report targets are then
+    measured live too, and the optimal row stays the table's.
     """
 
-    def __init__(self, spec: ExperimentSpec, table: Table, live: LiveSetup | None = None) -> None:
+    def __init__(
+        self, spec: ExperimentSpec, table: Table, setup: EvaluatorSetup | None = None
+    ) -> None:
         try:
-            self._setup(spec, table, live)
+            self._setup(spec, table, setup or EvaluatorSetup(spec.search.evaluator))
         except ConfigError as error:
             raise spec_error(spec.path, error) from None
 
-    def _setup(self, spec: ExperimentSpec, table: Table, live: LiveSetup | None) -> None:
-        self.spec, self.table, self.live = spec, table, live
+    def _setup(self, spec: ExperimentSpec, table: Table, setup: EvaluatorSetup) -> None:
+        self.spec, self.table, self.evaluator_setup = spec, table, setup
         if spec.table_space is not None and spec.table_space != table.space:
             raise ConfigError(
                 f"is {spec.table_space!r} but table {table.path} holds space {table.space!r}",
@@ -118,49 +107,17 @@ class Benchmark:
                     f"{table.path}: report target {label!r} is missing for "
                     f"{int(np.isnan(vector).sum())} architectures"
                 )
-        if live is None:
-            if search.cost == "live":
-                raise ConfigError(
-                    "'live' charges this run's measured training time: run it with "
-                    "`--evaluator live`, or charge the table's costs (cost = 'table')",
-                    "search.cost",
-                )
-            self.evaluator: Evaluator = TabularEvaluator(table, self.space, search)
-        else:
-            self.evaluator = self._live_evaluator(spec, table, live)
+        with at("search.evaluator"):
+            self.evaluator_class = evaluator_class(setup.kind)
+        self.evaluator: Evaluator = self.evaluator_class.for_benchmark(
+            table, self.space, search, setup, (t.ref for t in spec.targets)
+        )
         if not self.evaluator.has_costs and spec.budget.seconds is not None:
             raise ConfigError(
                 f"table {table.path} records no training times, so evaluations cost no "
                 "simulated seconds: budget this search in evaluations or epochs",
                 "budget.seconds",
             )
-
-    def _live_evaluator(self, spec: ExperimentSpec, table: Table, live: LiveSetup) -> Evaluator:
-        # imported here: torch takes seconds to import
-        from harness.evaluators.live import LiveEvaluator
-        from harness.protocol import table_protocol
-        from harness.train import open_dataset
-
-        protocol = table_protocol(table.protocol, table.path)
-        search = spec.search
-        costs, seeds = None, ()
-        if search.cost == "table":
-            signal = search.signal
-            seeds = table.variable(
-                signal.dataset, signal.schedule, signal.split, signal.metric
-            ).seeds
-            costs = TableCosts(table, search, table_fidelities(table, search), seeds)
-        evaluator = LiveEvaluator(
-            protocol,
-            open_dataset(protocol, live.data_root, live.split_dir),
-            self.space,
-            search,
-            costs,
-            seeds,
-        )
-        with at("report"):
-            evaluator.check_refs(t.ref for t in spec.targets)
-        return evaluator
 
     def optimal(self) -> dict[str, float]:
         """Per target, the best value any architecture reaches (the table's optimal row)."""
@@ -203,9 +160,9 @@ class Benchmark:
 _worker_benchmark: Benchmark | None = None
 
 
-def _init_worker(spec: ExperimentSpec, live: LiveSetup | None) -> None:
+def _init_worker(spec: ExperimentSpec, setup: EvaluatorSetup) -> None:
     global _worker_benchmark
-    _worker_benchmark = Benchmark(spec, Table.load(spec.table_path, spec.table_sha256), live)
+    _worker_benchmark = Benchmark(spec, Table.load(spec.table_path, spec.table_sha256), setup)
 
 
 def _run_chunk(jobs: list[tuple[int, int]]) -> list[RunOutcome]:
@@ -241,6 +198,7 @@ _RESULT_FIELDS = (
     "epochs",
     "stop_reason",
     "strategy_wall_s",
+    "setup_s",
 )
 
 
@@ -309,12 +267,14 @@ def _chunk_outcomes(arrays: dict[str, np.ndarray]) -> list[RunOutcome]:
 def resume_identity(spec: ExperimentSpec, benchmark: Benchmark) -> dict[str, Any]:
     """Everything a finished run depends on besides its seed: a resumed experiment reuses
     runs only when all of it is unchanged."""
-    live = benchmark.live
+    setup = benchmark.evaluator_setup
+    trains = benchmark.evaluator.trains
     return {
         "spec_hash": spec.spec_hash,
         "table_sha256": benchmark.table.sha256,
-        "evaluator": "tabular" if live is None else "live",
-        "live": None if live is None else [str(live.data_root), str(live.split_dir)],
+        "evaluator": setup.kind,
+        "evaluator_source": origin(benchmark.evaluator_class)["source_sha256"],
+        "live": [str(setup.data_root), str(setup.split_dir)] if trains else None,
         "harness_source": source_sha256(),
         "strategies": [origin(strategy_class(s.kind))["source_sha256"] for s in spec.strategies],
         "overrun": [s.budget(spec.budget).overrun for s in spec.strategies],
@@ -342,7 +302,8 @@ def run_experiment(
     (:func:`harness.executors.run_chunks`).
     """
     work = [(s, seed) for s in range(len(spec.strategies)) for seed in spec.seeds]
-    size = TABULAR_CHUNK if benchmark.live is None else 1
+    trains = benchmark.evaluator.trains
+    size = 1 if trains else TABULAR_CHUNK
     chunks = [work[i : i + size] for i in range(0, len(work), size)]
     done = {i: _chunk_outcomes(arrays) for i, arrays in (store.load() if store else {}).items()}
     progress = _Progress(len(work), sum(len(c) for c in done.values()))
@@ -355,7 +316,7 @@ def run_experiment(
 
     pending = [(i, chunk) for i, chunk in enumerate(chunks) if i not in done]
     if executor is None:
-        several = len(pending) > 1 and (os.cpu_count() or 1) > 1 and benchmark.live is None
+        several = len(pending) > 1 and (os.cpu_count() or 1) > 1 and not trains
         executor = "processes" if several else "serial"
     if executor == "serial" or (executor == "processes" and jobs == 1):
         strategies = spec.strategies
@@ -373,7 +334,7 @@ def run_experiment(
             executor=executor,
             workers=jobs,
             initializer=_init_worker,
-            initargs=(spec, benchmark.live),
+            initargs=(spec, benchmark.evaluator_setup),
             scheduler=scheduler,
             fingerprint=source_sha256,
             meanwhile=meanwhile,

@@ -232,6 +232,7 @@ def runs_frame(outcomes: list[RunOutcome], benchmark: Benchmark) -> pd.DataFrame
             ),
             "epochs": r.epochs,
             "simulated_seconds": r.simulated_seconds,
+            "setup_s": r.setup_s,
             "stop_reason": r.stop_reason,
             "final_arch_index": r.incumbent_arch,
             "final_arch": benchmark.space.string_of_index(r.incumbent_arch),
@@ -332,7 +333,8 @@ def _record(
         "table_format_version": table.format_version,
         "benchmark_id": table.benchmark_id,
         "space": table.space,
-        "evaluator": "tabular" if benchmark.live is None else "live",
+        "evaluator": benchmark.evaluator_setup.kind,
+        **{f"evaluator.{k}": v for k, v in origin(benchmark.evaluator_class).items()},
         "protocol_hash": protocol_hash,
         "search_protocol_hash": config_hash(
             {"search": spec.resolved["search"], "budget": spec.resolved["budget"]}
@@ -369,7 +371,7 @@ def _record(
         "optimal": benchmark.optimal(),
     }
     _write_artifact(client, pid, TABLE_INFO, _json(table_info))
-    if benchmark.live is None:  # a live run's values are its own trainings', not the table's
+    if not benchmark.evaluator.trains:  # a trained run's values are its own, not the table's
         _write_artifact(client, pid, INCUMBENTS, _parquet(incumbents_frame(outcomes, benchmark)))
 
     for strategy in spec.strategies:

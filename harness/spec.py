@@ -77,6 +77,9 @@ SEARCH_FIELDS = {
     "sealed": Field(dict, {}),
     "include_validation_time": Field(bool),
     "cost": Field(str, "table"),
+    "evaluator": Field(
+        str, "tabular", help="tabular, live, an entry point or package.module:Class"
+    ),
 }
 RUNS_FIELDS = {
     "seeds": Field((list, dict)),
@@ -293,6 +296,7 @@ def _parse(raw: dict[str, Any], path: Path, overrides: dict[str, Any], text: str
             visible=refs("visible"),
             sealed=refs("sealed"),
             cost=search_raw["cost"],
+            evaluator=search_raw["evaluator"],
         )
 
     with at("budget"):
@@ -340,6 +344,8 @@ def _parse(raw: dict[str, Any], path: Path, overrides: dict[str, Any], text: str
             "sealed": {k: str(v) for k, v in search.sealed.items()},
             "include_validation_time": search.include_validation_time,
             "cost": search.cost,
+            # a spec that names no evaluator keeps the hash it had before evaluators had kinds
+            **({} if search.evaluator == "tabular" else {"evaluator": search.evaluator}),
         },
         "budget": budget.as_dict(),
         "runs": {"seeds": list(seeds), "workers": runs["workers"]},

@@ -214,7 +214,8 @@ class SearchProtocol:
 
     ``signal`` (higher is better) and ``visible`` are what a strategy sees; ``sealed``
     is recorded per evaluation but never shown to a strategy. Test splits can only be
-    sealed. ``cost`` says where an evaluation's cost comes from (:data:`COST_SOURCES`).
+    sealed. ``cost`` says where an evaluation's cost comes from (:data:`COST_SOURCES`);
+    ``evaluator`` which evaluator answers (``tabular``, ``live`` or a plugin).
     """
 
     dataset: str
@@ -226,6 +227,8 @@ class SearchProtocol:
     visible: Mapping[str, MetricRef] = field(default_factory=dict)
     sealed: Mapping[str, MetricRef] = field(default_factory=dict)
     cost: str = "table"
+    #: the evaluator kind that answers (:mod:`harness.evaluators`)
+    evaluator: str = "tabular"
 
     def __post_init__(self) -> None:
         if self.epoch < 1:

@@ -40,12 +40,27 @@ Without validation time this is exactly ``cost(e2) - cost(e1)``.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 
+from harness.errors import ConfigError
 from harness.spaces.base import SearchSpace
-from harness.values import MetricRef, Observation, Proposal, Resume
+from harness.table import Table
+from harness.values import MetricRef, Observation, Proposal, Resume, SearchProtocol
+
+
+@dataclass(frozen=True)
+class EvaluatorSetup:
+    """Which evaluator answers a benchmark's runs (a kind of :mod:`harness.evaluators`),
+    and where an evaluator that trains finds its data."""
+
+    kind: str = "tabular"
+    data_root: Path | None = None
+    split_dir: Path | None = None
 
 
 def draw_slot(available: np.ndarray, rng: np.random.Generator) -> int:
@@ -62,6 +77,26 @@ class Evaluator(ABC):
     fidelities: tuple[int, ...]
     #: whether evaluations cost simulated seconds (False: the benchmark records no times)
     has_costs: bool = True
+    #: whether an evaluation trains (minutes each): then a run's values are its own
+    #: trainings', not the table's, and runs go one per chunk so a kill loses little
+    trains: ClassVar[bool] = False
+
+    @classmethod
+    def for_benchmark(
+        cls,
+        table: Table,
+        space: SearchSpace,
+        search: SearchProtocol,
+        setup: EvaluatorSetup,
+        report: Iterable[MetricRef],
+    ) -> Evaluator:
+        """The evaluator of ``table``'s benchmark under ``search``; ``report`` are the
+        metrics the runs' final architectures are reported on (ConfigError if it cannot
+        measure one). An evaluator a spec names must implement it."""
+        raise ConfigError(
+            f"evaluator {cls.__name__} cannot be named in a spec: it does not implement "
+            "for_benchmark"
+        )
 
     @abstractmethod
     def evaluate(

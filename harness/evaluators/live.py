@@ -28,13 +28,15 @@ from collections.abc import Iterable, Mapping
 
 import numpy as np
 
+from harness.config import at
 from harness.data import Dataset
 from harness.errors import ConfigError, TableError
-from harness.evaluators.base import Evaluator, draw_slot
-from harness.evaluators.tabular import TableCosts
-from harness.protocol import Protocol
+from harness.evaluators.base import Evaluator, EvaluatorSetup, draw_slot
+from harness.evaluators.tabular import TableCosts, table_fidelities
+from harness.protocol import Protocol, table_protocol
 from harness.spaces.base import SearchSpace
-from harness.train import Curves, check_dataset, train_cell
+from harness.table import Table
+from harness.train import Curves, check_dataset, open_dataset, train_cell
 from harness.values import MetricRef, Observation, Proposal, Resume, SearchProtocol
 
 
@@ -44,6 +46,38 @@ class LiveEvaluator(Evaluator):
     ``table_costs`` (with ``table_seeds``, the table's seed labels) is required when the
     search protocol charges the table's costs.
     """
+
+    trains = True
+
+    @classmethod
+    def for_benchmark(
+        cls,
+        table: Table,
+        space: SearchSpace,
+        search: SearchProtocol,
+        setup: EvaluatorSetup,
+        report: Iterable[MetricRef],
+    ) -> LiveEvaluator:
+        """Train under the protocol ``table`` stores, on the data ``setup`` locates."""
+        protocol = table_protocol(table.protocol, table.path)
+        costs, seeds = None, ()
+        if search.cost == "table":
+            signal = search.signal
+            seeds = table.variable(
+                signal.dataset, signal.schedule, signal.split, signal.metric
+            ).seeds
+            costs = TableCosts(table, search, table_fidelities(table, search), seeds)
+        evaluator = cls(
+            protocol,
+            open_dataset(protocol, setup.data_root, setup.split_dir),
+            space,
+            search,
+            costs,
+            seeds,
+        )
+        with at("report"):
+            evaluator.check_refs(report)
+        return evaluator
 
     def __init__(
         self,

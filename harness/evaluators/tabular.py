@@ -13,12 +13,12 @@ that the table measures for everything the search reads and charges.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 import numpy as np
 
 from harness.errors import ConfigError, TableError
-from harness.evaluators.base import Evaluator, draw_slot
+from harness.evaluators.base import Evaluator, EvaluatorSetup, draw_slot
 from harness.spaces.base import SearchSpace
 from harness.table import Table, Variable
 from harness.values import MetricRef, Observation, Proposal, Resume, SearchProtocol, SeedPolicy
@@ -120,7 +120,7 @@ def table_fidelities(table: Table, search: SearchProtocol) -> tuple[int, ...]:
     earlier = [
         e
         for e in sorted(epochs[0])
-        if e < search.epoch
+        if 1 <= e < search.epoch
         and all(e in known for known in epochs)
         and (timed is None or e in timed)
     ]
@@ -239,6 +239,23 @@ class TabularEvaluator(Evaluator):
     recorded names to variables; the cost is :class:`TableCosts`'. ``epochs`` are the
     fidelities (default :func:`table_fidelities`).
     """
+
+    @classmethod
+    def for_benchmark(
+        cls,
+        table: Table,
+        space: SearchSpace,
+        search: SearchProtocol,
+        setup: EvaluatorSetup,
+        report: Iterable[MetricRef],
+    ) -> TabularEvaluator:
+        if search.cost == "live":
+            raise ConfigError(
+                "'live' charges this run's measured training time: run it with "
+                "`--evaluator live`, or charge the table's costs (cost = 'table')",
+                "search.cost",
+            )
+        return cls(table, space, search)
 
     def __init__(
         self,
