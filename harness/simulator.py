@@ -43,6 +43,12 @@ sets one); in every case its worker then stops:
   learning from it).
 
 An evaluation that would pass the evaluations or epochs budget is never started.
+
+One-off costs: a strategy whose :meth:`~harness.strategies.Strategy.setup` does work a
+search must pay for before its first proposal (scoring candidates with an estimator,
+fitting a predictor, training a supernet) sets ``setup_cost_s`` to what that work cost.
+The clock charges it first: every worker starts at that time, and it counts against the
+seconds budget like any training.
 """
 
 from __future__ import annotations
@@ -140,6 +146,8 @@ class RunResult:
     stop_reason: str
     #: real seconds spent inside the strategy's ask/tell (host-dependent, never simulated)
     strategy_wall_s: float
+    #: simulated seconds charged for the strategy's one-off set-up, before any evaluation
+    setup_s: float = 0.0
 
 
 def _strategy_call(strategy: Strategy, what: str, call: Callable[..., Any], *args: Any) -> Any:
@@ -223,6 +231,13 @@ def simulate(
     """
     if workers < 1:
         raise ConfigError(f"must be at least 1, got {workers}", "runs.workers")
+    setup_s = _setup_cost(strategy)
+    if budget.seconds is not None and setup_s >= budget.seconds:
+        raise ConfigError(
+            f"is too small: strategy {type(strategy).__name__}'s one-off set-up costs "
+            f"{setup_s:g} simulated seconds, the whole budget",
+            "budget",
+        )
     trajectory = Trajectory()
     #: (end, start order, worker, begun, proposal, observation, trial, told)
     in_flight: list[tuple[float, int, int, float, Proposal, Observation, int, bool]] = []
@@ -230,7 +245,7 @@ def simulate(
     started = started_epochs = 0
     completed = completed_epochs = 0
     best_arch, best_epoch, best_signal = -1, -1, -np.inf
-    clock = 0.0
+    clock = setup_s
     stop_reason = "budget exhausted"
     discarded: list[tuple[int, float, Observation, int]] = []
     strategy_wall = 0.0
@@ -288,7 +303,7 @@ def simulate(
         heapq.heappush(in_flight, (end, started, worker, now, proposal, observation, trial, told))
 
     for worker in range(workers):
-        start(worker, 0.0)
+        start(worker, setup_s)
     while in_flight:
         end, _, worker, begun, proposal, observation, trial, told = heapq.heappop(in_flight)
         clock = end
@@ -328,4 +343,16 @@ def simulate(
         epochs=completed_epochs,
         stop_reason=stop_reason,
         strategy_wall_s=strategy_wall,
+        setup_s=setup_s,
     )
+
+
+def _setup_cost(strategy: Strategy) -> float:
+    """The strategy's one-off cost in simulated seconds, checked (plugin code sets it)."""
+    cost = getattr(strategy, "setup_cost_s", 0.0)
+    if isinstance(cost, bool) or not isinstance(cost, (int, float)) or not 0 <= cost < np.inf:
+        raise StrategyError(
+            f"strategy {type(strategy).__name__} set setup_cost_s to {cost!r}; it is a finite, "
+            "non-negative number of simulated seconds"
+        )
+    return float(cost)

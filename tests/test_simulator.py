@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from harness.errors import ConfigError
+from harness.errors import ConfigError, StrategyError
 from harness.evaluators.base import Evaluator
 from harness.simulator import simulate as run_simulation
 from harness.spaces import get_space
@@ -212,3 +212,32 @@ def test_a_waiting_worker_asks_again_after_the_next_result():
     assert t.start_s == [0.0, 0.0, 300.0, 300.0]
     assert t.worker == [0, 1, 0, 1]
     assert result.stop_reason == "strategy has nothing to propose"
+
+
+class SetUpFirst(CountingStrategy):
+    """Does one-off work in setup (an estimator's scores, say) that costs 250 s."""
+
+    def setup(self) -> None:
+        super().setup()
+        self.setup_cost_s = 250.0
+
+
+def test_a_one_off_setup_cost_is_charged_before_the_first_evaluation_on_every_worker():
+    result = simulate(SetUpFirst(), evaluator(), Budget(seconds=1000), workers=2)
+    t = result.trajectory
+    assert result.setup_s == 250.0
+    assert min(t.start_s) == 250.0 and sorted(t.start_s)[:2] == [250.0, 250.0]
+    # 750 s remain for two workers of 100 s trainings: 7 each, the 8th would overrun
+    assert result.evaluations == 14 and result.simulated_seconds == 950.0
+    plain = simulate(CountingStrategy(), evaluator(), Budget(seconds=1000), workers=2)
+    assert plain.setup_s == 0.0 and plain.evaluations == 20
+
+
+def test_a_setup_cost_that_eats_the_whole_budget_or_is_not_a_number_ends_in_one_line():
+    with pytest.raises(ConfigError, match="one-off set-up costs 250 simulated seconds"):
+        simulate(SetUpFirst(), evaluator(), Budget(seconds=250))
+    for bad in (float("nan"), -1.0, float("inf"), "5", True):
+        strategy = CountingStrategy()
+        strategy.setup_cost_s = bad
+        with pytest.raises(StrategyError, match="setup_cost_s"):
+            simulate(strategy, evaluator(), Budget(seconds=1000))

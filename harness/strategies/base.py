@@ -36,7 +36,15 @@ class Strategy(ABC):
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        reserved = {"space", "rng", "fidelity", "fidelities", "params", *dir(Strategy)}
+        reserved = {
+            "space",
+            "rng",
+            "fidelity",
+            "fidelities",
+            "params",
+            "setup_cost_s",
+            *dir(Strategy),
+        }
         clash = sorted(set(cls.hyperparameters) & reserved)
         if clash:
             raise TypeError(f"{cls.__name__}: hyperparameter {clash[0]!r} shadows a Strategy name")
@@ -60,6 +68,9 @@ class Strategy(ABC):
         self.params = self.resolve_hyperparameters(hyperparameters)
         for name, value in self.params.items():
             setattr(self, name, value)
+        #: simulated seconds of one-off work done in :meth:`setup`, charged before the
+        #: first evaluation (:mod:`harness.simulator`)
+        self.setup_cost_s = 0.0
         self.setup()
 
     @classmethod
@@ -74,7 +85,8 @@ class Strategy(ABC):
         """Checks across hyperparameters; raise ``ConfigError(message, name)``."""
 
     def setup(self) -> None:  # noqa: B027 - an optional hook, deliberately not abstract
-        """Build the strategy's state once the hyperparameters are set."""
+        """Build the strategy's state once the hyperparameters are set; one-off work a
+        search must pay for (an estimator's scores, a fit) sets :attr:`setup_cost_s`."""
 
     @abstractmethod
     def ask(self) -> Proposal | None:
