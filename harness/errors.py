@@ -42,3 +42,7 @@ class DatasetError(HarnessError):
 
 class StrategyError(HarnessError):
     """A strategy that cannot be loaded, or that broke the ask/tell contract."""
+
+
+class EstimatorError(HarnessError):
+    """An estimator that cannot be loaded, or that raised while setting up or scoring."""

@@ -19,6 +19,8 @@ STREAM_KEYS: dict[str, int] = {
     "weight_init": 3,
     "augmentation": 4,
     "report": 5,
+    "proxy_batch": 6,
+    "proxy_draws": 7,
 }
 
 

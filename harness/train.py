@@ -17,7 +17,6 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -25,6 +24,7 @@ from harness.data import Dataset, load_dataset
 from harness.data.augment import augment
 from harness.errors import HarnessError
 from harness.protocol import Protocol
+from harness.proxy_protocol import ProxyProtocol
 from harness.seeding import stream_generator
 from harness.spaces.base import SearchSpace
 
@@ -63,8 +63,8 @@ def open_dataset(protocol: Protocol, root: Path | None, split_dir: Path | None) 
     return dataset
 
 
-def configure_torch(protocol: Protocol) -> torch.device:
-    """Thread count and determinism flags; returns the device to train on."""
+def configure_torch(protocol: Protocol | ProxyProtocol) -> torch.device:
+    """Thread count and determinism flags; returns the device to train (or score) on."""
     if protocol.device.startswith("cuda"):
         if not torch.cuda.is_available():
             raise HarnessError(
@@ -78,8 +78,11 @@ def configure_torch(protocol: Protocol) -> torch.device:
     return torch.device(protocol.device)
 
 
-def _torch_seed(rng: np.random.Generator) -> int:
-    return int(rng.integers(2**63 - 1))
+def init_generator(seed: int) -> torch.Generator:
+    """The generator a network's weights are drawn from for training seed ``seed``: a
+    training and a proxy score at the same seed start from the same network."""
+    seed_value = int(stream_generator(seed, "weight_init").integers(2**63 - 1))
+    return torch.Generator(device="cpu").manual_seed(seed_value)
 
 
 def _learning_rate(protocol: Protocol, step: int, total_steps: int) -> float:
@@ -125,9 +128,7 @@ def train_cell(
     if not 1 <= epochs <= protocol.epochs:
         raise HarnessError(f"epochs must be in 1..{protocol.epochs}, got {epochs}")
     device = configure_torch(protocol)
-    generator = torch.Generator(device="cpu").manual_seed(
-        _torch_seed(stream_generator(seed, "weight_init"))
-    )
+    generator = init_generator(seed)
     network = space.network(
         arch,
         channels=protocol.channels,

@@ -1,8 +1,9 @@
 """The package's import layers: every module imports only its own layer or those below.
 
 Layers, lowest first (DESIGN.md): leaf helpers and value types; spaces, tables,
-protocol, data, models; evaluators, training, strategies, simulator; experiment, spec,
-tabulate, verify, importers; record and report; the Python API; the CLI. Imports inside
+protocols, data, models; evaluators, estimators, training, strategies, simulator;
+experiment, spec, tabulate, estimate, verify, importers; record and report; the Python
+API; the CLI. Imports inside
 functions count too: a lazy import is still a dependency.
 """
 
@@ -17,10 +18,10 @@ PACKAGE = Path(__file__).resolve().parents[1] / "harness"
 LAYERS = [
     {"errors"},
     {"config", "atomic", "seeding", "executors"},
-    {"values", "plugins", "resume"},
-    {"spaces", "table", "protocol", "data", "models", "environment"},
-    {"evaluators", "train", "strategies", "simulator"},
-    {"importers", "spec", "experiment", "tabulate", "verify"},
+    {"values", "plugins", "resume", "parts"},
+    {"spaces", "table", "protocol", "proxy_protocol", "data", "models", "environment"},
+    {"evaluators", "estimators", "train", "strategies", "simulator"},
+    {"importers", "spec", "experiment", "tabulate", "verify", "estimate"},
     {"record", "report"},
     {"api"},
     {"cli"},
