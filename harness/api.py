@@ -196,6 +196,105 @@ def results(name_or_run_id: str) -> Results:
     return _results(load_experiment(find_experiment(name_or_run_id)))
 
 
+@dataclass
+class Estimated:
+    """What :func:`estimate` made: the estimate file, its judgement and the report."""
+
+    #: the estimate file and its sha256 (None while chunks remain)
+    path: Path
+    sha256: str | None
+    #: one row per (estimator, input, subset): τ, ρ, top-k precision, intervals, cost
+    quality: pd.DataFrame | None = None
+    run_id: str | None = None
+    files: tuple[Path, ...] = field(default_factory=tuple)
+
+
+def estimate(
+    spec: str | Path,
+    *,
+    workers: int | None = None,
+    executor: str | None = None,
+    scheduler: str | None = None,
+    max_chunks: int | None = None,
+    out: str | Path | None = None,
+    results: str | Path | None = None,
+    data_root: str | Path | None = None,
+    split_dir: str | Path | None = None,
+) -> Estimated:
+    """Score a space's architectures with an estimate spec's estimators, judge them against
+    the ground truth, record the judgement to MLflow and write the report.
+
+    Killed and called again, it resumes from the finished chunks. An estimate file that
+    exists already is reported on as it is (its sha256 checked against the spec's pin).
+    ``out`` writes the estimate elsewhere (unpinned) and its report, unless ``results``
+    names a folder, beside it, so a published folder is written only by its own spec.
+    ``max_chunks`` scores at most that many chunks now (then ``sha256`` is None).
+    Executors as in :func:`run`; ``data_root``/``split_dir`` locate CIFAR-like data.
+    """
+    import dataclasses
+
+    from harness.estimate import estimate as build
+    from harness.estimate import ground_truth, load_estimate_spec, open_estimate
+
+    parsed = load_estimate_spec(Path(spec))
+    changes: dict[str, Any] = {}
+    if data_root is not None:
+        changes["data_root"] = Path(data_root).resolve()
+    if split_dir is not None:
+        changes["split_dir"] = Path(split_dir).resolve()
+    if out is not None:
+        changes.update(out=Path(out).resolve(), sha256=None)
+        if results is None:
+            results = Path(out).resolve().with_suffix("").with_name(Path(out).stem + "-report")
+    if results is not None:
+        changes["results"] = Path(results)
+    parsed = dataclasses.replace(parsed, **changes)
+    _check_folder(parsed.results, "results")
+    if max_chunks is not None and (isinstance(max_chunks, bool) or max_chunks < 1):
+        raise HarnessError(f"max_chunks must be at least 1, got {max_chunks!r}")
+    truth = ground_truth(parsed)  # a missing or mismatched ground truth ends it before work
+    digest = build(parsed, workers, max_chunks, executor, scheduler)
+    if digest is None:
+        return Estimated(parsed.out, None)
+    return _judge_estimate(parsed, open_estimate(parsed), truth, record=True)
+
+
+def _judge_estimate(parsed: Any, estimated: Table, truth: Table, record: bool) -> Estimated:
+    from harness.report.estimates import header_lines, judge, write_estimate_report
+
+    quality = judge(parsed, estimated, truth)
+    run_id = None
+    if record:
+        from harness.environment import capture_details
+        from harness.record import record_estimate
+
+        run_id = record_estimate(parsed, estimated, truth, quality, capture_details())
+    files = write_estimate_report(
+        parsed.results,
+        quality,
+        header_lines(parsed, estimated, truth),
+        parsed.published,
+        parsed.published_source,
+    )
+    return Estimated(parsed.out, estimated.sha256, quality, run_id, tuple(files))
+
+
+def estimate_report(spec: str | Path, results: str | Path | None = None) -> list[Path]:
+    """Re-make an estimate spec's report from its pinned estimate file and ground truth."""
+    import dataclasses
+
+    from harness.estimate import ground_truth, load_estimate_spec, open_estimate
+
+    parsed = load_estimate_spec(Path(spec))
+    if results is not None:
+        parsed = dataclasses.replace(parsed, results=Path(results))
+    _check_folder(parsed.results, "results")
+    if not parsed.out.exists():
+        raise HarnessError(f"{parsed.out} does not exist; run `harness estimate {spec}` to make it")
+    done = _judge_estimate(parsed, open_estimate(parsed), ground_truth(parsed), record=False)
+    return list(done.files)
+
+
 def make_report(
     experiments: Iterable[str], out: str | Path | None = None, target: str | None = None
 ) -> list[Path]:
@@ -212,6 +311,8 @@ def make_report(
     names = [str(e) for e in experiments]
     if not names:
         raise HarnessError("name at least one experiment (a name, a run id or a spec path)")
+    if len(names) == 1 and _is_estimate_spec(names[0]):
+        return estimate_report(names[0], out)
     if out is None and len(names) > 1:
         raise HarnessError(f"{len(names)} experiments: give --out FOLDER for their joint report")
     if out is not None:  # a bad destination ends the command before any record is read
@@ -220,6 +321,13 @@ def make_report(
     folder = Path(out) if out is not None else default_folder(records)
     _check_folder(folder, "--out")
     return write_report(records, folder, target)
+
+
+def _is_estimate_spec(name: str) -> bool:
+    from harness.estimate import is_estimate_spec
+
+    path = Path(name)
+    return path.suffix == ".toml" and path.is_file() and is_estimate_spec(path)
 
 
 def _check_folder(folder: str | Path, what: str) -> None:

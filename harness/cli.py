@@ -276,6 +276,38 @@ def _tabulate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _estimate(args: argparse.Namespace) -> int:
+    from harness.api import estimate
+
+    if args.workers is not None and args.workers < 1:
+        raise HarnessError(f"--workers must be at least 1, got {args.workers}")
+    if args.max_chunks is not None and args.max_chunks < 1:
+        raise HarnessError(
+            f"--max-chunks must be at least 1, got {args.max_chunks} (leave it out to score all)"
+        )
+    executor = resolve_executor(args.executor, args.scheduler, default="processes")
+    done = estimate(
+        args.spec,
+        workers=args.workers,
+        executor=executor,
+        scheduler=args.scheduler,
+        max_chunks=args.max_chunks,
+        out=args.out,
+        results=args.results,
+        data_root=args.data_root,
+        split_dir=args.split_dir,
+    )
+    if done.sha256 is None:
+        print(f"partial estimate kept in {done.path}.parts; run the same command again")
+        return 0
+    print(done.files[0].read_text())
+    print(
+        f"estimate {done.path} sha256 {done.sha256}; MLflow run {done.run_id}; "
+        f"report: {done.files[0]} ({len(done.files)} files in {done.files[0].parent})"
+    )
+    return 0
+
+
 def _verify(args: argparse.Namespace) -> int:
     from harness.table import Table
     from harness.verify import format_drift, verify
@@ -362,6 +394,28 @@ def build_parser() -> argparse.ArgumentParser:
     tab.add_argument("--scheduler", metavar="ADDRESS", help=SCHEDULER_HELP)
     tab.add_argument("--max-chunks", type=int, help="train at most this many chunks now")
     tab.set_defaults(handler=_tabulate)
+
+    est = commands.add_parser(
+        "estimate", help="score a space's cells with estimators; judge them against a table"
+    )
+    est.add_argument("spec", help="estimate spec (TOML), e.g. benchmarks/zero-cost/digits.toml")
+    est.add_argument(
+        "--executor",
+        choices=EXECUTORS,
+        help="where chunks are scored: processes (the default), serial, or dask",
+    )
+    est.add_argument(
+        "--workers", type=int, help="worker processes, local or Dask (default: the spec's)"
+    )
+    est.add_argument("--scheduler", metavar="ADDRESS", help=SCHEDULER_HELP)
+    est.add_argument("--max-chunks", type=int, help="score at most this many chunks now")
+    est.add_argument(
+        "--out", help="write the estimate file here instead of the spec's (not pinned)"
+    )
+    est.add_argument("--results", help="report folder (default: the spec's, or beside --out)")
+    est.add_argument("--data-root", help="dataset folder (CIFAR, ImageNet16, ...)")
+    est.add_argument("--split-dir", help="folder of NB201's split files")
+    est.set_defaults(handler=_estimate)
 
     ver = commands.add_parser("verify", help="retrain a sample of a table live, report drift")
     ver.add_argument("table")

@@ -15,6 +15,7 @@ import io
 import json
 import logging
 import os
+import re
 import socket
 import tempfile
 from collections.abc import Iterator
@@ -23,16 +24,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from harness.config import config_hash
 from harness.errors import HarnessError
+from harness.estimate import EstimateSpec
 from harness.experiment import RUN_STREAMS, Benchmark, RunOutcome
 from harness.plugins import origin
 from harness.protocol import split_hash_of
 from harness.seeding import stream_scheme
 from harness.spec import ExperimentSpec
 from harness.strategies import strategy_class
+from harness.table import Table
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 # MLflow's own progress lines ("Creating initial MLflow database tables...") would break
@@ -584,3 +588,70 @@ def list_experiment_runs(name: str | None = None) -> pd.DataFrame:
         "overrides",
     ]
     return pd.DataFrame(rows, columns=columns)
+
+
+def _metric_key(text: str) -> str:
+    """``text`` with the characters MLflow refuses in a metric name replaced by ``_``."""
+    return re.sub(r"[^A-Za-z0-9_\-. :/]", "_", text)
+
+
+def record_estimate(
+    spec: EstimateSpec,
+    estimate: Table,
+    truth: Table,
+    quality: pd.DataFrame,
+    environment: dict[str, Any],
+) -> str:
+    """Record an estimate and its judgement as one MLflow run (role ``estimate``) in the
+    experiment named by the spec; returns its id.
+
+    Params pin the spec hash, the estimate file's and the ground-truth table's sha256,
+    the proxy protocol hash and every estimator's kind, parameters and origin; metrics hold
+    ρ, τ and top-k precision over all cells per (estimator, input); artifacts the spec, the
+    resolved spec, ``quality.csv`` and the environment.
+    """
+    from harness.estimators import estimator_class
+
+    client = _client(create=True)
+    with store_lock():
+        experiment_id = _experiment_id(client, spec.name)
+        run = client.create_run(
+            experiment_id,
+            run_name=spec.name,
+            tags={"harness.role": "estimate", "harness.spec_hash": spec.spec_hash},
+        )
+        run_id = run.info.run_id
+        params: dict[str, Any] = {
+            "spec_hash": spec.spec_hash,
+            "spec_name": spec.name,
+            "space": spec.space.name,
+            "estimate_sha256": estimate.sha256,
+            "ground_truth_sha256": truth.sha256,
+            "ground_truth": {k: str(v) for k, v in spec.truth.items()},
+            "proxy_protocol_hash": spec.protocol.protocol_hash,
+            "proxy_protocol": spec.protocol.to_dict(),
+            "archs": "all"
+            if spec.sample is None
+            else f"sample {spec.sample} (seed {spec.sample_seed})",
+        }
+        for entry in spec.estimators:
+            params[f"estimator.{entry.name}.kind"] = entry.kind
+            params[f"estimator.{entry.name}.params"] = entry.params
+            for key, value in origin(estimator_class(entry.kind)).items():
+                params[f"estimator.{entry.name}.origin.{key}"] = value
+        everything = quality[quality["subset"] == quality["subset"].iloc[0]]
+        metrics = [
+            Metric(_metric_key(f"{row.input}.{row.estimator}.{name}"), float(value), 0, 0)
+            for row in everything.itertuples()
+            for name in ("rho", "tau", "top1", "top10", "seconds_per_arch")
+            if np.isfinite(value := getattr(row, name))
+        ]
+        tags = [RunTag(f"env.{k}", v) for k, v in sorted(environment["tags"].items())]
+        tags.append(RunTag("harness.spec_path", str(spec.path.resolve())))
+        client.log_batch(run_id, metrics=metrics, params=_params(params), tags=tags)
+        _write_artifact(client, run_id, SPEC_TEXT, spec.path.read_bytes())
+        _write_artifact(client, run_id, RESOLVED_SPEC, _json(spec.resolved))
+        _write_artifact(client, run_id, ENVIRONMENT, _json(environment))
+        _write_artifact(client, run_id, "quality.csv", quality.to_csv(index=False).encode())
+        client.set_terminated(run_id)
+    return run_id

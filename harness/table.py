@@ -118,7 +118,8 @@ class Variable:
     shape; ``mask`` is the authority on availability (``values`` is NaN where it is
     False). Seed labels: ``"mean"`` is a source-reported mean whose per-seed values are
     unknown, ``"r0", "r1", ...`` are replicates whose seed ids the source does not name,
-    anything else is a real seed. ``epochs`` are the 1-based epochs of the last axis.
+    anything else is a real seed. ``epochs`` are the epochs of the last axis: 1-based
+    epochs of training, or 0 for the network at initialisation (an estimate file's scores).
     Both arrays are read-only; writeable inputs are copied.
     """
 
@@ -149,8 +150,8 @@ class Variable:
             )
         if len(set(self.seeds)) != len(self.seeds):
             raise ValueError(f"seed labels {self.seeds} are not unique")
-        if any(b <= a for a, b in pairwise(self.epochs)) or self.epochs[0] < 1:
-            raise ValueError(f"epochs {self.epochs} must be increasing 1-based numbers")
+        if any(b <= a for a, b in pairwise(self.epochs)) or self.epochs[0] < 0:
+            raise ValueError(f"epochs {self.epochs} must be increasing numbers from 0")
         if not np.array_equal(np.isfinite(values), mask):
             raise ValueError("values must be finite where mask is True and NaN elsewhere")
 

@@ -95,11 +95,35 @@ class NB201Cell(nn.Module):
     node's incoming gradients in another order. Parameters on pruned paths cannot
     affect the output: they get no gradient (``None``) instead of zeros, and their BN
     running stats are not updated.
+
+    ``full_forward=True`` computes every edge instead, as NB201's own code and the
+    zero-cost proxies' reference code do: each node is the plain sum over all its incoming
+    edges in :data:`EDGES` order, ``none`` included as ``x * 0``. The output is the same;
+    the difference is visible only to what watches the inside of the network: dead-path
+    parameters get (zero) gradients, their BN running stats are updated and their ReLUs run
+    (NASWOT's ReLU codes, Zen-score's BN variances).
     """
 
-    def __init__(self, ops: Sequence[int], channels: int, device: torch.device) -> None:
+    def __init__(
+        self,
+        ops: Sequence[int],
+        channels: int,
+        device: torch.device,
+        *,
+        full_forward: bool = False,
+    ) -> None:
         super().__init__()
         self.edges = nn.ModuleList(_edge_op(code, channels, device) for code in ops)
+        if full_forward:
+            self._plan = tuple(
+                (
+                    dst,
+                    False,
+                    tuple((self.edges[k], s) for k, (s, d) in enumerate(EDGES) if d == dst),
+                )
+                for dst in (1, 2, 3)
+            )
+            return
         zero = [False] * 4
         for dst in (1, 2, 3):
             zero[dst] = all(
@@ -176,6 +200,8 @@ class NB201Network(nn.Module):
         in_channels: int,
         num_classes: int,
         device: torch.device,
+        *,
+        full_forward: bool = False,
     ) -> None:
         super().__init__()
         self.stem = nn.Sequential(
@@ -188,7 +214,10 @@ class NB201Network(nn.Module):
             if stage:
                 layers.append(ResidualReduction(width, 2 * width, device))
                 width *= 2
-            layers.extend(NB201Cell(ops, width, device) for _ in range(cells_per_stage))
+            layers.extend(
+                NB201Cell(ops, width, device, full_forward=full_forward)
+                for _ in range(cells_per_stage)
+            )
         self.cells = nn.Sequential(*layers)
         self.lastact = nn.Sequential(nn.BatchNorm2d(width, device=device), nn.ReLU(inplace=True))
         self.classifier = nn.Linear(width, num_classes, device=device)
@@ -234,6 +263,7 @@ def build_nb201_network(
     input_shape: tuple[int, int, int],
     num_classes: int,
     generator: torch.Generator | None,
+    full_forward: bool = False,
 ) -> nn.Module:
     """The NB201 network for cell ``ops`` on CPU, its weights drawn from ``generator``.
 
@@ -241,7 +271,9 @@ def build_nb201_network(
     one image's (channels, height, width). The same generator state gives bit-identical
     weights, and building never touches torch's global RNG. ``generator=None`` zero-fills
     the conv and linear weights: for counting or loading a state dict, not for training.
-    NB201 itself used channels=16, cells_per_stage=5.
+    NB201 itself used channels=16, cells_per_stage=5. ``full_forward=True`` computes every
+    edge of each cell, pruned paths included (:class:`NB201Cell`): same outputs, the
+    reference forward that zero-cost proxies observe.
     """
     codes, channels, cells_per_stage, input_shape, num_classes = check_config(
         ops, channels, cells_per_stage, input_shape, num_classes
@@ -252,7 +284,13 @@ def build_nb201_network(
             "build on CPU and move the network with .to(device)"
         )
     network = NB201Network(
-        codes, channels, cells_per_stage, input_shape[0], num_classes, torch.device("meta")
+        codes,
+        channels,
+        cells_per_stage,
+        input_shape[0],
+        num_classes,
+        torch.device("meta"),
+        full_forward=bool(full_forward),
     )
     network.to_empty(device="cpu")
     _initialise(network, generator)

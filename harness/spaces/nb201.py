@@ -338,11 +338,17 @@ class NB201Space(SearchSpace):
             vector[position] = 1.0
         return vector
 
-    def network(self, index: int, **shape: Any) -> Any:
-        """The NB201 network of a cell (:mod:`harness.models.nb201`); imports torch."""
+    def network(self, index: int, *, full_forward: bool = False, **shape: Any) -> Any:
+        """The NB201 network of a cell (:mod:`harness.models.nb201`); imports torch.
+
+        ``full_forward=True`` computes every edge, pruned paths included, as the reference
+        code of the zero-cost proxies does (same outputs; see ``NB201Cell``).
+        """
         from harness.models.nb201 import build_nb201_network
 
-        return build_nb201_network(self.decisions_of_index(index), **shape)
+        return build_nb201_network(
+            self.decisions_of_index(index), full_forward=full_forward, **shape
+        )
 
     def size_counts(self, index: int, **shape: Any) -> dict[str, float]:
         """Parameters and FLOPs of a cell's network (:mod:`harness.models.counts`)."""
