@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export MLFLOW_DISABLE_TELEMETRY := true
 
-.PHONY: demo table5 nbgraph compare test test-slow lint bench clean
+.PHONY: demo table5 nbgraph compare zero-cost test test-slow lint bench clean
 
 # Byte-compile, once at install, every module harness's commands import: pip installs with
 # --no-compile (a faster set-up) and PYTHONDONTWRITEBYTECODE keeps Python from writing
@@ -17,6 +17,7 @@ import compileall, os, sys, tempfile
 os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
 import harness.cli, harness.api, harness.record, harness.report, harness.tabulate
 import harness.evaluators.live, harness.report.write, matplotlib.pyplot
+import harness.estimate, harness.estimators.zero_cost, harness.report.estimates
 import scikit_posthocs, statsmodels.stats.multitest
 import harness.strategies.bananas, harness.strategies.bohb, harness.strategies.tpe, optuna
 from mlflow.tracking import MlflowClient
@@ -56,6 +57,12 @@ compare: $(PLUGIN)
 	for spec in benchmarks/compare/*.toml; do $(BIN)/harness run $$spec || exit 1; done
 	$(BIN)/harness report benchmarks/compare/*.toml --out results/compare
 
+# zero-cost proxies of every NB201 cell: all ten on digits, the data-free ones against NB201
+# (reports from the shipped estimate files; remove a file to score it again)
+zero-cost: $(STAMP)
+	$(BIN)/harness estimate benchmarks/zero-cost/digits.toml
+	$(BIN)/harness estimate benchmarks/zero-cost/nb201-datafree.toml
+
 test: $(STAMP)
 	$(BIN)/pytest -q
 
@@ -71,6 +78,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/speed_tabulate.py
 	$(BIN)/python benchmarks/speed_strategies.py
 	$(BIN)/python benchmarks/speed_report.py
+	$(BIN)/python benchmarks/speed_estimate.py
 
 clean:
 	rm -rf $(VENV) build mlflow.db mlartifacts
