@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import REPO, assert_clean_failure, dump_toml, harness_cli
+from test_data import nb201_root  # noqa: F401 - the synthetic CIFAR-shaped folder
 
 import harness.estimate as estimate_module
 from harness.api import estimate, estimate_report
@@ -250,3 +251,57 @@ def test_the_shipped_estimate_specs_are_valid():
     for path in sorted((REPO / "benchmarks" / "zero-cost").glob("*.toml")):
         spec = load_estimate_spec(path)
         assert spec.estimators and spec.truth
+
+
+@pytest.mark.slow
+def test_the_nb201_data_spec_runs_on_a_cifar_shaped_folder(
+    mlflow_store,
+    nb201_built,
+    nb201_root,  # noqa: F811 - the fixture imported from test_data
+):
+    """The data proxies' NB201 spec, as shipped but small: tiny synthetic CIFAR-10,
+    CIFAR-100 and ImageNet16 files in NB201's formats, two cells, a small network."""
+    raw = tomllib.loads((REPO / "benchmarks" / "zero-cost" / "nb201-data.toml").read_text())
+    raw["estimate"].update(
+        out=str(mlflow_store / "data.h5"), results=str(mlflow_store / "report"), sample=2
+    )
+    raw["ground_truth"]["table"] = str(nb201_built[0])
+    raw["proxy"].update(channels=4, cells_per_stage=1)
+    for proxy_input in raw["proxy"]["input"]:
+        del proxy_input["split_sha256"]  # the synthetic files are not CIFAR's
+    for entry in raw["estimator"]:
+        if estimator_class(entry["kind"]).needs_data:
+            entry["params"] = {"batch_size": 4}
+    proxy = raw.pop("proxy")
+    raw["proxy"] = {k: v for k, v in proxy.items() if k != "input"} | {"input": proxy["input"]}
+    spec = mlflow_store / "data.toml"
+    spec.write_text(dump_toml(raw))
+    done = estimate(
+        spec,
+        executor="serial",
+        data_root=nb201_root["root"],
+        split_dir=nb201_root["splits"],
+    )
+    table = Table.load(done.path, expected_sha256=done.sha256)
+    for input_name in ("cifar10", "cifar100", "ImageNet16-120"):
+        scores = table.variable(input_name, "init", "snip", "score")
+        assert scores.mask.sum() == 2
+    provenance = table.provenance["inputs"]["cifar100"]
+    assert provenance["split"] == "train" and len(provenance["sha256"]) == 64
+    assert "| grasp | cifar10 |" in done.files[0].read_text()  # its published row
+
+
+@pytest.mark.slow
+def test_an_estimate_on_a_dask_cluster_scores_what_this_process_scores(mlflow_store, monkeypatch):
+    pytest.importorskip("distributed")
+    monkeypatch.setattr(estimate_module, "CHUNK_SIZE", 16)
+    here = load_estimate_spec(spec_text(mlflow_store))
+    estimate_module.estimate(here, executor="serial")
+    cluster = mlflow_store / "dask"
+    cluster.mkdir()
+    there = load_estimate_spec(spec_text(cluster))
+    estimate_module.estimate(there, workers=2, executor="dask")
+    a, b = Table.load(here.out), Table.load(there.out)
+    for key in a.variables():
+        if key[3] == "score":
+            np.testing.assert_array_equal(a.variable(*key).values, b.variable(*key).values)
