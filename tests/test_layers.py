@@ -21,7 +21,7 @@ LAYERS = [
     {"values", "plugins", "resume", "parts"},
     {"spaces", "table", "protocol", "proxy_protocol", "data", "models", "environment"},
     {"evaluators", "estimators", "train", "strategies", "simulator"},
-    {"importers", "spec", "experiment", "tabulate", "verify", "estimate"},
+    {"importers", "spec", "experiment", "tabulate", "verify", "estimate", "testing"},
     {"record", "report"},
     {"api"},
     {"cli"},

@@ -27,3 +27,22 @@ def test_published_rerun_matches_committed_results(spec, stem, mlflow_store):
         folder_bytes(f) for f in (mlflow_store / "out" / stem, REPO / "results" / stem)
     )
     assert fresh == committed, f"results/{stem}/ differs from a fresh re-run"
+
+
+ESTIMATES = {
+    "zero-cost/digits.toml": "zc-digits",
+    "zero-cost/nb201-datafree.toml": "zc-nb201-datafree",
+}
+
+
+@needs_nb201()
+@pytest.mark.slow
+@pytest.mark.parametrize("spec, stem", ESTIMATES.items())
+def test_published_estimate_reports_match_committed_results(spec, stem, mlflow_store):
+    """From the shipped estimate files (their sha256 pinned), the reports come out byte
+    for byte as committed."""
+    assert main(["estimate", str(REPO / "benchmarks" / spec), "--results", f"out/{stem}"]) == 0
+    fresh, committed = (
+        folder_bytes(f) for f in (mlflow_store / "out" / stem, REPO / "results" / stem)
+    )
+    assert fresh == committed, f"results/{stem}/ differs from a fresh report"
