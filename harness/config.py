@@ -15,7 +15,7 @@ import hashlib
 import json
 import math
 import tomllib
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -120,7 +120,9 @@ def validate(data: Any, fields: Mapping[str, Field]) -> dict[str, Any]:
     unknown = sorted(set(data) - set(fields))
     if unknown:
         raise ConfigError(
-            f"is not a known key; allowed: {', '.join(fields) or 'none'}", str(unknown[0])
+            f"is not a known key{nearest(str(unknown[0]), fields)}; "
+            f"allowed: {', '.join(fields) or 'none'}",
+            str(unknown[0]),
         )
     resolved = {}
     for name, field in fields.items():
@@ -132,6 +134,14 @@ def validate(data: Any, fields: Mapping[str, Field]) -> dict[str, Any]:
         with at(name):
             resolved[name] = field.check(data[name])
     return resolved
+
+
+def nearest(name: str, known: Iterable[str]) -> str:
+    """`` (did you mean 'x'?)`` for the known name closest to a misspelt one, or ``""``."""
+    import difflib
+
+    close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 @contextmanager

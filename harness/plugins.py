@@ -21,6 +21,7 @@ from collections.abc import Mapping
 from importlib import metadata
 from pathlib import Path
 
+from harness.config import nearest
 from harness.errors import ConfigError
 
 
@@ -42,7 +43,8 @@ def load_class(reference: str, *, group: str, builtins: Mapping[str, str], base:
         if reference not in plugins:
             known = sorted({*builtins, *plugins})
             raise ConfigError(
-                f"unknown {base.__name__.lower()} {reference!r}; known: {', '.join(known)}, "
+                f"unknown {base.__name__.lower()} {reference!r}{nearest(reference, known)}; "
+                f"known: {', '.join(known)}, "
                 f"or 'package.module:Class', or an entry point in group {group!r}"
             )
         target = plugins[reference]

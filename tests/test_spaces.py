@@ -22,7 +22,9 @@ def test_registry_returns_one_shared_instance_named_as_asked(space):
 
 
 def test_unknown_space_lists_the_known_ones():
-    with pytest.raises(ConfigError, match=r"unknown searchspace 'nb101'; known: .*nb201"):
+    with pytest.raises(
+        ConfigError, match=r"unknown searchspace 'nb101' \(did you mean 'nb201'\?\); known: .*nb201"
+    ):
         get_space("nb101")
 
 

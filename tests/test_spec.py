@@ -61,7 +61,10 @@ def mutate(edit) -> dict:
     [
         (lambda r: r.update(extra={}), r"\[extra\] is not a known section"),
         (lambda r: r.pop("budget"), r"\[budget\] section is required"),
-        (lambda r: r["search"].update(sigal="x"), r"\[search.sigal\] is not a known key"),
+        (
+            lambda r: r["search"].update(sigal="x"),
+            r"\[search.sigal\] is not a known key \(did you mean 'signal'\?\)",
+        ),
         (lambda r: r["search"].pop("epoch"), r"\[search.epoch\] is required"),
         (lambda r: r["search"].update(epoch="12"), r"\[search.epoch\] must be an integer"),
         (lambda r: r["search"].update(seed_policy="best"), r"\[search.seed_policy\] must be one"),
