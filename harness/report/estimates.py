@@ -233,13 +233,26 @@ def _published_lines(
     return [*lines, ""]
 
 
+#: colours beyond the report's eight colour-blind-safe ones (Tol's muted scheme), so up to
+#: twelve estimators keep distinct colours and no two share colour and marker
+EXTRA_COLOURS = ("#882255", "#117733", "#332288", "#999933")
+
+
+def _look(index: int, colours: tuple[str, ...], markers: tuple[str, ...]) -> dict[str, str]:
+    palette = (*colours, *EXTRA_COLOURS)
+    return {"color": palette[index % len(palette)], "marker": markers[index % len(markers)]}
+
+
 def _cost_figure(frame: pd.DataFrame, stem: Path) -> list[Path]:
     """Each estimator and training a point: seconds per architecture against ρ."""
-    from harness.report.plots import _figure, save, style
+    from harness.report.plots import COLOURS, MARKERS, _figure, save
 
     everything = frame[frame["subset"] == SUBSETS[0]]
     inputs = list(dict.fromkeys(everything["input"]))
-    figure = _figure(4.2 * len(inputs) + 1.6, 3.6, left=0.1, right=0.78, bottom=0.14, top=0.9)
+    width = 4.2 * len(inputs) + 2.0
+    figure = _figure(
+        width, 3.6, left=0.75 / width, right=1 - 1.9 / width, bottom=0.14, top=0.9, wspace=0.3
+    )
     axes = figure.subplots(1, len(inputs), squeeze=False)[0]
     labels = list(dict.fromkeys(everything["estimator"]))
     for ax, input_name in zip(axes, inputs, strict=True):
@@ -247,7 +260,7 @@ def _cost_figure(frame: pd.DataFrame, stem: Path) -> list[Path]:
         for _, row in mine.iterrows():
             if not np.isfinite(row["rho"]):
                 continue
-            look = style(labels.index(row["estimator"]))
+            look = _look(labels.index(row["estimator"]), COLOURS, MARKERS)
             seconds = max(float(row["seconds_per_arch"]), 1e-6)
             ax.errorbar(
                 seconds,
@@ -360,7 +373,8 @@ def header_lines(spec, estimate: Table, truth_table: Table) -> list[str]:
         "cell's score is the mean of its finite scores over init seeds; a cell with none "
         "ranks last. Seconds per architecture are the measured cost of one score (building "
         "the network and computing the estimator); trainings (in italics) cost the table's "
-        "recorded training time.",
+        "recorded training time. `quality.csv` holds every statistic (τ, ρ, top-1 %, "
+        "top-10 %) over every subset, with its interval.",
         "",
     ]
     for note in spec.notes:
