@@ -25,11 +25,11 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-import harness
 from harness.config import canonical_json
+from harness.version import __version__
 
 #: the folder whose git state is recorded: the checkout holding the harness package
-SOURCE_ROOT = Path(harness.__file__).resolve().parent.parent
+SOURCE_ROOT = Path(__file__).resolve().parent.parent
 CPUINFO = Path("/proc/cpuinfo")
 #: MLflow's limit on a tag value (``mlflow.utils.validation.MAX_TAG_VAL_LENGTH``)
 TAG_LIMIT = 8000
@@ -100,7 +100,7 @@ def _packages() -> tuple[dict[str, str], list[str]]:
     listed = installed_packages()
     versions = dict(entry.split("==", 1) for entry in listed)
     tags = {f"package.{name}": versions.get(name, "not installed") for name in PACKAGES}
-    tags["package.harness"] = harness.__version__  # the running code's own, not its metadata's
+    tags["package.harness"] = __version__  # the running code's own, not its metadata's
     tags.update({"packages.count": str(len(listed)), "packages.sha256": _sha256(listed)})
     return tags, listed
 

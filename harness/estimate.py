@@ -30,7 +30,6 @@ from typing import Any
 
 import numpy as np
 
-import harness
 from harness.atomic import write_text
 from harness.config import Field, at, config_hash, read_toml, spec_error, validate
 from harness.errors import ConfigError, TableError
@@ -45,6 +44,7 @@ from harness.spaces import get_space
 from harness.spaces.base import SearchSpace
 from harness.table import Table, Variable, write_table
 from harness.values import MetricRef
+from harness.version import __version__
 
 log = logging.getLogger(__name__)
 
@@ -328,7 +328,7 @@ def _identity(spec: EstimateSpec) -> dict[str, Any]:
             origin(estimator_class(e.kind))["source_sha256"] for e in spec.estimators
         ],
         "chunk_size": CHUNK_SIZE,
-        "harness": harness.__version__,
+        "harness": __version__,
     }
 
 
@@ -518,7 +518,7 @@ def assemble(spec: EstimateSpec, parts: Path) -> str:
         },
         provenance={
             "builder": "harness estimate",
-            "harness_version": harness.__version__,
+            "harness_version": __version__,
             "sources": [],
             "inputs": {name: data.provenance for name, data in inputs.items()},
             "proxy_protocol_hash": spec.protocol.protocol_hash,
@@ -547,7 +547,7 @@ def _update_manifest(spec: EstimateSpec, digest: str, environment: dict[str, str
         "sha256": digest,
         "size_bytes": spec.out.stat().st_size,
         "benchmark_id": f"estimate:{spec.name}",
-        "built_by": f"harness estimate {spec.path.name} (harness {harness.__version__})",
+        "built_by": f"harness estimate {spec.path.name} (harness {__version__})",
         "proxy_protocol": spec.protocol.to_dict(),
         "proxy_protocol_hash": spec.protocol.protocol_hash,
         "estimators": spec.resolved["estimators"],

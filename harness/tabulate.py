@@ -26,7 +26,6 @@ from pathlib import Path
 
 import numpy as np
 
-import harness
 from harness.atomic import write_text
 from harness.config import Field, at, read_toml, spec_error, validate
 from harness.data import Dataset
@@ -46,6 +45,7 @@ from harness.train import (
     open_dataset,
     train_cell,
 )
+from harness.version import __version__
 
 log = logging.getLogger(__name__)
 CHUNK_SIZE = 24
@@ -151,7 +151,7 @@ def _identity(spec: TabulateSpec) -> dict[str, object]:
         "space": spec.space.name,
         "protocol_hash": spec.protocol.protocol_hash,
         "chunk_size": CHUNK_SIZE,
-        "harness": harness.__version__,
+        "harness": __version__,
     }
 
 
@@ -335,7 +335,7 @@ def assemble(spec: TabulateSpec, parts: Path) -> str:
         },
         provenance={
             "builder": "harness tabulate",
-            "harness_version": harness.__version__,
+            "harness_version": __version__,
             "sources": [],
             "dataset": dataset.describe(),
             "split_hash": protocol.split_hash,
@@ -362,7 +362,7 @@ def update_manifest(spec: TabulateSpec, digest: str, environment: dict[str, str]
         "sha256": digest,
         "size_bytes": spec.out.stat().st_size,
         "benchmark_id": spec.benchmark_id,
-        "built_by": f"harness tabulate {spec.path.name} (harness {harness.__version__})",
+        "built_by": f"harness tabulate {spec.path.name} (harness {__version__})",
         "protocol": spec.protocol.to_dict(),
         "protocol_hash": spec.protocol.protocol_hash,
         "split_hash": spec.protocol.split_hash,

@@ -42,7 +42,6 @@ from typing import Any
 
 import numpy as np
 
-import harness
 from harness.data.safe_pickle import _RestrictedUnpickler
 from harness.errors import DatasetError, TableError
 from harness.importers.nb201 import SPLITS, TRAINING
@@ -50,6 +49,7 @@ from harness.spaces.base import SearchSpace
 from harness.spaces.nats_sss import CELL, NATSSizeSpace
 from harness.spaces.nb201 import NB201Space
 from harness.table import PropertyKey, Variable, VariableKey, write_table
+from harness.version import __version__
 
 __all__ = [
     "ARCHIVES",
@@ -994,7 +994,7 @@ def build_nats_table(source: Path, out: Path) -> str:
         cost_model=_cost_model(archive),
         provenance={
             "builder": "harness import nats (harness.importers.nats.build_nats_table)",
-            "harness_version": harness.__version__,
+            "harness_version": __version__,
             "sources": [
                 _source(_META, hashlib.sha256(meta_raw).hexdigest(), len(meta_raw), archive),
                 listing.source(archive),

@@ -18,11 +18,11 @@ from pathlib import Path
 
 import numpy as np
 
-import harness
 from harness.errors import TableError
 from harness.models.counts import analytic_parameter_count
 from harness.spaces.nb201 import NB201Space
 from harness.table import PropertyKey, Variable, VariableKey, file_sha256, write_table
+from harness.version import __version__
 
 N_ARCH = 15625
 N_D_ENTRIES = 39419
@@ -511,7 +511,7 @@ def _properties(
 def _provenance(paths: dict[str, Path]) -> dict:
     return {
         "builder": "harness import nb201 (harness.importers.nb201.build_nb201_table)",
-        "harness_version": harness.__version__,
+        "harness_version": __version__,
         "sources": [
             {
                 "name": source.name,

@@ -25,11 +25,11 @@ from typing import Any
 
 import numpy as np
 
-import harness
 from harness.data.safe_pickle import safe_unpickle
 from harness.errors import DatasetError, TableError
 from harness.spaces import get_space
 from harness.table import PropertyKey, Variable, VariableKey, write_table
+from harness.version import __version__
 
 __all__ = ["DATASETS", "SCHEDULE", "build_nbgraph_table"]
 
@@ -305,7 +305,7 @@ def _provenance(raw: bytes, dataset: str) -> tuple[dict[str, Any], bool]:
     }
     provenance = {
         "builder": "harness import nbgraph (harness.importers.nbgraph.build_nbgraph_table)",
-        "harness_version": harness.__version__,
+        "harness_version": __version__,
         "sources": [source],
     }
     return provenance, verified
