@@ -17,7 +17,7 @@ import compileall, os, sys, tempfile
 os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
 import harness.cli, harness.api, harness.record, harness.report, harness.tabulate
 import harness.evaluators.live, harness.report.write, matplotlib.pyplot
-import harness.estimate, harness.estimators.zero_cost, harness.report.estimates
+import harness.estimation, harness.estimators.zero_cost, harness.report.estimates
 import scikit_posthocs, statsmodels.stats.multitest
 import harness.strategies.bananas, harness.strategies.bohb, harness.strategies.tpe, optuna
 from mlflow.tracking import MlflowClient

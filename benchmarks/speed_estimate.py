@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from harness.estimate import _estimators, _load_inputs, load_estimate_spec
+from harness.estimation import _estimators, _load_inputs, load_estimate_spec
 
 SPECS = Path(__file__).resolve().parent / "zero-cost"
 WORKERS = 2

@@ -233,8 +233,8 @@ def estimate(
     """
     import dataclasses
 
-    from harness.estimate import estimate as build
-    from harness.estimate import ground_truth, load_estimate_spec, open_estimate
+    from harness.estimation import estimate as build
+    from harness.estimation import ground_truth, load_estimate_spec, open_estimate
 
     parsed = load_estimate_spec(Path(spec))
     changes: dict[str, Any] = {}
@@ -283,7 +283,7 @@ def estimate_report(spec: str | Path, results: str | Path | None = None) -> list
     """Re-make an estimate spec's report from its pinned estimate file and ground truth."""
     import dataclasses
 
-    from harness.estimate import ground_truth, load_estimate_spec, open_estimate
+    from harness.estimation import ground_truth, load_estimate_spec, open_estimate
 
     parsed = load_estimate_spec(Path(spec))
     if results is not None:
@@ -324,7 +324,7 @@ def make_report(
 
 
 def _is_estimate_spec(name: str) -> bool:
-    from harness.estimate import is_estimate_spec
+    from harness.estimation import is_estimate_spec
 
     path = Path(name)
     return path.suffix == ".toml" and path.is_file() and is_estimate_spec(path)

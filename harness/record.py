@@ -29,7 +29,7 @@ import pandas as pd
 
 from harness.config import config_hash
 from harness.errors import HarnessError
-from harness.estimate import EstimateSpec
+from harness.estimation import EstimateSpec
 from harness.experiment import RUN_STREAMS, Benchmark, RunOutcome
 from harness.plugins import origin
 from harness.protocol import split_hash_of

@@ -15,9 +15,9 @@ import pytest
 from conftest import REPO, assert_clean_failure, dump_toml, harness_cli
 from test_data import nb201_root  # noqa: F401 - the synthetic CIFAR-shaped folder
 
-import harness.estimate as estimate_module
+import harness.estimation as estimate_module
 from harness.api import estimate, estimate_report
-from harness.estimate import load_estimate_spec
+from harness.estimation import load_estimate_spec
 from harness.estimators import BUILTIN_ESTIMATORS, estimator_class
 from harness.report.estimates import Judged, quality
 from harness.table import Table
@@ -108,10 +108,15 @@ def test_an_estimate_scores_the_sample_into_a_pinned_table_and_judges_it(mlflow_
     parsed = load_estimate_spec(spec)
     table = Table.load(done.path, expected_sha256=done.sha256)
     assert table.space == "nb201" and table.benchmark_id == "estimate:zc-digits"
-    scores = table.variable("digits", "init", "synflow", "score")
+    scores = table.variable("digits", "init", "params", "score")
     assert scores.seeds == ("0", "1") and scores.epochs == (0,)
     sampled = parsed.archs()
     assert scores.mask[sampled].all() and scores.mask.sum() == 2 * len(sampled)
+    # synflow's log is masked exactly where the sum is 0: cells whose output is zero
+    synflow = table.variable("digits", "init", "synflow", "score")
+    space = parsed.space
+    dead = [space.string_of_index(int(a)).split("+")[-1].count("none") == 3 for a in sampled]
+    assert (~synflow.mask[sampled, 0, 0] <= np.array(dead)).all()
     costs = table.variable("digits", "init", "snip", "cost_s")
     assert (costs.values[sampled] > 0).all()
     # params is an exact size count: the same at every seed, and the space's own number

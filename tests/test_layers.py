@@ -21,7 +21,7 @@ LAYERS = [
     {"values", "plugins", "resume", "parts"},
     {"spaces", "table", "protocol", "proxy_protocol", "data", "models", "environment"},
     {"evaluators", "estimators", "train", "strategies", "simulator"},
-    {"importers", "spec", "experiment", "tabulate", "verify", "estimate", "testing"},
+    {"importers", "spec", "experiment", "tabulate", "verify", "estimation", "testing"},
     {"record", "report"},
     {"api"},
     {"cli"},

@@ -1,7 +1,7 @@
 """How well estimators rank the ground truth: the report of an estimate spec.
 
 An estimator is judged by how its scores order the architectures against the ground
-truth (a table's seed-mean metric at its final epoch, :mod:`harness.estimate`): Kendall's
+truth (a table's seed-mean metric at its final epoch, :mod:`harness.estimation`): Kendall's
 τ (τ-b), Spearman's ρ, and the precision of its top 1 % and 10 % (the share of the
 estimator's top k % that is in the ground truth's top k %). Each is computed over every
 scored cell, over one cell per isomorphism class (isomorphs share one trained value, so
