@@ -18,6 +18,7 @@ the worker count; only the measured times and the recorded build environment do.
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import time
@@ -28,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 import harness
-from harness.atomic import replacing, write_text
+from harness.atomic import check_output, read_regular, replacing, write_text
 from harness.config import Field, at, read_toml, spec_error, validate
 from harness.data import Dataset
 from harness.environment import capture
@@ -162,7 +163,7 @@ def _check_parts(parts: Path, spec: TabulateSpec) -> None:
     manifest = parts / "build.json"
     if manifest.exists():
         try:
-            found = json.loads(manifest.read_text())
+            found = json.loads(read_regular(manifest))
         except (OSError, ValueError):
             raise TableError(
                 f"{manifest} is damaged; remove it (the finished chunks stay) to continue"
@@ -228,6 +229,7 @@ def train_all(
     the cluster at ``scheduler``).
     """
     executor = resolve_executor(executor, scheduler, default="processes")
+    check_output(spec.out, "[table] out")  # a device or FIFO there is refused before training
     workers = workers or spec.workers
     protocol = spec.protocol
     open_dataset(protocol, spec.data_root, spec.split_dir)  # fail fast, before any worker
@@ -273,7 +275,13 @@ def train_all(
 
 def _read_parts(parts: Path) -> Iterator[dict[str, np.ndarray]]:
     for path in sorted(parts.glob("chunk-*.npz")):
-        with np.load(path, allow_pickle=False) as data:
+        try:
+            raw = read_regular(path)
+        except OSError as error:
+            raise TableError(
+                f"{path} cannot be read ({error.strerror}); remove it to train that chunk again"
+            ) from None
+        with np.load(io.BytesIO(raw), allow_pickle=False) as data:
             yield {key: data[key] for key in data.files}
 
 
