@@ -344,7 +344,7 @@ def run_experiment(
     work = [(s, seed) for s in range(len(spec.strategies)) for seed in spec.seeds]
     size = TABULAR_CHUNK if benchmark.live is None else 1
     chunks = [work[i : i + size] for i in range(0, len(work), size)]
-    done = {i: _chunk_outcomes(arrays) for i, arrays in (store.load() if store else {}).items()}
+    done = _resumed(spec, chunks, store)
     progress = _Progress(len(work), sum(len(c) for c in done.values()))
 
     def finished(index: int, outcomes: list[RunOutcome]) -> None:
@@ -379,6 +379,29 @@ def run_experiment(
             meanwhile=meanwhile,
         )
     return [outcome for i in range(len(chunks)) for outcome in done[i]]
+
+
+def _resumed(
+    spec: ExperimentSpec, chunks: list[list[tuple[int, int]]], store: ChunkStore | None
+) -> dict[int, list[RunOutcome]]:
+    """The stored chunks that hold exactly the runs their place in ``chunks`` names; any
+    other (a chunk that reads back as other runs, or not at all) is dropped and redone."""
+    done: dict[int, list[RunOutcome]] = {}
+    for index, arrays in (store.load() if store else {}).items():
+        jobs = chunks[index] if index < len(chunks) else []
+        expected = [(spec.strategies[s].name, seed) for s, seed in jobs]
+        try:
+            outcomes = _chunk_outcomes(arrays)
+            found = [(o.strategy, o.seed) for o in outcomes]
+        except Exception:  # noqa: BLE001 - any malformed content: the chunk is redone
+            found = None
+        if not expected or found != expected:
+            log.info("harness: stored chunk %d holds other runs than expected; redoing it", index)
+            assert store is not None
+            store.drop(index)
+            continue
+        done[index] = outcomes
+    return done
 
 
 class _Progress:
