@@ -33,7 +33,7 @@ from harness.plugins import origin
 from harness.resume import ChunkStore, source_sha256
 from harness.seeding import describe_streams, stream_generator
 from harness.simulator import RunResult, Trajectory, simulate
-from harness.spaces import get_space
+from harness.spaces import SearchSpace, get_space
 from harness.spec import ExperimentSpec, StrategySpec
 from harness.strategies import make_strategy, strategy_class
 from harness.table import Table
@@ -167,7 +167,11 @@ class Benchmark:
         return {label: float(vector.max()) for label, vector in self.targets.items()}
 
     def run(self, strategy_spec: StrategySpec, seed: int) -> RunOutcome:
-        """One run: the strategy searches from its master ``seed`` until the budget stops it."""
+        """One run: the strategy searches from its master ``seed`` until the budget stops it.
+
+        The strategy works on its own copy of the space; a strategy that changes the space
+        every run shares (its class) is stopped with an error naming it."""
+        before = space_state(self.space)
         try:
             strategy = make_strategy(
                 strategy_spec.kind,
@@ -184,6 +188,12 @@ class Benchmark:
                 strategy_spec.budget(self.spec.budget),
                 self.spec.workers,
             )
+            if space_state(self.space) != before:
+                raise StrategyError(
+                    f"changed the {self.space.name} search space that every run shares (its "
+                    f"class {type(self.space).__qualname__}); a strategy may set attributes on "
+                    "its own self.space, never on the space's class"
+                )
         except StrategyError as error:
             raise StrategyError(f"[strategy {strategy_spec.name!r}] seed {seed}: {error}") from None
         except ConfigError as error:
@@ -198,6 +208,20 @@ class Benchmark:
             targets=targets,
             streams=describe_streams(seed, RUN_STREAMS),
         )
+
+
+def space_state(space: SearchSpace) -> tuple[Any, ...]:
+    """What every run shares of a space beyond its own copy: its classes' attributes, by
+    identity (a value set or replaced on a class shows; microseconds a run)."""
+    classes = [c for c in type(space).__mro__ if c is not object]
+    return tuple(
+        tuple((name, id(value)) for name, value in vars(c).items() if name not in _CACHES)
+        for c in classes
+    )
+
+
+#: class attributes Python itself sets on first use (``copy`` caches ``__slotnames__``)
+_CACHES = frozenset({"__slotnames__"})
 
 
 _worker_benchmark: Benchmark | None = None

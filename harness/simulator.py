@@ -146,7 +146,9 @@ def _strategy_call(strategy: Strategy, what: str, call: Callable[..., Any], *arg
     """Run one strategy call; anything it raises becomes a one-line StrategyError."""
     try:
         return call(*args)
-    except Exception as error:  # a strategy is plugin code: it may raise anything
+    except KeyboardInterrupt:  # Ctrl-C, not the strategy's doing
+        raise
+    except BaseException as error:  # plugin code: it may raise anything, sys.exit included
         detail = " ".join(str(error).split())
         raise StrategyError(
             f"strategy {type(strategy).__name__} raised in {what}: {type(error).__name__}: {detail}"
