@@ -42,3 +42,8 @@ class DatasetError(HarnessError):
 
 class StrategyError(HarnessError):
     """A strategy that cannot be loaded, or that broke the ask/tell contract."""
+
+
+class CallTimeout(BaseException):
+    """Raised into a strategy call that ran past its time limit (:mod:`harness.simulator`):
+    a BaseException, so a plugin's ``except Exception`` does not swallow it."""

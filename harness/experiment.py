@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from harness.config import at, spec_error
-from harness.errors import ConfigError, StrategyError, TableError
+from harness.errors import CallTimeout, ConfigError, StrategyError, TableError
 from harness.evaluators.base import Evaluator
 from harness.evaluators.tabular import (
     TableCosts,
@@ -32,7 +32,7 @@ from harness.importers import build_table
 from harness.plugins import origin
 from harness.resume import ChunkStore, source_sha256
 from harness.seeding import describe_streams, stream_generator
-from harness.simulator import RunResult, Trajectory, simulate
+from harness.simulator import CALL_TIMEOUT_S, RunResult, Trajectory, limited, simulate
 from harness.spaces import SearchSpace, get_space
 from harness.spec import ExperimentSpec, StrategySpec
 from harness.strategies import make_strategy, strategy_class
@@ -172,21 +172,31 @@ class Benchmark:
         The strategy works on its own copy of the space; a strategy that changes the space
         every run shares (its class) is stopped with an error naming it."""
         before = space_state(self.space)
+        timeout = self.spec.call_timeout_s or CALL_TIMEOUT_S
         try:
-            strategy = make_strategy(
-                strategy_spec.kind,
-                self.space,
-                stream_generator(seed, "strategy"),
-                self.spec.search.epoch,
-                strategy_spec.params,
-                self.evaluator.fidelities,
-            )
+            try:
+                strategy = limited(
+                    timeout,
+                    make_strategy,
+                    strategy_spec.kind,
+                    self.space,
+                    stream_generator(seed, "strategy"),
+                    self.spec.search.epoch,
+                    strategy_spec.params,
+                    self.evaluator.fidelities,
+                )
+            except CallTimeout:
+                raise StrategyError(
+                    f"strategy {strategy_spec.kind} did not finish starting (its setup) within "
+                    f"{timeout:g} s; raise [runs] call_timeout_s if it needs longer"
+                ) from None
             result = simulate(
                 strategy,
                 self.evaluator,
                 stream_generator(seed, "benchmark"),
                 strategy_spec.budget(self.spec.budget),
                 self.spec.workers,
+                timeout,
             )
             if space_state(self.space) != before:
                 raise StrategyError(

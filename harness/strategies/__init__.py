@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from harness.errors import ConfigError, StrategyError
+from harness.errors import CallTimeout, ConfigError, StrategyError
 from harness.plugins import load_class
 from harness.spaces.base import SearchSpace
 from harness.strategies.base import Strategy
@@ -71,7 +71,7 @@ def make_strategy(
     try:
         # a private copy of the space: what one strategy sets on it no other run sees
         return cls(copy.copy(space), rng, fidelity, fidelities=fidelities, **params)
-    except (ConfigError, KeyboardInterrupt):
+    except (ConfigError, KeyboardInterrupt, CallTimeout):
         raise
     except BaseException as error:  # plugin code: it may raise anything, sys.exit included
         detail = " ".join(str(error).split())
