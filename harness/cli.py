@@ -8,6 +8,7 @@ Progress from the library arrives through :mod:`logging` and is printed to stder
 from __future__ import annotations
 
 import argparse
+import atexit
 import dataclasses
 import logging
 import os
@@ -18,7 +19,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from harness.errors import HarnessError, TableError
-from harness.executors import EXECUTORS, resolve_executor
+from harness.executors import EXECUTORS, leave_no_threads, resolve_executor, stray_threads
 from harness.importers import IMPORTERS
 from harness.report import TABLE
 
@@ -472,5 +473,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
+def command(argv: Sequence[str] | None = None) -> NoReturn:
+    """``harness`` as a process: :func:`main`, then exit with its status, even when plugin
+    code left a non-daemon thread running (Python would otherwise wait for it forever)."""
+    code = main(argv)
+    if stray_threads():
+        atexit._run_exitfuncs()  # what a normal exit runs (MLflow's, logging's), then go
+        leave_no_threads(code)
+    sys.exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    command()

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import ctypes
 import logging
+import multiprocessing.util
 import os
 import signal
 import sys
@@ -167,8 +168,32 @@ def _start_worker(
     """A pool worker's set-up: it ends itself once ``parent`` is gone (``kill -9`` of
     ``harness`` leaves no worker computing for nobody), then runs ``initializer``."""
     _exit_with_parent(parent)
+    # runs as the worker exits, before Python would wait for every non-daemon thread
+    multiprocessing.util.Finalize(None, leave_no_threads, exitpriority=-100)
     if initializer is not None:
         initializer(*initargs)
+
+
+def stray_threads() -> list[threading.Thread]:
+    """Threads that would keep this process alive once its work is done: non-daemon
+    threads other than the main one (left by plugin code)."""
+    main = threading.main_thread()
+    return [t for t in threading.enumerate() if t is not main and not t.daemon and t.is_alive()]
+
+
+def leave_no_threads(code: int = 0) -> None:
+    """End this process now with ``code`` if plugin code left a non-daemon thread that
+    would keep it alive (the work is done and its results are sent); else return."""
+    strays = stray_threads()
+    if not strays:
+        return
+    log.debug("harness: ending the process despite thread(s) %s", [t.name for t in strays])
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(code)
 
 
 def _exit_with_parent(parent: int) -> None:
