@@ -356,6 +356,48 @@ class Exiting(RandomSearch):
         return super().ask()
 """
 
+SLOW_PLUGIN = """
+import threading
+import time
+
+from harness.strategies.random_search import RandomSearch
+
+
+class Slow(RandomSearch):
+    \"\"\"Random search whose third run never returns from ``$WHERE`` (setup, ask or tell),
+    however it is interrupted short of the time limit.\"\"\"
+
+    runs = 0
+
+    def setup(self):
+        type(self).runs += 1
+        self.stuck = type(self).runs == 3
+        if self.stuck and os.environ["WHERE"] == "setup":
+            time.sleep(3600)
+
+    def ask(self):
+        if self.stuck and os.environ["WHERE"] == "ask":
+            while True:
+                try:
+                    time.sleep(3600)
+                except Exception:
+                    pass
+        return super().ask()
+
+    def tell(self, proposal, observation):
+        if self.stuck and os.environ["WHERE"] == "tell":
+            while True:  # busy, in Python
+                pass
+
+
+class Threaded(RandomSearch):
+    \"\"\"Random search that leaves a non-daemon thread sleeping for an hour.\"\"\"
+
+    def setup(self):
+        if not any(t.name == "plugin-sleeper" for t in threading.enumerate()):
+            threading.Thread(target=time.sleep, args=(3600,), name="plugin-sleeper").start()
+"""
+
 IMPORT_EXIT = "import sys\nsys.exit(int(__import__('os').environ['CODE']))\n"
 
 
@@ -365,6 +407,7 @@ def plugin(tmp_path) -> Path:
     folder.mkdir()
     (folder / "hostile.py").write_text(PLUGIN)
     (folder / "exits_on_import.py").write_text(IMPORT_EXIT)
+    (folder / "slow.py").write_text("import os\n" + SLOW_PLUGIN)
     return folder
 
 
@@ -373,10 +416,11 @@ def pythonpath(folder: Path) -> str:
     return os.pathsep.join([str(folder), os.environ.get("PYTHONPATH", "")])
 
 
-def two_strategies(kind: str, count: int = 12):
+def two_strategies(kind: str, count: int = 12, **runs):
     def edit(raw: dict) -> None:
         raw["strategy"] = [{"name": "P", "kind": kind}, {"name": "RS", "kind": "random_search"}]
         raw["runs"]["seeds"] = {"start": 0, "count": count}
+        raw["runs"].update(runs)
         del raw["published"]  # names the strategies left out
 
     return edit
@@ -474,6 +518,62 @@ def test_a_worker_ended_by_its_strategy_is_not_promised_a_cure_by_running_again(
     assert_clean_failure(done, "a worker process died", "os._exit", "dies again")
     assert "run the same command again:" not in done.stderr
     assert finished_records(spec.parent) == []
+
+
+@needs_nb201()
+@pytest.mark.parametrize(
+    ("where", "executor"),
+    [("ask", "serial"), ("tell", "serial"), ("setup", "serial"), ("ask", "processes")],
+)
+def test_a_strategy_call_past_its_time_limit_fails_in_one_line(small_spec, plugin, where, executor):
+    spec = small_spec(two_strategies("slow:Slow", count=60, call_timeout_s=1.5))
+    tic = time.monotonic()
+    done = harness_cli(
+        *("run", str(spec), "--executor", executor, "--jobs", "2"),
+        cwd=spec.parent,
+        WHERE=where,
+        PYTHONPATH=pythonpath(plugin),
+    )
+    assert_clean_failure(done, "[strategy 'P']", "within 1.5 s", "call_timeout_s")
+    assert time.monotonic() - tic < 60
+    assert finished_records(spec.parent) == []
+    assert not list((spec.parent / WORK_DIR).glob("*"))
+
+
+@needs_nb201()
+@pytest.mark.parametrize("executor", ["serial", "processes"])
+def test_a_thread_left_by_a_strategy_does_not_keep_harness_alive(small_spec, plugin, executor):
+    spec = small_spec(two_strategies("slow:Threaded", count=60))
+    done = harness_cli(
+        *("run", str(spec), "--executor", executor, "--jobs", "2"),
+        cwd=spec.parent,
+        PYTHONPATH=pythonpath(plugin),
+    )
+    assert done.returncode == 0, done.stderr
+    assert "120 runs" in done.stdout
+    assert len(finished_records(spec.parent)) == 3
+
+
+def test_the_call_time_limit_is_a_recorded_spec_option(tmp_path):
+    from harness.errors import SpecError
+    from harness.spec import load_spec
+
+    def spec(**runs) -> Path:
+        raw = tomllib.loads(TABLE5.read_text())
+        raw["runs"].update(runs)
+        path = tmp_path / "spec.toml"
+        path.write_text(dump_toml(raw))
+        return path
+
+    plain = load_spec(spec())
+    assert plain.call_timeout_s is None and "call_timeout_s" not in plain.resolved["runs"]
+    assert plain.spec_hash == load_spec(TABLE5).spec_hash
+    limited = load_spec(spec(call_timeout_s=30))
+    assert limited.call_timeout_s == 30.0 and limited.resolved["runs"]["call_timeout_s"] == 30.0
+    assert limited.spec_hash != plain.spec_hash
+    for bad in (0, -1, "soon", float("inf")):
+        with pytest.raises(SpecError, match=r"runs\.call_timeout_s"):
+            load_spec(spec(call_timeout_s=bad))
 
 
 # -- a killed parent leaves no worker behind ------------------------------------------------
