@@ -40,7 +40,7 @@ def _seed_list(text: str) -> list[int]:
     :data:`MAX_SEEDS`, counted before any list is built)."""
     bounds: list[tuple[int, int]] = []
     for part in text.split(","):
-        first, dash, last = part.strip().partition("-")
+        first, dash, last = (piece.strip() for piece in part.partition("-"))
         if not all(_ASCII_NUMBER.fullmatch(t) for t in ((first, last) if dash else (first,))):
             raise HarnessError(
                 f"--seeds {text!r}: expected seeds and ranges like 0-9,20 (non-negative "
