@@ -90,12 +90,14 @@ def read_regular(path: Path | str, limit: int | None = None) -> bytes:
     (``IsADirectoryError`` for a folder) without blocking: a FIFO or a device is refused
     unread. With ``limit``, at most ``limit + 1`` bytes are read (the caller sees that the
     file is larger)."""
-    descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    nonblocking = getattr(os, "O_NONBLOCK", 0)  # opening a FIFO blocks without it
+    descriptor = os.open(path, os.O_RDONLY | nonblocking | getattr(os, "O_CLOEXEC", 0))
     try:
         mode = os.fstat(descriptor).st_mode
         if not stat.S_ISREG(mode):
             raise not_regular(path, mode)
-        os.set_blocking(descriptor, True)
+        if nonblocking:
+            os.set_blocking(descriptor, True)
         with os.fdopen(descriptor, "rb", closefd=False) as file:
             return file.read() if limit is None else file.read(limit + 1)
     finally:

@@ -142,7 +142,8 @@ def _start_watchdog() -> None:
     global _watchdog, _signal_ready, _signal_tried
     if threading.current_thread() is threading.main_thread() and not _signal_tried:
         _signal_tried = True
-        if signal.getsignal(signal.SIGALRM) in (signal.SIG_DFL, signal.SIG_IGN):
+        alarm = getattr(signal, "SIGALRM", None)  # none on Windows: the exception way only
+        if alarm is not None and signal.getsignal(alarm) in (signal.SIG_DFL, signal.SIG_IGN):
             signal.signal(signal.SIGALRM, _on_alarm)
             _signal_ready = True
     with _lock:
