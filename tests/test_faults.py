@@ -303,7 +303,7 @@ def test_an_oversized_empty_or_non_ascii_override_fails_in_one_line(
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and err[0].startswith("harness: error: "), err
     assert flag in err[0] and needle in err[0], err[0]
-    assert time.perf_counter() - tic < 5
+    assert time.perf_counter() - tic < 20  # 10^8 seeds would take far longer, and 3 GB
     assert not (spec.parent / "results").exists() and not (spec.parent / WORK_DIR).exists()
 
 
@@ -629,7 +629,7 @@ def test_workers_exit_when_harness_run_is_killed(tmp_path, nb201_built):
             assert process.poll() is None and time.monotonic() < deadline
             time.sleep(0.05)
         workers = children(process.pid)
-        assert len(workers) == 2
+        assert len(workers) >= 2  # the pool's two (and whatever else it started)
         os.kill(process.pid, signal.SIGKILL)  # the parent alone, as `kill -9 PID` does
         process.wait()
         deadline = time.monotonic() + 10
