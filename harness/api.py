@@ -30,7 +30,7 @@ from typing import Any
 import pandas as pd
 
 from harness.atomic import check_writable
-from harness.errors import HarnessError
+from harness.errors import HarnessError, StrategyError
 from harness.report import REPORT
 from harness.table import Table
 
@@ -153,9 +153,15 @@ def run(
     tic = time.perf_counter()
     # a store MLflow refuses ends the command seconds into the search, never after it; the
     # check (MLflow's import and schema check: seconds) overlaps work in worker processes
-    outcomes = run_experiment(
-        parsed, benchmark, executor, jobs, store, scheduler, meanwhile=check_store
-    )
+    try:
+        outcomes = run_experiment(
+            parsed, benchmark, executor, jobs, store, scheduler, meanwhile=check_store
+        )
+    except StrategyError:
+        # a strategy broke its contract: this code cannot finish the experiment, and a
+        # changed strategy is another experiment, so nothing kept here would be resumed
+        store.clear()
+        raise
     searched = time.perf_counter() - tic
     parent = record_experiment(parsed, benchmark, outcomes, capture_details())
     store.clear()

@@ -5,12 +5,19 @@ written to a temporary path beside its destination and renamed over it only once
 complete, so an error or a kill never leaves a half-written file behind. A temporary
 file names the process that writes it; one left behind by a process that was killed is
 removed the next time anything is written to the same destination.
+
+Only a regular file is ever replaced: a destination that exists as anything else (a
+device node, a FIFO, a socket, a folder) is refused with one line, so ``--out /dev/full``
+never destroys the node. Inputs are read the same careful way (:func:`read_regular`): a
+FIFO or a device in place of a file is refused unread instead of blocking forever.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import secrets
+import stat
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -37,6 +44,74 @@ def _remove_leftovers(path: Path) -> None:
             stale.unlink(missing_ok=True)
 
 
+def _kind(mode: int) -> str:
+    """What a non-regular file is, in words."""
+    kinds = (
+        (stat.S_ISDIR, "a folder"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISFIFO, "a FIFO (named pipe)"),
+        (stat.S_ISSOCK, "a socket"),
+    )
+    return next((name for test, name in kinds if test(mode)), "not a regular file")
+
+
+def not_regular(path: Path | str, mode: int) -> OSError:
+    """The error for ``path`` that exists but is not a regular file (``IsADirectoryError``
+    for a folder), with a one-line ``strerror``."""
+    kind = _kind(mode)
+    if stat.S_ISDIR(mode):
+        return IsADirectoryError(errno.EISDIR, "is a folder, not a file", str(path))
+    return OSError(errno.EINVAL, f"is {kind}, not a regular file", str(path))
+
+
+def check_output(path: Path, what: str = "output") -> None:
+    """Refuse an existing ``path`` that is not a regular file: a device node, FIFO or
+    socket would be replaced by the rename (or block a writer); a folder is no file."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:  # absent, or a symlink to nothing: the rename makes it
+        return
+    except OSError as error:
+        raise HarnessError(
+            f"{what} {path}: cannot write there ({error.strerror}); choose another path"
+        ) from None
+    if stat.S_ISDIR(mode):
+        raise HarnessError(f"{what} {path} is a folder; name a file inside it")
+    if not stat.S_ISREG(mode):
+        raise HarnessError(
+            f"{what} {path} is {_kind(mode)}, not a regular file; harness replaces only "
+            "regular files: remove it or choose another path"
+        )
+
+
+def read_regular(path: Path | str, limit: int | None = None) -> bytes:
+    """The bytes of the regular file ``path``; anything else raises :class:`OSError`
+    (``IsADirectoryError`` for a folder) without blocking: a FIFO or a device is refused
+    unread. With ``limit``, at most ``limit + 1`` bytes are read (the caller sees that the
+    file is larger)."""
+    nonblocking = getattr(os, "O_NONBLOCK", 0)  # opening a FIFO blocks without it
+    descriptor = os.open(path, os.O_RDONLY | nonblocking | getattr(os, "O_CLOEXEC", 0))
+    try:
+        mode = os.fstat(descriptor).st_mode
+        if not stat.S_ISREG(mode):
+            raise not_regular(path, mode)
+        if nonblocking:
+            os.set_blocking(descriptor, True)
+        with os.fdopen(descriptor, "rb", closefd=False) as file:
+            return file.read() if limit is None else file.read(limit + 1)
+    finally:
+        os.close(descriptor)
+
+
+def check_regular(path: Path | str) -> None:
+    """Raise :class:`OSError` unless ``path`` is a regular file (``FileNotFoundError`` if
+    it is missing): for readers that open the path themselves, so none blocks on a FIFO."""
+    mode = os.stat(path).st_mode
+    if not stat.S_ISREG(mode):
+        raise not_regular(path, mode)
+
+
 def check_writable(path: Path, what: str) -> None:
     """Refuse, before any work is done, a destination that cannot become a file: a
     folder, a path through a symlink loop, or one under a folder nothing can be created
@@ -44,8 +119,7 @@ def check_writable(path: Path, what: str) -> None:
     if str(path) == "":
         raise HarnessError(f"{what}: an empty path; name a file")
     try:
-        if path.is_dir():
-            raise HarnessError(f"{what} {path} is a folder; name a file inside it")
+        check_output(path, what)
         folder = path.parent
         while not folder.exists() and folder != folder.parent:
             folder = folder.parent
@@ -67,10 +141,12 @@ def replacing(path: Path, suffix: str = "") -> Iterator[Path]:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise HarnessError(f"cannot create the folder of {path} ({error.strerror})") from None
+    check_output(path)
     _remove_leftovers(path)
     temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}-{secrets.token_hex(6)}{suffix}")
     try:
         yield temporary
+        check_output(path)  # still no device or FIFO there: the rename never replaces one
         os.replace(temporary, path)
     except IsADirectoryError:
         raise HarnessError(f"{path} is a folder; name a file") from None

@@ -8,16 +8,18 @@ Progress from the library arrives through :mod:`logging` and is printed to stder
 from __future__ import annotations
 
 import argparse
+import atexit
 import dataclasses
 import logging
 import os
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn
 
 from harness.errors import HarnessError, TableError
-from harness.executors import EXECUTORS, resolve_executor
+from harness.executors import EXECUTORS, leave_no_threads, resolve_executor, stray_threads
 from harness.importers import IMPORTERS
 from harness.report import TABLE
 
@@ -28,20 +30,42 @@ SCHEDULER_HELP = (
 )
 #: trajectory columns a live re-run charging its own measured time measures anew
 MEASURED = ("start_s", "end_s", "cost_s", "measured_s")
+#: the most seeds ``--seeds`` may name (as many as a spec's ``{start, count}`` may)
+MAX_SEEDS = 1_000_000
+_ASCII_NUMBER = re.compile(r"[0-9]{1,19}")
 
 
 def _seed_list(text: str) -> list[int]:
-    """``0-9,20,30-31`` -> the seeds it names."""
-    seeds: list[int] = []
-    try:
-        for part in text.split(","):
-            first, dash, last = part.strip().partition("-")
-            seeds += range(int(first), int(last) + 1) if dash else [int(first)]
-    except ValueError:
+    """``0-9,20,30-31`` -> the seeds it names (ASCII digits only; at most
+    :data:`MAX_SEEDS`, counted before any list is built)."""
+    bounds: list[tuple[int, int]] = []
+    for part in text.split(","):
+        first, dash, last = (piece.strip() for piece in part.partition("-"))
+        if not all(_ASCII_NUMBER.fullmatch(t) for t in ((first, last) if dash else (first,))):
+            raise HarnessError(
+                f"--seeds {text!r}: expected seeds and ranges like 0-9,20 (non-negative "
+                "integers in ASCII digits)"
+            )
+        low, high = int(first), int(last) if dash else int(first)
+        if high < low:
+            raise HarnessError(f"--seeds {text!r}: the range {part.strip()} is empty")
+        bounds.append((low, high))
+    count = sum(high - low + 1 for low, high in bounds)
+    if count > MAX_SEEDS:
         raise HarnessError(
-            f"--seeds {text!r}: expected seeds and ranges like 0-9,20 (non-negative integers)"
-        ) from None
-    return seeds
+            f"--seeds {text!r} names {count:,} seeds, more than {MAX_SEEDS:,}; run fewer"
+        )
+    return [seed for low, high in bounds for seed in range(low, high + 1)]
+
+
+def _strategy_names(text: str) -> list[str]:
+    """``REA,RS`` -> the names; an empty name is refused, not ignored."""
+    names = [name.strip() for name in text.split(",")]
+    if not all(names):
+        raise HarnessError(
+            f"--strategies {text!r}: expected names of the spec's strategies, e.g. REA,RS"
+        )
+    return names
 
 
 def _budget_items(items: Sequence[str]) -> dict[str, float | int | str | None]:
@@ -57,6 +81,8 @@ def _budget_items(items: Sequence[str]) -> dict[str, float | int | str | None]:
             budget[key] = value
         else:
             try:
+                if not value.isascii():  # int() and float() take any script's digits
+                    raise ValueError(value)
                 budget[key] = int(value) if value.lstrip("-").isdigit() else float(value)
             except ValueError:
                 raise HarnessError(f"--budget {item!r}: {value!r} is not a number") from None
@@ -70,8 +96,8 @@ def _run(args: argparse.Namespace) -> int:
         raise HarnessError(f"--jobs must be at least 1, got {args.jobs}")
     done = run(
         args.spec,
-        seeds=_seed_list(args.seeds) if args.seeds else None,
-        strategies=args.strategies.split(",") if args.strategies else None,
+        seeds=None if args.seeds is None else _seed_list(args.seeds),
+        strategies=None if args.strategies is None else _strategy_names(args.strategies),
         budget=_budget_items(args.budget) if args.budget else None,
         evaluator=args.evaluator,
         executor=args.executor,
@@ -483,7 +509,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         library.setLevel(logging.INFO)
     try:
         args = build_parser().parse_args(argv)
-        return args.handler(args)
+        try:
+            return args.handler(args)
+        except SystemExit as exit:  # plugin code that called sys.exit where nothing caught it
+            raise HarnessError(
+                f"plugin code called sys.exit({exit.code!r}) while harness {args.command} ran; "
+                "nothing was recorded: a plugin must raise an exception, not exit"
+            ) from None
     except HarnessError as error:
         print(f"harness: error: {error}", file=sys.stderr)
         return EXIT_USAGE
@@ -495,5 +527,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
+def command(argv: Sequence[str] | None = None) -> NoReturn:
+    """``harness`` as a process: :func:`main`, then exit with its status, even when plugin
+    code left a non-daemon thread running (Python would otherwise wait for it forever)."""
+    code = main(argv)
+    if stray_threads():
+        atexit._run_exitfuncs()  # what a normal exit runs (MLflow's, logging's), then go
+        leave_no_threads(code)
+    sys.exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    command()

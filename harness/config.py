@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from harness.atomic import read_regular
 from harness.errors import ConfigError, SpecError
 
 #: marks a field without a default: it must be given
@@ -175,7 +176,7 @@ def _nesting_depth(text: str) -> int:
 def read_text(path: Path) -> str:
     """A config file's UTF-8 text; unreadable or oversized files raise SpecError."""
     try:
-        raw = Path(path).read_bytes()
+        raw = read_regular(path, MAX_TOML_BYTES)
     except FileNotFoundError:
         raise SpecError(f"{path}: file not found; check the path") from None
     except IsADirectoryError:
@@ -183,7 +184,7 @@ def read_text(path: Path) -> str:
     except OSError as error:
         raise SpecError(f"{path}: cannot read the file ({error.strerror})") from None
     if len(raw) > MAX_TOML_BYTES:
-        raise SpecError(f"{path}: {len(raw)} bytes is too large for a spec (limit 4 MiB)")
+        raise SpecError(f"{path}: {len(raw)}+ bytes is too large for a spec (limit 4 MiB)")
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError as error:

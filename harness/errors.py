@@ -46,3 +46,8 @@ class StrategyError(HarnessError):
 
 class EstimatorError(HarnessError):
     """An estimator that cannot be loaded, or that raised while setting up or scoring."""
+
+
+class CallTimeout(BaseException):
+    """Raised into a strategy call that ran past its time limit (:mod:`harness.simulator`):
+    a BaseException, so a plugin's ``except Exception`` does not swallow it."""

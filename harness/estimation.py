@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from harness.atomic import write_text
+from harness.atomic import check_output, read_regular, write_text
 from harness.config import Field, at, config_hash, read_toml, spec_error, validate
 from harness.errors import ConfigError, TableError
 from harness.estimators import checked_score, estimator_class, make_estimator, resolve_params
@@ -396,6 +396,7 @@ def score_all(
     every chunk is now done. Executors as in :func:`harness.tabulate.train_all`."""
     executor = resolve_executor(executor, scheduler, default="processes")
     workers = workers or spec.workers
+    check_output(spec.out, "[estimate] out")  # a device or FIFO there is refused unwritten
     # fail fast, before any worker: inputs load, every estimator sets up and scores the
     # first architecture at every seed (a plugin that raises ends here, in one line)
     estimators = _estimators(spec, _load_inputs(spec))
@@ -540,7 +541,7 @@ def _update_manifest(spec: EstimateSpec, digest: str, environment: dict[str, str
     """Record the estimate file in ``manifest.json`` beside it, as tabulate does a table."""
     manifest = spec.out.parent / "manifest.json"
     try:
-        entries = json.loads(manifest.read_text()) if manifest.exists() else {}
+        entries = json.loads(read_regular(manifest)) if manifest.exists() else {}
     except (OSError, ValueError):
         raise TableError(f"{manifest} is damaged; repair or remove it") from None
     entries[spec.out.name] = {

@@ -22,8 +22,14 @@ reschedules the chunk of a worker that dies, and a chunk that raises is retried
 
 from __future__ import annotations
 
+import ctypes
 import logging
+import multiprocessing.util
+import os
+import signal
+import sys
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -36,6 +42,8 @@ from harness.errors import ConfigError, HarnessError
 log = logging.getLogger(__name__)
 
 EXECUTORS = ("serial", "processes", "dask")
+#: Linux prctl option: the signal a process receives when the thread that forked it ends
+PR_SET_PDEATHSIG = 1
 #: how often Dask runs a chunk again after it raised (a dead worker's chunk is rescheduled
 #: by the scheduler regardless, up to its ``allowed-failures``)
 RETRIES = 2
@@ -122,7 +130,9 @@ def run_chunks(
         _run_on_dask(function, chunks, on_done, workers, setup, scheduler, meanwhile)
         return
     with ProcessPoolExecutor(
-        max_workers=min(workers, len(chunks)), initializer=initializer, initargs=initargs
+        max_workers=min(workers, len(chunks)),
+        initializer=_start_worker,
+        initargs=(os.getpid(), initializer, initargs),
     ) as pool:
         futures = {pool.submit(function, chunk): index for index, chunk in chunks}
         try:
@@ -138,12 +148,73 @@ def run_chunks(
                 on_done(futures[future], result)
             if broken:
                 raise HarnessError(
-                    "a worker process died (killed, or out of memory); run the same "
-                    "command again: what finished is kept and the rest resumes"
+                    "a worker process died (killed, out of memory, or ended by plugin code "
+                    "such as os._exit); what finished is kept, and the same command resumes "
+                    "the rest if the cause is gone: one that dies again at the same point "
+                    "is a strategy ending its process, which only a fixed strategy cures"
                 )
         finally:  # an error or Ctrl-C: queued chunks are not started for nobody
             for future in futures:
                 future.cancel()
+
+
+#: how often a worker process checks that the process that started it is still there
+PARENT_POLL_S = 0.5
+
+
+def _start_worker(
+    parent: int, initializer: Callable[..., None] | None, initargs: tuple[Any, ...]
+) -> None:
+    """A pool worker's set-up: it ends itself once ``parent`` is gone (``kill -9`` of
+    ``harness`` leaves no worker computing for nobody), then runs ``initializer``."""
+    _exit_with_parent(parent)
+    # runs as the worker exits, before Python would wait for every non-daemon thread
+    multiprocessing.util.Finalize(None, leave_no_threads, exitpriority=-100)
+    if initializer is not None:
+        initializer(*initargs)
+
+
+def stray_threads() -> list[threading.Thread]:
+    """Threads that would keep this process alive once its work is done: non-daemon
+    threads other than the main one (left by plugin code)."""
+    main = threading.main_thread()
+    return [t for t in threading.enumerate() if t is not main and not t.daemon and t.is_alive()]
+
+
+def leave_no_threads(code: int = 0) -> None:
+    """End this process now with ``code`` if plugin code left a non-daemon thread that
+    would keep it alive (the work is done and its results are sent); else return."""
+    strays = stray_threads()
+    if not strays:
+        return
+    log.debug("harness: ending the process despite thread(s) %s", [t.name for t in strays])
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(code)
+
+
+def _exit_with_parent(parent: int) -> None:
+    """End this process as soon as its parent ``parent`` exits: at once through Linux's
+    parent-death signal where there is one, else (and as well) by a watchdog thread that
+    polls the parent's id every :data:`PARENT_POLL_S` seconds."""
+    if sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        except (OSError, AttributeError):  # no prctl here: the watchdog alone
+            pass
+    if os.getppid() != parent:  # the parent died before the signal was armed
+        os._exit(1)
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(PARENT_POLL_S)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="harness-parent-watchdog", daemon=True).start()
 
 
 @contextmanager

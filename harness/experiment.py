@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from harness.config import at, spec_error
-from harness.errors import ConfigError, StrategyError, TableError
+from harness.errors import CallTimeout, ConfigError, StrategyError, TableError
 from harness.evaluators import Evaluator, EvaluatorSetup, evaluator_class
 from harness.evaluators.tabular import resolve_metric
 from harness.executors import run_chunks
@@ -26,8 +26,8 @@ from harness.importers import build_table
 from harness.plugins import origin
 from harness.resume import ChunkStore, source_sha256
 from harness.seeding import describe_streams, stream_generator
-from harness.simulator import RunResult, Trajectory, simulate
-from harness.spaces import get_space
+from harness.simulator import CALL_TIMEOUT_S, RunResult, Trajectory, limited, simulate
+from harness.spaces import SearchSpace, get_space
 from harness.spec import ExperimentSpec, StrategySpec
 from harness.strategies import make_strategy, strategy_class
 from harness.table import Table
@@ -124,23 +124,43 @@ class Benchmark:
         return {label: float(vector.max()) for label, vector in self.targets.items()}
 
     def run(self, strategy_spec: StrategySpec, seed: int) -> RunOutcome:
-        """One run: the strategy searches from its master ``seed`` until the budget stops it."""
+        """One run: the strategy searches from its master ``seed`` until the budget stops it.
+
+        The strategy works on its own copy of the space; a strategy that changes the space
+        every run shares (its class) is stopped with an error naming it."""
+        before = space_state(self.space)
+        timeout = self.spec.call_timeout_s or CALL_TIMEOUT_S
         try:
-            strategy = make_strategy(
-                strategy_spec.kind,
-                self.space,
-                stream_generator(seed, "strategy"),
-                self.spec.search.epoch,
-                strategy_spec.params,
-                self.evaluator.fidelities,
-            )
+            try:
+                strategy = limited(
+                    timeout,
+                    make_strategy,
+                    strategy_spec.kind,
+                    self.space,
+                    stream_generator(seed, "strategy"),
+                    self.spec.search.epoch,
+                    strategy_spec.params,
+                    self.evaluator.fidelities,
+                )
+            except CallTimeout:
+                raise StrategyError(
+                    f"strategy {strategy_spec.kind} did not finish starting (its setup) within "
+                    f"{timeout:g} s; raise [runs] call_timeout_s if it needs longer"
+                ) from None
             result = simulate(
                 strategy,
                 self.evaluator,
                 stream_generator(seed, "benchmark"),
                 strategy_spec.budget(self.spec.budget),
                 self.spec.workers,
+                timeout,
             )
+            if space_state(self.space) != before:
+                raise StrategyError(
+                    f"changed the {self.space.name} search space that every run shares (its "
+                    f"class {type(self.space).__qualname__}); a strategy may set attributes on "
+                    "its own self.space, never on the space's class"
+                )
         except StrategyError as error:
             raise StrategyError(f"[strategy {strategy_spec.name!r}] seed {seed}: {error}") from None
         except ConfigError as error:
@@ -155,6 +175,20 @@ class Benchmark:
             targets=targets,
             streams=describe_streams(seed, RUN_STREAMS),
         )
+
+
+def space_state(space: SearchSpace) -> tuple[Any, ...]:
+    """What every run shares of a space beyond its own copy: its classes' attributes, by
+    identity (a value set or replaced on a class shows; microseconds a run)."""
+    classes = [c for c in type(space).__mro__ if c is not object]
+    return tuple(
+        tuple((name, id(value)) for name, value in vars(c).items() if name not in _CACHES)
+        for c in classes
+    )
+
+
+#: class attributes Python itself sets on first use (``copy`` caches ``__slotnames__``)
+_CACHES = frozenset({"__slotnames__"})
 
 
 _worker_benchmark: Benchmark | None = None
@@ -305,7 +339,7 @@ def run_experiment(
     trains = benchmark.evaluator.trains
     size = 1 if trains else TABULAR_CHUNK
     chunks = [work[i : i + size] for i in range(0, len(work), size)]
-    done = {i: _chunk_outcomes(arrays) for i, arrays in (store.load() if store else {}).items()}
+    done = _resumed(spec, chunks, store)
     progress = _Progress(len(work), sum(len(c) for c in done.values()))
 
     def finished(index: int, outcomes: list[RunOutcome]) -> None:
@@ -340,6 +374,29 @@ def run_experiment(
             meanwhile=meanwhile,
         )
     return [outcome for i in range(len(chunks)) for outcome in done[i]]
+
+
+def _resumed(
+    spec: ExperimentSpec, chunks: list[list[tuple[int, int]]], store: ChunkStore | None
+) -> dict[int, list[RunOutcome]]:
+    """The stored chunks that hold exactly the runs their place in ``chunks`` names; any
+    other (a chunk that reads back as other runs, or not at all) is dropped and redone."""
+    done: dict[int, list[RunOutcome]] = {}
+    for index, arrays in (store.load() if store else {}).items():
+        jobs = chunks[index] if index < len(chunks) else []
+        expected = [(spec.strategies[s].name, seed) for s, seed in jobs]
+        try:
+            outcomes = _chunk_outcomes(arrays)
+            found = [(o.strategy, o.seed) for o in outcomes]
+        except Exception:  # noqa: BLE001 - any malformed content: the chunk is redone
+            found = None
+        if not expected or found != expected:
+            log.info("harness: stored chunk %d holds other runs than expected; redoing it", index)
+            assert store is not None
+            store.drop(index)
+            continue
+        done[index] = outcomes
+    return done
 
 
 class _Progress:

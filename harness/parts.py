@@ -10,6 +10,7 @@ rather than mixed in.
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from harness.atomic import replacing, write_text
+from harness.atomic import read_regular, replacing, write_text
 from harness.errors import TableError
 
 
@@ -31,7 +32,7 @@ def check_parts(parts: Path, identity: dict[str, Any]) -> None:
     manifest = parts / "build.json"
     if manifest.exists():
         try:
-            found = json.loads(manifest.read_text())
+            found = json.loads(read_regular(manifest))
         except (OSError, ValueError):
             raise TableError(
                 f"{manifest} is damaged; remove it (the finished chunks stay) to continue"
@@ -57,7 +58,14 @@ def chunks_done(parts: Path) -> set[int]:
 
 
 def read_parts(parts: Path) -> Iterator[dict[str, np.ndarray]]:
-    """Every finished chunk's arrays, in chunk order (never unpickled)."""
+    """Every finished chunk's arrays, in chunk order (never unpickled; a chunk that is not
+    a regular file, a FIFO say, is refused unread rather than waited on)."""
     for path in sorted(parts.glob("chunk-*.npz")):
-        with np.load(path, allow_pickle=False) as data:
+        try:
+            raw = read_regular(path)
+        except OSError as error:
+            raise TableError(
+                f"{path} cannot be read ({error.strerror}); remove it to build that chunk again"
+            ) from None
+        with np.load(io.BytesIO(raw), allow_pickle=False) as data:
             yield {key: data[key] for key in data.files}

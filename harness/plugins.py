@@ -51,7 +51,9 @@ def load_class(reference: str, *, group: str, builtins: Mapping[str, str], base:
     module_name, _, qualname = target.partition(":")
     try:
         module = importlib.import_module(module_name)
-    except Exception as error:  # a plugin's import may raise anything
+    except KeyboardInterrupt:
+        raise
+    except BaseException as error:  # a plugin's import may raise anything, sys.exit included
         raise ConfigError(
             f"cannot import {module_name!r} for {reference!r} "
             f"({type(error).__name__}: {' '.join(str(error).split())}); is it installed?"

@@ -49,11 +49,24 @@ search must pay for before its first proposal (scoring candidates with an estima
 fitting a predictor, training a supernet) sets ``setup_cost_s`` to what that work cost.
 The clock charges it first: every worker starts at that time, and it counts against the
 seconds budget like any training.
+
+Each call into the strategy (its construction and ``setup``, every ``ask`` and ``tell``)
+may last at most ``call_timeout_s`` real seconds (``[runs] call_timeout_s``,
+:data:`CALL_TIMEOUT_S` unless a spec sets it): a call that runs past it is interrupted and
+the run ends with a one-line :class:`~harness.errors.StrategyError`, instead of hanging.
+One watchdog thread per process enforces it (a call costs two dict operations). In the
+main thread the call is interrupted by a signal, so even a ``time.sleep`` ends; in another
+thread (a Dask worker's) an exception is raised into the call as soon as it runs Python
+code again, so a call blocked inside C code ends only when that returns.
 """
 
 from __future__ import annotations
 
+import ctypes
 import heapq
+import os
+import signal
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -61,7 +74,7 @@ from typing import Any
 
 import numpy as np
 
-from harness.errors import ConfigError, HarnessError, StrategyError
+from harness.errors import CallTimeout, ConfigError, HarnessError, StrategyError
 from harness.evaluators.base import Evaluator
 from harness.strategies.base import Strategy
 from harness.values import Budget, Observation, Proposal, Resume
@@ -69,6 +82,99 @@ from harness.values import Budget, Observation, Proposal, Resume
 #: a run that reaches this many evaluations is stopped with an error: its budget (say, a
 #: seconds budget far beyond the table's costs) would otherwise let it grow without end
 MAX_EVALUATIONS = 1_000_000
+#: real seconds one strategy call may take unless a spec sets ``[runs] call_timeout_s``:
+#: generous (the model-based strategies' slowest ask takes well under a second here)
+CALL_TIMEOUT_S = 600.0
+
+
+#: thread id -> (monotonic deadline, seconds) of the strategy call that thread is in
+_deadlines: dict[int, tuple[float, float]] = {}
+#: thread id -> seconds, of a call the watchdog ended (the exception is on its way)
+_expired: dict[int, float] = {}
+_lock = threading.Lock()
+_watchdog: threading.Thread | None = None
+_signal_ready = _signal_tried = False
+#: how often the watchdog looks, at most (seconds); shorter limits are checked sooner
+WATCH_EVERY_S = 0.5
+
+
+def _on_alarm(signum: int, frame: Any) -> None:
+    seconds = _expired.pop(threading.get_ident(), None)
+    if seconds is not None:
+        raise CallTimeout(seconds)
+
+
+def _interrupt(ident: int, exception: type[BaseException] | None) -> None:
+    """Raise ``exception`` in thread ``ident`` when it next runs Python code (None: take
+    back one not raised yet)."""
+    ctypes.pythonapi.PyThreadState_SetAsyncExc(
+        ctypes.c_ulong(ident), None if exception is None else ctypes.py_object(exception)
+    )
+
+
+def _watch() -> None:
+    main = threading.main_thread().ident
+    while True:
+        now = time.monotonic()
+        nearest = WATCH_EVERY_S
+        for ident, (deadline, seconds) in list(_deadlines.items()):
+            if now < deadline:
+                nearest = min(nearest, deadline - now)
+                continue
+            with _lock:
+                if _deadlines.pop(ident, None) is None:  # it has just returned
+                    continue
+                _expired[ident] = seconds
+            if ident == main and _signal_ready:
+                signal.pthread_kill(ident, signal.SIGALRM)  # ends a sleep in the call too
+            else:
+                _interrupt(ident, CallTimeout)
+        time.sleep(max(nearest, 0.01))
+
+
+def _forget_watchdog() -> None:  # a forked child has no watchdog thread and no calls yet
+    global _watchdog, _lock
+    _watchdog, _lock = None, threading.Lock()
+    _deadlines.clear()
+    _expired.clear()
+
+
+os.register_at_fork(after_in_child=_forget_watchdog)
+
+
+def _start_watchdog() -> None:
+    """The process's watchdog thread, and (from the main thread, if SIGALRM is free) the
+    handler through which it interrupts the main thread's calls."""
+    global _watchdog, _signal_ready, _signal_tried
+    if threading.current_thread() is threading.main_thread() and not _signal_tried:
+        _signal_tried = True
+        alarm = getattr(signal, "SIGALRM", None)  # none on Windows: the exception way only
+        if alarm is not None and signal.getsignal(alarm) in (signal.SIG_DFL, signal.SIG_IGN):
+            signal.signal(signal.SIGALRM, _on_alarm)
+            _signal_ready = True
+    with _lock:
+        if _watchdog is None:
+            _watchdog = threading.Thread(target=_watch, name="harness-call-timeout", daemon=True)
+            _watchdog.start()
+
+
+def limited(seconds: float | None, call: Callable[..., Any], *args: Any) -> Any:
+    """``call(*args)``, interrupted by :class:`~harness.errors.CallTimeout` after
+    ``seconds`` real seconds (None: no limit)."""
+    if seconds is None:
+        return call(*args)
+    if _watchdog is None or not _signal_tried:
+        _start_watchdog()
+    ident = threading.get_ident()
+    _deadlines[ident] = (time.monotonic() + seconds, seconds)
+    try:
+        return call(*args)
+    finally:
+        if _deadlines.pop(ident, None) is None:  # the watchdog took it: ended, or about to be
+            with _lock:  # (the watchdog marks it expired under the lock)
+                pending = _expired.pop(ident, None) is not None
+            if pending and not (_signal_ready and ident == threading.main_thread().ident):
+                _interrupt(ident, None)  # it returned just in time: no exception after all
 
 
 @dataclass
@@ -150,11 +256,25 @@ class RunResult:
     setup_s: float = 0.0
 
 
-def _strategy_call(strategy: Strategy, what: str, call: Callable[..., Any], *args: Any) -> Any:
-    """Run one strategy call; anything it raises becomes a one-line StrategyError."""
+def _strategy_call(
+    strategy: Strategy,
+    what: str,
+    call: Callable[..., Any],
+    *args: Any,
+    timeout_s: float | None = None,
+) -> Any:
+    """Run one strategy call for at most ``timeout_s`` seconds; anything it raises becomes
+    a one-line StrategyError."""
     try:
-        return call(*args)
-    except Exception as error:  # a strategy is plugin code: it may raise anything
+        return limited(timeout_s, call, *args)
+    except KeyboardInterrupt:  # Ctrl-C, not the strategy's doing
+        raise
+    except CallTimeout:
+        raise StrategyError(
+            f"strategy {type(strategy).__name__} did not return from {what} within "
+            f"{timeout_s:g} s; raise [runs] call_timeout_s if it needs longer"
+        ) from None
+    except BaseException as error:  # plugin code: it may raise anything, sys.exit included
         detail = " ".join(str(error).split())
         raise StrategyError(
             f"strategy {type(strategy).__name__} raised in {what}: {type(error).__name__}: {detail}"
@@ -223,11 +343,13 @@ def simulate(
     rng: np.random.Generator,
     budget: Budget,
     workers: int = 1,
+    call_timeout_s: float | None = CALL_TIMEOUT_S,
 ) -> RunResult:
     """Run ``strategy`` until the budget stops it; deterministic for a given input.
 
     ``rng`` is the run's benchmark stream, handed to every evaluation; ``budget.overrun``
-    is the rule this strategy follows.
+    is the rule this strategy follows; each ``ask`` and ``tell`` may take at most
+    ``call_timeout_s`` real seconds (None: no limit).
     """
     if workers < 1:
         raise ConfigError(f"must be at least 1, got {workers}", "runs.workers")
@@ -265,7 +387,7 @@ def simulate(
                 "budget",
             )
         tic = time.perf_counter()
-        asked = _strategy_call(strategy, "ask", strategy.ask)
+        asked = _strategy_call(strategy, "ask", strategy.ask, timeout_s=call_timeout_s)
         strategy_wall += time.perf_counter() - tic
         if asked is None:
             waiting.append(worker)
@@ -310,7 +432,14 @@ def simulate(
         trials[trial].epoch, trials[trial].running = proposal.epoch, False
         if told:
             tic = time.perf_counter()
-            _strategy_call(strategy, "tell", strategy.tell, proposal, observation.visible(trial))
+            _strategy_call(
+                strategy,
+                "tell",
+                strategy.tell,
+                proposal,
+                observation.visible(trial),
+                timeout_s=call_timeout_s,
+            )
             strategy_wall += time.perf_counter() - tic
         completed += 1
         completed_epochs += proposal.epoch - observation.resumed_from

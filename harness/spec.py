@@ -84,6 +84,15 @@ SEARCH_FIELDS = {
 RUNS_FIELDS = {
     "seeds": Field((list, dict)),
     "workers": Field(int, 1, low=1, high=4096),
+    "call_timeout_s": Field(
+        float,
+        None,
+        optional=True,
+        low=0,
+        low_open=True,
+        high=7 * 24 * 3600,
+        help="real seconds one strategy call (setup, ask, tell) may take; default 600",
+    ),
 }
 SEED_RANGE_FIELDS = {
     "start": Field(int, low=0, high=2**63 - 1),
@@ -150,6 +159,8 @@ class ExperimentSpec:
     resolved: dict[str, Any]
     #: the spec file's text as read (what the record keeps)
     text: str = ""
+    #: real seconds one strategy call may take (None: the simulator's default)
+    call_timeout_s: float | None = None
 
     @property
     def spec_hash(self) -> str:
@@ -348,7 +359,7 @@ def _parse(raw: dict[str, Any], path: Path, overrides: dict[str, Any], text: str
             **({} if search.evaluator == "tabular" else {"evaluator": search.evaluator}),
         },
         "budget": budget.as_dict(),
-        "runs": {"seeds": list(seeds), "workers": runs["workers"]},
+        "runs": _resolved_runs(seeds, runs),
         "strategies": [_resolved_strategy(s) for s in strategies],
         "targets": [{"label": t.label, "metric": str(t.ref)} for t in targets],
         "anytime": report["anytime"],
@@ -383,6 +394,7 @@ def _parse(raw: dict[str, Any], path: Path, overrides: dict[str, Any], text: str
         overrides=overrides,
         resolved=resolved,
         text=text,
+        call_timeout_s=runs["call_timeout_s"],
     )
 
 
@@ -415,6 +427,15 @@ def _seeds(value: Any) -> tuple[int, ...]:
     if len(set(checked)) != len(checked):
         raise ConfigError("lists a seed twice")
     return tuple(checked)
+
+
+def _resolved_runs(seeds: tuple[int, ...], runs: dict[str, Any]) -> dict[str, Any]:
+    """``[runs]`` as the resolved spec holds it; ``call_timeout_s`` only where a spec sets
+    it, so the hash of every spec that sets none is unchanged."""
+    resolved = {"seeds": list(seeds), "workers": runs["workers"]}
+    if runs["call_timeout_s"] is not None:
+        resolved["call_timeout_s"] = runs["call_timeout_s"]
+    return resolved
 
 
 def _resolved_strategy(strategy: StrategySpec) -> dict[str, Any]:

@@ -13,6 +13,7 @@ HDF5 library itself can crash or hang on a corrupt file.
 
 from __future__ import annotations
 
+import errno
 import functools
 import hashlib
 import json
@@ -32,7 +33,7 @@ from typing import Any
 import h5py
 import numpy as np
 
-from harness.atomic import replacing, write_text
+from harness.atomic import read_regular, replacing, write_text
 from harness.errors import HarnessError, TableError
 
 FORMAT = "harness-table"
@@ -308,18 +309,19 @@ class Table:
 def _read_image(path: Path) -> bytes:
     """The whole file, read once: the same bytes are hashed, probed and parsed."""
     try:
-        if not path.is_file():
+        if os.stat(path).st_size > _MAX_FILE_BYTES:
             raise TableError(
-                f"table {path} does not exist; build it with `harness import` or fix the path"
+                f"table {path} is larger than {_MAX_FILE_BYTES >> 30} GiB, the most a table "
+                "may be; pass a harness table"
             )
-        with open(path, "rb") as fh:
-            if os.fstat(fh.fileno()).st_size > _MAX_FILE_BYTES:
-                raise TableError(
-                    f"table {path} is larger than {_MAX_FILE_BYTES >> 30} GiB, the most a table "
-                    "may be; pass a harness table"
-                )
-            image = fh.read(_MAX_FILE_BYTES + 1)
+        image = read_regular(path, _MAX_FILE_BYTES)  # a FIFO or a device is refused unread
+    except FileNotFoundError:
+        raise TableError(
+            f"table {path} does not exist; build it with `harness import` or fix the path"
+        ) from None
     except OSError as error:
+        if error.errno == errno.EINVAL or isinstance(error, IsADirectoryError):
+            raise TableError(f"table {path} {error.strerror}; pass a harness table") from None
         raise TableError(
             f"table {path} cannot be read ({_one_line(error)}); check its permissions"
         ) from error

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.atomic import write_text
+from harness.atomic import check_output, write_text
 from harness.config import Field, at, read_toml, spec_error, validate
 from harness.data import Dataset
 from harness.environment import capture
@@ -203,6 +203,7 @@ def train_all(
     the cluster at ``scheduler``).
     """
     executor = resolve_executor(executor, scheduler, default="processes")
+    check_output(spec.out, "[table] out")  # a device or FIFO there is refused before training
     workers = workers or spec.workers
     protocol = spec.protocol
     open_dataset(protocol, spec.data_root, spec.split_dir)  # fail fast, before any worker

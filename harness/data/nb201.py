@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from harness.atomic import read_regular
 from harness.data.core import Dataset, Split, file_record, standardize, to_unit
 from harness.data.safe_pickle import safe_unpickle
 from harness.errors import DatasetError
@@ -134,7 +135,7 @@ def read_split_file(path: Path, keys: tuple[str, ...], size: int) -> dict[str, n
     split file for another dataset, or data with the wrong number of images, is refused.
     """
     try:
-        content = json.loads(path.read_bytes())
+        content = json.loads(read_regular(path))
     except FileNotFoundError:
         raise DatasetError(
             f"NB201 split file {path.name} not found in {path.parent}; pass split_file_dir "
@@ -190,7 +191,7 @@ def _read_batches(
     for name, md5 in files:
         path = root / family.folder / name
         try:
-            raw = path.read_bytes()
+            raw = read_regular(path)
         except OSError:
             raise DatasetError(
                 f"{family.title} file {path} not found or unreadable; pass --data-root, the folder "

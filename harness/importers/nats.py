@@ -42,6 +42,7 @@ from typing import Any
 
 import numpy as np
 
+from harness.atomic import check_regular, read_regular
 from harness.data.safe_pickle import _RestrictedUnpickler
 from harness.errors import DatasetError, TableError
 from harness.importers.nb201 import SPLITS, TRAINING
@@ -238,10 +239,11 @@ def _check_expansion(data: object, path: Path, archive: str) -> None:
 def _read_bytes(path: Path, archive: str) -> bytes:
     """A file's bytes, refused unread when it is larger than any official file can be."""
     try:
+        check_regular(path)  # a FIFO would block the read forever
         size = path.stat().st_size
         if size > MAX_DECOMPRESSED_BYTES:
             raise _fail(path, f"has {size:,} bytes, more than any official file", archive)
-        return path.read_bytes()
+        return read_regular(path)
     except OSError as error:
         raise _fail(path, f"cannot be read ({error.strerror or error})", archive) from None
 

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from harness.atomic import check_regular
 from harness.errors import TableError
 from harness.models.counts import analytic_parameter_count
 from harness.spaces.nb201 import NB201Space
@@ -183,6 +184,7 @@ def _one_line(error: BaseException) -> str:
 
 def _read_csv(path: Path, columns: Sequence[str]) -> dict[str, list[str]]:
     try:
+        check_regular(path)  # a FIFO would block the open forever
         with open(path, newline="", encoding="ascii") as fh:
             reader = csv.DictReader(fh)
             missing = [c for c in columns if c not in (reader.fieldnames or ())]
@@ -218,6 +220,7 @@ def _percent(path: Path, column: str, texts: Sequence[str]) -> np.ndarray:
 def _read_c(path: Path) -> np.ndarray:
     """``[N_ARCH, 3]``: ori-test accuracy, per-epoch and total hp200 train time."""
     try:
+        check_regular(path)
         table = np.loadtxt(path, dtype=np.float64, ndmin=2)
     except FileNotFoundError as error:
         raise _source_error(path, "is missing") from error
@@ -236,6 +239,7 @@ def _read_c(path: Path) -> np.ndarray:
 
 def _read_d(path: Path) -> dict[str, np.ndarray]:
     try:
+        check_regular(path)
         archive = np.load(path, allow_pickle=False)
         if not isinstance(archive, np.lib.npyio.NpzFile):
             raise _source_error(path, "is not an .npz archive")

@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from harness.atomic import read_regular
 from harness.data.safe_pickle import safe_unpickle
 from harness.errors import DatasetError, TableError
 from harness.spaces import get_space
@@ -274,7 +275,7 @@ def _check_keys(records: dict[int, Any], expected: set[int], path: Path, dataset
 def _read(path: Path, dataset: str) -> tuple[dict[int, dict[str, float]], bytes]:
     """The validated records and the exact bytes they were parsed from."""
     try:
-        raw = path.read_bytes()
+        raw = read_regular(path)
     except FileNotFoundError:
         raise _fail(path, "does not exist", dataset) from None
     except OSError as error:

@@ -8,12 +8,13 @@ class came from (:func:`harness.plugins.origin`). docs/strategies.md shows how t
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
-from harness.errors import ConfigError, StrategyError
+from harness.errors import CallTimeout, ConfigError, StrategyError
 from harness.plugins import load_class
 from harness.spaces.base import SearchSpace
 from harness.strategies.base import Strategy
@@ -45,9 +46,9 @@ def resolve_params(kind: str, params: Mapping[str, Any]) -> dict[str, Any]:
     cls = strategy_class(kind)
     try:
         return cls.resolve_hyperparameters(params)
-    except ConfigError:
+    except (ConfigError, KeyboardInterrupt):
         raise
-    except Exception as error:  # plugin code: it may raise anything
+    except BaseException as error:  # plugin code: it may raise anything, sys.exit included
         raise ConfigError(f"{kind}.validate raised {type(error).__name__}: {error}") from None
 
 
@@ -59,13 +60,20 @@ def make_strategy(
     params: Mapping[str, Any],
     fidelities: tuple[int, ...] | None = None,
 ) -> Strategy:
-    """Build the strategy a spec names; a failing constructor or ``setup`` is a StrategyError."""
+    """Build the strategy a spec names; a failing constructor or ``setup`` is a StrategyError.
+
+    The strategy gets its own shallow copy of ``space`` (spaces keep their tables at module
+    level, so the copy costs microseconds): an attribute a strategy sets on its space, say
+    ``self.space.num_archs = 3``, stays with that strategy instead of changing every later
+    run in the process.
+    """
     cls = strategy_class(kind)
     try:
-        return cls(space, rng, fidelity, fidelities=fidelities, **params)
-    except ConfigError:
+        # a private copy of the space: what one strategy sets on it no other run sees
+        return cls(copy.copy(space), rng, fidelity, fidelities=fidelities, **params)
+    except (ConfigError, KeyboardInterrupt, CallTimeout):
         raise
-    except Exception as error:  # plugin code: it may raise anything
+    except BaseException as error:  # plugin code: it may raise anything, sys.exit included
         detail = " ".join(str(error).split())
         raise StrategyError(
             f"strategy {cls.__name__} raised while starting: {type(error).__name__}: {detail}"
