@@ -16,7 +16,7 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1] / "harness"
 LAYERS = [
     {"errors"},
-    {"config", "atomic", "seeding", "executors"},
+    {"config", "atomic", "seeding", "executors", "places"},
     {"values", "plugins", "resume"},
     {"spaces", "table", "protocol", "data", "models", "environment"},
     {"evaluators", "train", "strategies", "simulator"},
