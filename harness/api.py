@@ -31,7 +31,7 @@ import pandas as pd
 
 from harness.atomic import check_writable
 from harness.errors import HarnessError
-from harness.places import resume_root, store_uri
+from harness.places import check_uri, resume_root, store_uri
 from harness.report import REPORT
 from harness.table import Table
 
@@ -170,14 +170,15 @@ def run(
                 "; ".join(reasons),
             )
     _check_folder(folder, "results")
+    spec_folder = parsed.path.resolve().parent
+    uri = store_uri(spec_folder)
+    check_uri(uri)  # a store that would lose the record, or is unreachable, ends it now
     benchmark = Benchmark(parsed, open_table(parsed), live)
     # imported only once the input is known to be good: MLflow takes seconds to import
     from harness.environment import capture_details
     from harness.record import check_store, load_experiment, record_experiment
     from harness.report.write import write_report
 
-    spec_folder = parsed.path.resolve().parent
-    uri = store_uri(spec_folder)
     store = ChunkStore(
         resume_root(uri, spec_folder) / WORK_DIR, parsed.name, resume_identity(parsed, benchmark)
     )

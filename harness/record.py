@@ -28,7 +28,7 @@ import pandas as pd
 from harness.config import config_hash
 from harness.errors import HarnessError
 from harness.experiment import RUN_STREAMS, Benchmark, RunOutcome
-from harness.places import sqlite_path, store_uri
+from harness.places import check_uri, sqlite_path, store_uri
 from harness.plugins import origin
 from harness.protocol import split_hash_of
 from harness.seeding import stream_scheme
@@ -106,6 +106,8 @@ def _client(create: bool = False, store: str | None = None) -> MlflowClient:
     needs an existing store (``create`` False), so a command run outside the project says
     so instead of creating an empty one."""
     uri = tracking_uri(store)
+    if uri not in _READY:
+        check_uri(uri)
     path = _sqlite_path(uri)
     if path is not None and not create and not path.is_file():
         raise HarnessError(

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -220,3 +222,40 @@ def test_host_dependent_figures_are_not_tracked():
     assert ignored.returncode == 0
     report = (PUBLISHED / "report.md").read_text()
     assert "package versions (sha256" not in report and " on AMD " not in report
+
+
+def closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]  # closed again when the probe is
+
+
+@pytest.mark.parametrize(
+    "uri, needle",
+    [
+        ("sqlite://", "is in memory"),
+        ("sqlite:///:memory:", "is in memory"),
+        ("FOLDER", "is a folder, not a sqlite file"),
+        ("SERVER", "cannot be reached"),
+    ],
+)
+def test_a_store_that_would_lose_records_or_is_unreachable_fails_in_seconds(
+    tmp_path, uri, needle
+):
+    uri = {
+        "FOLDER": f"sqlite:///{tmp_path}",
+        "SERVER": f"http://127.0.0.1:{closed_port()}",
+    }.get(uri, uri)
+    started = time.monotonic()
+    done = harness_cli("ls", cwd=tmp_path, MLFLOW_TRACKING_URI=uri)
+    assert time.monotonic() - started < 60  # MLflow alone retries a server for minutes
+    assert_clean_failure(done, needle)
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+@needs_nb201()
+def test_a_run_into_an_in_memory_store_is_refused_before_it_searches(small_spec, mlflow_store):
+    spec = small_spec()
+    done = harness_cli("run", str(spec), cwd=mlflow_store, MLFLOW_TRACKING_URI="sqlite://")
+    assert_clean_failure(done, "sqlite:// is in memory")
+    assert sorted(p.name for p in mlflow_store.iterdir()) == ["spec.toml"]
