@@ -239,9 +239,7 @@ def closed_port() -> int:
         ("SERVER", "cannot be reached"),
     ],
 )
-def test_a_store_that_would_lose_records_or_is_unreachable_fails_in_seconds(
-    tmp_path, uri, needle
-):
+def test_a_store_that_would_lose_records_or_is_unreachable_fails_in_seconds(tmp_path, uri, needle):
     uri = {
         "FOLDER": f"sqlite:///{tmp_path}",
         "SERVER": f"http://127.0.0.1:{closed_port()}",
@@ -259,3 +257,18 @@ def test_a_run_into_an_in_memory_store_is_refused_before_it_searches(small_spec,
     done = harness_cli("run", str(spec), cwd=mlflow_store, MLFLOW_TRACKING_URI="sqlite://")
     assert_clean_failure(done, "sqlite:// is in memory")
     assert sorted(p.name for p in mlflow_store.iterdir()) == ["spec.toml"]
+
+
+@pytest.mark.slow
+def test_the_unmodified_spec_rewrites_its_published_folder_byte_for_byte(project):
+    """What `make demo` does, in a copy: every tracked file of the folder stays the same,
+    and the host's own figures land only in the ignored file."""
+    spec = project / "benchmarks" / "digits" / "compare.toml"
+    published = project / "results" / "digits-compare"
+    (published / OVERHEAD).unlink(missing_ok=True)  # a fresh clone has none
+    before = tree_bytes(published)
+    done = harness.run(spec)
+    assert done.files[0] == published / "report.md"
+    after = tree_bytes(published)
+    assert after.pop(OVERHEAD)
+    assert after == before
