@@ -106,6 +106,12 @@ def test_a_folder_holding_another_specs_report_is_not_replaced(tmp_path):
     assert "differs from the one" in reasons[0]
     (base / "report.md").write_text("# a joint report of other experiments\n")
     assert results_folder(base, "exp", "0" * 64, {})[0].name == "exp+spec-000000000000"
+    # an overrides folder another spec's run made is kept too
+    seeds = {"seeds": [1, 2]}
+    (tmp_path / "exp+seeds-1-2").mkdir()
+    (tmp_path / "exp+seeds-1-2" / "report.md").write_text(f"| exp | `{'2' * 16}` | x |\n")
+    assert results_folder(base, "exp", "2" * 64, seeds)[0].name == "exp+seeds-1-2"
+    assert results_folder(base, "exp", "3" * 64, seeds)[0].name == "exp+seeds-1-2+spec-333333333333"
 
 
 @needs_nb201()

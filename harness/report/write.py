@@ -303,9 +303,10 @@ def results_folder(
     no overrides, the tabular evaluator, and a spec hash equal to the one the report
     already in ``base`` was made from (or no report there yet). Anything else goes to a
     sibling named by what differs, e.g. ``digits-compare+seeds-0-19+strategies-REA-RS+
-    budget-seconds-30``, ``...+live`` or, for a spec edited since its report,
-    ``...+spec-<its sha256's first 12 digits>``; a name over 120 characters becomes
-    ``<base>+overrides-<sha256's first 12>``. Returns the folder and the reasons.
+    budget-seconds-30``, ``...+live`` or, for a spec edited since the report in that
+    folder was made, ``...+spec-<its sha256's first 12 digits>``; a name over 120
+    characters becomes ``<base>+overrides-<sha256's first 12>``. Returns the folder and
+    the reasons.
     """
     parts, reasons = [], []
     if "seeds" in overrides:
@@ -320,21 +321,20 @@ def results_folder(
     if evaluator != "tabular":
         parts.append(_token(evaluator))
         reasons.append(f"the {evaluator} evaluator")
-    if not parts:
-        published = published_spec_hashes(base)
-        if published is not None and published.get(name) != spec_hash[:16]:
-            parts.append(f"spec-{spec_hash[:12]}")
-            reasons.append(
-                f"a spec whose sha256 ({spec_hash[:12]}) differs from the one {base / REPORT} "
-                f"was made from ({published.get(name, 'none')[:12]})"
-            )
-    if not parts:
-        return base, []
-    folder = base.name + "+" + "+".join(parts)
+    folder = base.name + "".join(f"+{part}" for part in parts)
     if len(folder) > MAX_FOLDER_NAME:
         folder = f"{base.name}+overrides-{spec_hash[:12]}"
         if evaluator != "tabular":
             folder += f"+{_token(evaluator)}"
+    # a folder whose report another spec made is not replaced either
+    published = published_spec_hashes(base.with_name(folder))
+    if published is not None and published.get(name) != spec_hash[:16]:
+        reasons.append(
+            f"a spec whose sha256 ({spec_hash[:12]}) differs from the one "
+            f"{base.with_name(folder) / REPORT} was made from "
+            f"({published.get(name, 'none')[:12]})"
+        )
+        folder += f"+spec-{spec_hash[:12]}"
     return base.with_name(folder), reasons
 
 
