@@ -125,7 +125,7 @@ def run(
     spec's ``[experiment] results`` only for the spec as it is (no overrides, tabular, and
     the spec hash the report already there was made from); any other run writes beside
     it, to a folder named by what differs (``digits-compare+seeds-0-19+budget-seconds-30``,
-    ``...+live``, ``...+spec-<sha256 prefix>``; :func:`harness.report.write.results_folder`),
+    ``...+live``, ``...+spec-<sha256 prefix>``; :func:`harness.report.folders.results_folder`),
     so a published result is never replaced by accident.
     """
     from harness.executors import resolve_executor
@@ -152,7 +152,7 @@ def run(
         live = LiveSetup(
             Path(data_root) if data_root else None, Path(split_dir) if split_dir else None
         )
-    from harness.report.write import results_folder
+    from harness.report.folders import results_folder
 
     if results is not None:
         folder = Path(results)
@@ -308,7 +308,8 @@ def make_report(
     ``report.md`` first.
     """
     from harness.record import load_experiment
-    from harness.report.write import default_folder, results_folder, write_report
+    from harness.report.folders import results_folder
+    from harness.report.write import default_folder, write_report
 
     names = [str(e) for e in experiments]
     if not names:

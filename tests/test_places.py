@@ -16,7 +16,8 @@ from conftest import REPO, assert_clean_failure, folder_bytes, harness_cli, need
 
 import harness
 from harness.places import project_root, resume_root, store_uri
-from harness.report.write import OVERHEAD, published_spec_hashes, results_folder
+from harness.report.folders import published_spec_hashes, results_folder
+from harness.report.write import OVERHEAD
 from harness.spec import load_spec
 
 DIGITS_SPEC = REPO / "benchmarks" / "digits" / "compare.toml"
