@@ -169,7 +169,7 @@ def run(
                 parsed.results,
                 "; ".join(reasons),
             )
-    _check_folder(folder, "results")
+    _check_folder(folder if results is None else results, "results")  # "" is no folder
     spec_folder = parsed.path.resolve().parent
     uri = store_uri(spec_folder)
     check_uri(uri)  # a store that would lose the record, or is unreachable, ends it now
