@@ -130,11 +130,12 @@ def _client(create: bool = False, store: str | None = None) -> MlflowClient:
     return client
 
 
-def _experiment_id(client: MlflowClient, name: str, uri: str) -> str:
+def _experiment_id(client: MlflowClient, name: str, store: str | None = None) -> str:
     found = client.get_experiment_by_name(name)
     if found is not None:
         return found.experiment_id
     location = None
+    uri = tracking_uri(store)
     if uri.startswith("sqlite:///"):
         location = (Path(uri.removeprefix("sqlite:///")).parent / "mlartifacts").as_uri()
     try:
