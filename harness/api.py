@@ -5,10 +5,11 @@ The ``harness`` command line is a thin shell over these functions::
     import harness
 
     done = harness.run("benchmarks/digits/compare.toml", seeds=range(20), strategies=["REA"])
+    done.files[0]        # results/digits-compare+seeds-0-19+strategies-REA/report.md
     done.runs            # one row per run (strategy, seed, final architecture, targets, ...)
     done.evaluations     # one row per evaluation, in spec order
     again = harness.results("digits-compare")   # the newest record of that experiment
-    harness.make_report(["digits-compare"])      # results/digits-compare/report.md, ...
+    harness.make_report([done.run_id])           # that folder again, from the record
     table = harness.load_table("tabular/nb201-digits.h5")
 
 Everything returned is read back from the MLflow records, never from memory, so
