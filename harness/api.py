@@ -5,10 +5,11 @@ The ``harness`` command line is a thin shell over these functions::
     import harness
 
     done = harness.run("benchmarks/digits/compare.toml", seeds=range(20), strategies=["REA"])
+    done.files[0]        # results/digits-compare+seeds-0-19+strategies-REA/report.md
     done.runs            # one row per run (strategy, seed, final architecture, targets, ...)
     done.evaluations     # one row per evaluation, in spec order
     again = harness.results("digits-compare")   # the newest record of that experiment
-    harness.make_report(["digits-compare"])      # results/digits-compare/report.md, ...
+    harness.make_report([done.run_id])           # that folder again, from the record
     table = harness.load_table("tabular/nb201-digits.h5")
 
 Everything returned is read back from the MLflow records, never from memory, so
@@ -23,7 +24,7 @@ import re
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, partial
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,7 @@ import pandas as pd
 
 from harness.atomic import check_writable
 from harness.errors import HarnessError, StrategyError
+from harness.places import check_uri, resume_root, store_uri
 from harness.report import REPORT
 from harness.table import Table
 
@@ -55,6 +57,8 @@ class Results:
     resolved: dict[str, Any]
     runs: pd.DataFrame
     files: tuple[Path, ...] = ()
+    #: the MLflow tracking URI the record is in
+    store: str = ""
     _children: dict[str, str] = field(default_factory=dict, repr=False)
 
     @cached_property
@@ -63,7 +67,7 @@ class Results:
 
         frames = []
         for strategy in self.resolved["strategies"]:
-            frame = load_trajectories(self._children[strategy["name"]])
+            frame = load_trajectories(self._children[strategy["name"]], self.store or None)
             frame.insert(0, "strategy", strategy["name"])
             frames.append(frame)
         return pd.concat(frames, ignore_index=True)
@@ -81,6 +85,7 @@ def _results(record: Any, files: tuple[Path, ...] = ()) -> Results:
         resolved=record.resolved,
         runs=pd.concat(frames, ignore_index=True),
         files=files,
+        store=record.store,
         _children=dict(record.children),
     )
 
@@ -101,9 +106,12 @@ def run(
 ) -> Results:
     """Run a spec, record it to MLflow, write its result files; return the record's frames.
 
-    Interrupted (even by ``kill -9``) and called again, it resumes: finished chunks of
-    runs are kept in ``.harness/resume/`` under the working folder until the experiment is
-    recorded, and a half-written record is marked as interrupted, never reused.
+    The record goes to ``MLFLOW_TRACKING_URI``, else to ``mlflow.db`` at the spec's
+    project root: the nearest folder above the spec holding ``pyproject.toml`` or ``.git``
+    (:mod:`harness.places`). Interrupted (even by ``kill -9``) and called again, it
+    resumes: finished chunks of runs are kept in ``.harness/resume/`` beside the sqlite
+    store until the experiment is recorded, and a half-written record is marked as
+    interrupted, never reused.
 
     Overrides (each pinned in the record and in the spec hash): ``seeds`` (master seeds,
     or ``{"start": s, "count": n}``), ``strategies`` (names of the spec's strategies to
@@ -115,7 +123,12 @@ def run(
     such as ``"tcp://10.0.0.5:8786"``; implies ``"dask"``; see ``docs/distributed.md``);
     by default, worker processes when a tabular experiment has several chunks of work and
     the machine several cores, this process otherwise. No executor changes a result.
-    ``results`` is the folder of the report (:func:`make_report`; default: the spec's).
+    ``results`` is the folder of the report (:func:`make_report`). By default it is the
+    spec's ``[experiment] results`` only for the spec as it is (no overrides, tabular, and
+    the spec hash the report already there was made from); any other run writes beside
+    it, to a folder named by what differs (``digits-compare+seeds-0-19+budget-seconds-30``,
+    ``...+live``, ``...+spec-<sha256 prefix>``; :func:`harness.report.folders.results_folder`),
+    so a published result is never replaced by accident.
     """
     from harness.evaluators import EvaluatorSetup
     from harness.executors import resolve_executor
@@ -141,21 +154,44 @@ def run(
         Path(data_root) if data_root else None,
         Path(split_dir) if split_dir else None,
     )
-    folder = Path(results) if results is not None else parsed.results
-    _check_folder(folder if results is None else results, "results")
+    from harness.report.folders import results_folder
+
+    if results is not None:
+        folder = Path(results)
+    else:
+        # the spec's own evaluator is no override; another one is
+        differs = "tabular" if setup.kind == parsed.search.evaluator else setup.kind
+        folder, reasons = results_folder(
+            parsed.results, parsed.name, parsed.spec_hash, parsed.overrides, differs
+        )
+        if reasons:
+            log.info(
+                "harness: %s: the report goes to %s, not to the spec's %s (%s; name a "
+                "folder with --results / results= to choose)",
+                parsed.name,
+                folder,
+                parsed.results,
+                "; ".join(reasons),
+            )
+    _check_folder(folder if results is None else results, "results")  # "" is no folder
+    spec_folder = parsed.path.resolve().parent
+    uri = store_uri(spec_folder)
+    check_uri(uri)  # a store that would lose the record, or is unreachable, ends it now
     benchmark = Benchmark(parsed, open_table(parsed), setup)
     # imported only once the input is known to be good: MLflow takes seconds to import
     from harness.environment import capture_details
     from harness.record import check_store, load_experiment, record_experiment
     from harness.report.write import write_report
 
-    store = ChunkStore(Path.cwd() / WORK_DIR, parsed.name, resume_identity(parsed, benchmark))
+    store = ChunkStore(
+        resume_root(uri, spec_folder) / WORK_DIR, parsed.name, resume_identity(parsed, benchmark)
+    )
     tic = time.perf_counter()
     # a store MLflow refuses ends the command seconds into the search, never after it; the
     # check (MLflow's import and schema check: seconds) overlaps work in worker processes
     try:
         outcomes = run_experiment(
-            parsed, benchmark, executor, jobs, store, scheduler, meanwhile=check_store
+            parsed, benchmark, executor, jobs, store, scheduler, meanwhile=partial(check_store, uri)
         )
     except StrategyError:
         # a strategy broke its contract: this code cannot finish the experiment, and a
@@ -163,43 +199,105 @@ def run(
         store.clear()
         raise
     searched = time.perf_counter() - tic
-    parent = record_experiment(parsed, benchmark, outcomes, capture_details())
+    parent = record_experiment(parsed, benchmark, outcomes, capture_details(), uri)
     store.clear()
     log.info(
-        "%d runs searched in %.1f s, recorded in %.1f s; MLflow experiment run %s",
+        "%d runs searched in %.1f s, recorded in %.1f s; MLflow experiment run %s in %s",
         len(outcomes),
         searched,
         time.perf_counter() - tic - searched,
         parent,
+        uri,
     )
-    record = load_experiment(parent)
+    record = load_experiment(parent, uri)
     return _results(record, tuple(write_report([record], folder)))
 
 
-def find_experiment(name_or_run_id: str) -> str:
-    """The parent run id of an experiment: a run id (experiment or strategy run) as is,
-    an experiment name as its newest finished record, a spec path as its experiment's."""
-    from harness.record import find_parent, newest_experiment_run
+@dataclass(frozen=True)
+class _Found:
+    """A chosen record: its parent run id, the store it is in, (for a spec) the spec's
+    results folder, and (for a name or spec) which record was picked, in words."""
 
-    text = str(name_or_run_id)
+    run_id: str
+    store: str
+    results: Path | None = None
+    picked: str | None = None
+
+    def say(self, text: str) -> None:
+        """Log which record ``text`` stood for (once the command has succeeded, so an
+        error stays the command's one line)."""
+        if self.picked is not None:
+            log.info("harness: %s: record %s", text, self.picked)
+
+
+def _describe(row: Mapping[str, str]) -> str:
+    overrides = row["overrides"] if row["overrides"] not in ("{}", "") else "none"
+    return (
+        f"{row['run_id']} (spec sha256 {row['spec_hash'][:12]}, started {row['started_utc']} "
+        f"UTC, {row['evaluator']} evaluator, overrides {overrides})"
+    )
+
+
+def _find(text: str, newest: bool) -> _Found:
+    """The record a name, run id or spec path stands for (see :func:`find_experiment`)."""
+    from harness.record import find_parent, finished_records
+
     if _RUN_ID.fullmatch(text):
-        return find_parent(text)
+        uri = store_uri()
+        return _Found(find_parent(text, uri), uri)
     if text.endswith(".toml") and Path(text).is_file():
         from harness.spec import load_spec
 
-        text = load_spec(Path(text)).name
-    return newest_experiment_run(text)
+        spec = load_spec(Path(text))
+        uri = store_uri(spec.path.resolve().parent)
+        rows = finished_records(spec.name, uri)
+        exact = [
+            r for r in rows if r["spec_hash"] == spec.spec_hash and r["evaluator"] == "tabular"
+        ]
+        if not exact:
+            raise HarnessError(
+                f"{text}: no record of this spec as it is (spec sha256 {spec.spec_hash[:12]}, "
+                f"no overrides, tabular) among the {len(rows)} records of experiment "
+                f"{spec.name!r} in {uri}; run it (`harness run {text}`), or name a record by "
+                "the run id `harness ls` prints"
+            )
+        return _Found(exact[0]["run_id"], uri, spec.results, _describe(exact[0]))
+    uri = store_uri()
+    rows = finished_records(text, uri)
+    kinds = {(r["spec_hash"], r["evaluator"], r["table_sha256"]) for r in rows}
+    if len(kinds) > 1 and not newest:
+        listed = "; ".join(_describe(r) for r in rows[:4])
+        more = f"; and {len(rows) - 4} more" if len(rows) > 4 else ""
+        raise HarnessError(
+            f"experiment {text!r} has {len(rows)} finished records that differ, in {uri}: "
+            f"{listed}{more}. Name one by its run id, give the spec path for the record of "
+            "the spec as it is, or pass --newest for the newest"
+        )
+    return _Found(rows[0]["run_id"], uri, None, _describe(rows[0]))
+
+
+def find_experiment(name_or_run_id: str, newest: bool = True) -> str:
+    """The parent run id of an experiment: a run id (experiment or strategy run) as is;
+    a spec path as the newest record made from that spec as it is (same spec hash, no
+    overrides, tabular evaluator); an experiment name as its newest finished record, or,
+    with ``newest`` False, only where all its finished records agree (spec hash,
+    evaluator, table). Names and run ids are looked up in the working folder's store, a
+    spec in its own project's (:mod:`harness.places`). The choice is logged."""
+    return _find(str(name_or_run_id), newest).run_id
 
 
 def results(name_or_run_id: str) -> Results:
     """An experiment's record as tidy frames (see :class:`Results`), read from MLflow.
 
     ``name_or_run_id``: an MLflow run id, an experiment name (its newest finished record)
-    or the path of its spec.
+    or the path of its spec (the record of that spec as it is).
     """
     from harness.record import load_experiment
 
-    return _results(load_experiment(find_experiment(name_or_run_id)))
+    found = _find(str(name_or_run_id), newest=True)
+    done = _results(load_experiment(found.run_id, found.store))
+    found.say(str(name_or_run_id))
+    return done
 
 
 @dataclass
@@ -258,23 +356,27 @@ def estimate(
     _check_folder(parsed.results, "results")
     if max_chunks is not None and (isinstance(max_chunks, bool) or max_chunks < 1):
         raise HarnessError(f"max_chunks must be at least 1, got {max_chunks!r}")
+    uri = store_uri(parsed.path.resolve().parent)
+    check_uri(uri)  # a store that would lose the record, or is unreachable, ends it now
     truth = ground_truth(parsed)  # a missing or mismatched ground truth ends it before work
     digest = build(parsed, workers, max_chunks, executor, scheduler)
     if digest is None:
         return Estimated(parsed.out, None)
-    return _judge_estimate(parsed, open_estimate(parsed), truth, record=True)
+    return _judge_estimate(parsed, open_estimate(parsed), truth, store=uri)
 
 
-def _judge_estimate(parsed: Any, estimated: Table, truth: Table, record: bool) -> Estimated:
+def _judge_estimate(
+    parsed: Any, estimated: Table, truth: Table, store: str | None = None
+) -> Estimated:
     from harness.report.estimates import header_lines, judge, write_estimate_report
 
     quality = judge(parsed, estimated, truth)
     run_id = None
-    if record:
+    if store is not None:  # a judgement made afresh is recorded; a re-made report is not
         from harness.environment import capture_details
         from harness.record import record_estimate
 
-        run_id = record_estimate(parsed, estimated, truth, quality, capture_details())
+        run_id = record_estimate(parsed, estimated, truth, quality, capture_details(), store)
     files = write_estimate_report(
         parsed.results,
         quality,
@@ -297,21 +399,29 @@ def estimate_report(spec: str | Path, results: str | Path | None = None) -> list
     _check_folder(parsed.results, "results")
     if not parsed.out.exists():
         raise HarnessError(f"{parsed.out} does not exist; run `harness estimate {spec}` to make it")
-    done = _judge_estimate(parsed, open_estimate(parsed), ground_truth(parsed), record=False)
+    done = _judge_estimate(parsed, open_estimate(parsed), ground_truth(parsed))
     return list(done.files)
 
 
 def make_report(
-    experiments: Iterable[str], out: str | Path | None = None, target: str | None = None
+    experiments: Iterable[str],
+    out: str | Path | None = None,
+    target: str | None = None,
+    newest: bool = False,
 ) -> list[Path]:
     """Write the report of recorded experiments (names, run ids or spec paths; see
     :func:`find_experiment`) into the folder ``out``, read from the records alone.
 
-    One experiment's report goes to ``results/<experiment name>`` by default; several
-    need ``out``. ``target`` is the report target ranked and tested (default: each
-    experiment's first). Returns the files written, ``report.md`` first.
+    A name whose finished records differ (spec hash, evaluator or table) is refused
+    unless ``newest`` picks the newest. One experiment's report goes, by default, where
+    ``harness run`` puts it: for a spec, its ``[experiment] results`` (or the folder named
+    by what differs, :func:`run`); for a name or run id, ``results/<name>`` at the working
+    folder's project root, likewise. Several need ``out``. ``target`` is the report target
+    ranked and tested (default: each experiment's first). Returns the files written,
+    ``report.md`` first.
     """
     from harness.record import load_experiment
+    from harness.report.folders import results_folder
     from harness.report.write import default_folder, write_report
 
     names = [str(e) for e in experiments]
@@ -323,10 +433,26 @@ def make_report(
         raise HarnessError(f"{len(names)} experiments: give --out FOLDER for their joint report")
     if out is not None:  # a bad destination ends the command before any record is read
         _check_folder(out, "--out")
-    records = [load_experiment(find_experiment(name)) for name in names]
-    folder = Path(out) if out is not None else default_folder(records)
+    found = [_find(name, newest) for name in names]
+    records = [load_experiment(f.run_id, f.store) for f in found]
+    if out is not None:
+        folder = Path(out)
+    elif found[0].results is not None:
+        record = records[0]
+        folder = results_folder(
+            found[0].results,
+            record.resolved["experiment"]["name"],
+            record.params["spec_hash"],
+            record.resolved.get("overrides") or {},
+            record.params.get("evaluator", "tabular"),
+        )[0]
+    else:
+        folder = default_folder(records)
     _check_folder(folder, "--out")
-    return write_report(records, folder, target)
+    written = write_report(records, folder, target)
+    for name, chosen in zip(names, found, strict=True):
+        chosen.say(name)
+    return written
 
 
 def _is_estimate_spec(name: str) -> bool:
@@ -350,7 +476,8 @@ def load_table(path: str | Path, sha256: str | None = None) -> Table:
 
 def ls(name: str | None = None) -> pd.DataFrame:
     """Recorded experiments (or one experiment's records), newest first: experiment name,
-    run id, status, start time (UTC), spec hash, evaluator, runs and strategies."""
+    run id, status, start time (UTC), spec hash, evaluator, runs and overrides, from the
+    working folder's store (:mod:`harness.places`), whose URI is ``attrs["store"]``."""
     from harness.record import list_experiment_runs
 
     return list_experiment_runs(name)

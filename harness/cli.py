@@ -110,10 +110,18 @@ def _run(args: argparse.Namespace) -> int:
     report = done.files[0]
     print((report.parent / TABLE).read_text())
     print(
-        f"{len(done.runs)} runs; MLflow experiment run {done.run_id}; "
-        f"report: {report} ({len(done.files)} files in {report.parent})"
+        f"{len(done.runs)} runs; MLflow experiment run {done.run_id} in {done.store}; "
+        f"report: {_shown(report)} ({len(done.files)} files in {_shown(report.parent)})"
     )
     return 0
+
+
+def _shown(path: Path) -> Path:
+    """A path as the user reads it best: relative to the working folder when inside it."""
+    try:
+        return path.resolve().relative_to(Path.cwd().resolve())
+    except ValueError:
+        return path
 
 
 def _import(args: argparse.Namespace) -> int:
@@ -163,9 +171,11 @@ def _ls(args: argparse.Namespace) -> int:
     from harness.api import ls
 
     frame = ls(args.name)
+    store = frame.attrs.get("store", "?")
     if frame.empty:
-        print("no experiments recorded in this MLflow store")
+        print(f"no experiments recorded in the MLflow store {store}")
         return 0
+    print(f"MLflow store: {store}")
     print(frame.to_string(index=False))
     return 0
 
@@ -173,8 +183,8 @@ def _ls(args: argparse.Namespace) -> int:
 def _report(args: argparse.Namespace) -> int:
     from harness.api import make_report
 
-    written = make_report(args.experiments, args.out, args.target)
-    print(f"report: {written[0]} ({len(written)} files in {written[0].parent})")
+    written = make_report(args.experiments, args.out, args.target, newest=args.newest)
+    print(f"report: {_shown(written[0])} ({len(written)} files in {_shown(written[0].parent)})")
     return 0
 
 
@@ -253,7 +263,7 @@ def _rerun(args: argparse.Namespace) -> int:
     benchmark = Benchmark(spec, table, setup)
     outcome = benchmark.run(strategy_spec, args.seed)
     fresh = trajectory_frame([outcome])
-    recorded = load_trajectories(record.children[strategy])
+    recorded = load_trajectories(record.children[strategy], record.store)
     recorded = recorded[recorded.seed == args.seed].reset_index(drop=True)
     # wall-clock times differ between any two trainings: a trained re-run does not compare them
     measured: tuple[str, ...] = ()
@@ -376,7 +386,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--jobs", type=int, default=2, help="worker processes (processes, local Dask cluster)"
     )
     run.add_argument("--scheduler", metavar="ADDRESS", help=SCHEDULER_HELP)
-    run.add_argument("--results", help="report folder (default: the spec's [experiment] results)")
+    run.add_argument(
+        "--results",
+        help="report folder (default: the spec's [experiment] results for the spec as it is; "
+        "with overrides, --evaluator live or an edited spec, a sibling folder named by what "
+        "differs, e.g. results/NAME+seeds-0-9)",
+    )
     run.add_argument(
         "--evaluator",
         metavar="KIND",
@@ -463,12 +478,21 @@ def build_parser() -> argparse.ArgumentParser:
         "experiments",
         nargs="+",
         metavar="EXPERIMENT",
-        help="an experiment name (its newest record), an MLflow run id or a spec path",
+        help="an experiment name (its finished record; see --newest), an MLflow run id, or "
+        "a spec path (the record of that spec as it is: same hash, no overrides)",
     )
     report.add_argument(
-        "--out", help="folder to write (default: results/<name> for one experiment)"
+        "--out",
+        help="folder to write (default, for one experiment: where `harness run` writes it; "
+        "results/<name> at the project root for a name or run id)",
     )
     report.add_argument("--target", help="the report target to rank and test (default: first)")
+    report.add_argument(
+        "--newest",
+        action="store_true",
+        help="for an experiment name whose finished records differ (spec hash, evaluator, "
+        "table), report the newest instead of refusing",
+    )
     report.set_defaults(handler=_report)
 
     compare = commands.add_parser(

@@ -31,6 +31,7 @@ from harness.config import config_hash
 from harness.errors import HarnessError
 from harness.estimation import EstimateSpec
 from harness.experiment import RUN_STREAMS, Benchmark, RunOutcome
+from harness.places import check_uri, sqlite_path, store_uri
 from harness.plugins import origin
 from harness.protocol import split_hash_of
 from harness.seeding import stream_scheme
@@ -65,21 +66,22 @@ INCUMBENTS = "incumbents.parquet"
 MAX_PARAM = 6000
 
 
-def tracking_uri() -> str:
-    """``MLFLOW_TRACKING_URI`` if set, else a sqlite store in the working directory."""
-    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path.cwd() / 'mlflow.db'}"
+def tracking_uri(store: str | None = None) -> str:
+    """``store`` if given, else ``MLFLOW_TRACKING_URI`` if set, else the sqlite store at
+    the working folder's project root (:mod:`harness.places`)."""
+    return store or store_uri()
 
 
 def _sqlite_path(uri: str) -> Path | None:
-    return Path(uri.removeprefix("sqlite:///")) if uri.startswith("sqlite:///") else None
+    return sqlite_path(uri)
 
 
 @contextmanager
-def store_lock() -> Iterator[None]:
+def store_lock(store: str | None = None) -> Iterator[None]:
     """Exclusive use of a sqlite store among harness processes, for creating it (MLflow's
     schema migration races when two processes create one store at once) and for writing
     a record. A tracking server needs no lock: it serialises its own writes."""
-    path = _sqlite_path(tracking_uri())
+    path = _sqlite_path(tracking_uri(store))
     if path is None:
         yield
         return
@@ -98,25 +100,28 @@ def store_lock() -> Iterator[None]:
 _READY: set[str] = set()
 
 
-def check_store() -> None:
+def check_store(store: str | None = None) -> None:
     """Create or open the tracking store now: a URI or store MLflow refuses ends here."""
-    _client(create=True)
+    _client(create=True, store=store)
 
 
-def _client(create: bool = False) -> MlflowClient:
-    """A client of the tracking store; reading needs an existing store (``create`` False),
-    so a command run from the wrong folder says so instead of creating an empty one."""
-    uri = tracking_uri()
+def _client(create: bool = False, store: str | None = None) -> MlflowClient:
+    """A client of the tracking store ``store`` (default: :func:`tracking_uri`); reading
+    needs an existing store (``create`` False), so a command run outside the project says
+    so instead of creating an empty one."""
+    uri = tracking_uri(store)
+    if uri not in _READY:
+        check_uri(uri)
     path = _sqlite_path(uri)
     if path is not None and not create and not path.is_file():
         raise HarnessError(
-            f"no MLflow store at {path}; run from the folder that holds mlflow.db or set "
-            "MLFLOW_TRACKING_URI"
+            f"no MLflow store at {path}; run inside the project that holds mlflow.db "
+            "(its folder or one below) or set MLFLOW_TRACKING_URI"
         )
     mlflow.set_tracking_uri(uri)
     if uri in _READY:
         return MlflowClient(tracking_uri=uri)
-    with store_lock():  # creating the client creates or migrates the store
+    with store_lock(uri):  # creating the client creates or migrates the store
         try:
             client = MlflowClient(tracking_uri=uri)
             client.search_experiments(max_results=1)
@@ -129,12 +134,12 @@ def _client(create: bool = False) -> MlflowClient:
     return client
 
 
-def _experiment_id(client: MlflowClient, name: str) -> str:
+def _experiment_id(client: MlflowClient, name: str, store: str | None = None) -> str:
     found = client.get_experiment_by_name(name)
     if found is not None:
         return found.experiment_id
     location = None
-    uri = tracking_uri()
+    uri = tracking_uri(store)
     if uri.startswith("sqlite:///"):
         location = (Path(uri.removeprefix("sqlite:///")).parent / "mlartifacts").as_uri()
     try:
@@ -254,8 +259,10 @@ def record_experiment(
     benchmark: Benchmark,
     outcomes: list[RunOutcome],
     environment: dict[str, Any],
+    store: str | None = None,
 ) -> str:
-    """Write the experiment's parent run and one child per strategy; returns the parent id.
+    """Write the experiment's parent run and one child per strategy into the tracking
+    store ``store`` (default: :func:`tracking_uri`); returns the parent id.
 
     ``environment`` is :func:`harness.environment.capture_details`: its ``tags`` become
     ``env.*`` tags, the whole of it the ``environment.json`` artifact.
@@ -264,9 +271,10 @@ def record_experiment(
     and pid, so a record left half-written by a killed process is recognisable: the next
     record of the experiment marks it KILLED (:func:`mark_interrupted`).
     """
-    client = _client(create=True)
-    with store_lock():
-        experiment_id = _experiment_id(client, spec.name)
+    uri = tracking_uri(store)
+    client = _client(create=True, store=uri)
+    with store_lock(uri):
+        experiment_id = _experiment_id(client, spec.name, uri)
         mark_interrupted(client, experiment_id)
         return _record(client, experiment_id, spec, benchmark, outcomes, environment)
 
@@ -442,6 +450,7 @@ class ExperimentRecord:
     children: dict[str, str]  # strategy name -> child run id
     runs: dict[str, pd.DataFrame]
     child_params: dict[str, dict[str, str]]  # strategy name -> its run's params
+    store: str = ""  # the tracking URI it was read from
 
 
 def _download(client: MlflowClient, run_id: str, name: str) -> bytes:
@@ -455,14 +464,15 @@ def _download(client: MlflowClient, run_id: str, name: str) -> bytes:
         return Path(local).read_bytes()
 
 
-def load_experiment(parent_id: str) -> ExperimentRecord:
+def load_experiment(parent_id: str, store: str | None = None) -> ExperimentRecord:
     """Read an experiment's parent run and its strategy children back from MLflow."""
-    client = _client()
+    uri = tracking_uri(store)
+    client = _client(store=uri)
     try:
         parent = client.get_run(parent_id)
     except Exception:
         raise HarnessError(
-            f"no MLflow run {parent_id!r} in {tracking_uri()}; check the id or MLFLOW_TRACKING_URI"
+            f"no MLflow run {parent_id!r} in {uri}; check the id or MLFLOW_TRACKING_URI"
         ) from None
     if parent.data.tags.get("harness.role") != "experiment":
         raise HarnessError(f"run {parent_id} is not a harness experiment run")
@@ -499,31 +509,33 @@ def load_experiment(parent_id: str) -> ExperimentRecord:
         children=children,
         runs=runs,
         child_params={name: dict(by_name[name].data.params) for name in children},
+        store=uri,
     )
 
 
-def load_trajectories(child_id: str) -> pd.DataFrame:
-    client = _client()
+def load_trajectories(child_id: str, store: str | None = None) -> pd.DataFrame:
+    client = _client(store=store)
     return pd.read_parquet(io.BytesIO(_download(client, child_id, TRAJECTORIES)))
 
 
-def load_incumbents(parent_id: str) -> pd.DataFrame | None:
+def load_incumbents(parent_id: str, store: str | None = None) -> pd.DataFrame | None:
     """The seed-mean values of every incumbent (:func:`incumbents_frame`), or None for a
     record without them (live runs, and records written before they were kept)."""
-    client = _client()
+    client = _client(store=store)
     if INCUMBENTS not in {a.path for a in client.list_artifacts(parent_id)}:
         return None
     return pd.read_parquet(io.BytesIO(_download(client, parent_id, INCUMBENTS)))
 
 
-def find_parent(child_id: str) -> str:
+def find_parent(child_id: str, store: str | None = None) -> str:
     """The experiment (parent) run of a strategy (child) run, or the id itself if it is one."""
-    client = _client()
+    uri = tracking_uri(store)
+    client = _client(store=uri)
     try:
         run = client.get_run(child_id)
     except Exception:
         raise HarnessError(
-            f"no MLflow run {child_id!r} in {tracking_uri()}; check the id or MLFLOW_TRACKING_URI"
+            f"no MLflow run {child_id!r} in {uri}; check the id or MLFLOW_TRACKING_URI"
         ) from None
     return run.data.tags.get("mlflow.parentRunId", child_id)
 
@@ -544,21 +556,46 @@ def _experiment_runs(client: MlflowClient, name: str | None) -> list[Any]:
     )
 
 
-def newest_experiment_run(name: str) -> str:
-    """The newest finished experiment run recorded under experiment ``name``."""
-    client = _client()
-    finished = [r for r in _experiment_runs(client, name) if r.info.status == "FINISHED"]
-    if not finished:
-        raise HarnessError(
-            f"no finished experiment named {name!r} in {tracking_uri()}; "
-            "`harness ls` lists the recorded ones"
+def finished_records(name: str, store: str | None = None) -> list[dict[str, str]]:
+    """The finished experiment runs recorded under experiment ``name``, newest first, each
+    with what tells two records apart: run id, start time (UTC), spec hash, evaluator,
+    table sha256 and overrides."""
+    uri = tracking_uri(store)
+    client = _client(store=uri)
+    found = []
+    for run in _experiment_runs(client, name):
+        if run.info.status != "FINISHED":
+            continue
+        params = run.data.params
+        found.append(
+            {
+                "run_id": run.info.run_id,
+                "started_utc": pd.Timestamp(run.info.start_time, unit="ms").strftime(
+                    "%Y-%m-%d %H:%M:%S"
+                ),
+                "spec_hash": params.get("spec_hash", ""),
+                "evaluator": params.get("evaluator", ""),
+                "table_sha256": params.get("table_sha256", ""),
+                "overrides": params.get("overrides", "{}"),
+            }
         )
-    return finished[0].info.run_id
+    if not found:
+        raise HarnessError(
+            f"no finished experiment named {name!r} in {uri}; `harness ls` lists the recorded ones"
+        )
+    return found
 
 
-def list_experiment_runs(name: str | None = None) -> pd.DataFrame:
-    """Experiment runs, newest first, with what identifies each."""
-    client = _client()
+def newest_experiment_run(name: str, store: str | None = None) -> str:
+    """The newest finished experiment run recorded under experiment ``name``."""
+    return finished_records(name, store)[0]["run_id"]
+
+
+def list_experiment_runs(name: str | None = None, store: str | None = None) -> pd.DataFrame:
+    """Experiment runs, newest first, with what identifies each; ``attrs["store"]`` is the
+    tracking URI read."""
+    uri = tracking_uri(store)
+    client = _client(store=uri)
     names = {e.experiment_id: e.name for e in client.search_experiments()}
     rows = []
     for run in _experiment_runs(client, name):
@@ -587,7 +624,9 @@ def list_experiment_runs(name: str | None = None) -> pd.DataFrame:
         "n_runs",
         "overrides",
     ]
-    return pd.DataFrame(rows, columns=columns)
+    frame = pd.DataFrame(rows, columns=columns)
+    frame.attrs["store"] = uri
+    return frame
 
 
 def _metric_key(text: str) -> str:
@@ -601,9 +640,10 @@ def record_estimate(
     truth: Table,
     quality: pd.DataFrame,
     environment: dict[str, Any],
+    store: str | None = None,
 ) -> str:
     """Record an estimate and its judgement as one MLflow run (role ``estimate``) in the
-    experiment named by the spec; returns its id.
+    experiment named by the spec, in ``store`` (:func:`tracking_uri`); returns its id.
 
     Params pin the spec hash, the estimate file's and the ground-truth table's sha256,
     the proxy protocol hash and every estimator's kind, parameters and origin; metrics hold
@@ -612,9 +652,9 @@ def record_estimate(
     """
     from harness.estimators import estimator_class
 
-    client = _client(create=True)
-    with store_lock():
-        experiment_id = _experiment_id(client, spec.name)
+    client = _client(create=True, store=store)
+    with store_lock(store):
+        experiment_id = _experiment_id(client, spec.name, store)
         run = client.create_run(
             experiment_id,
             run_name=spec.name,

@@ -51,7 +51,10 @@ def test_run_returns_tidy_frames_in_spec_order_and_pins_the_overrides(
     # REINFORCE keeps the evaluation that crosses the budget (completed, never told)
     kept = evaluations[evaluations.completed & ~evaluations.told]
     assert set(kept.strategy) == {"REINFORCE"} and (kept.end_s > 3000).all()
-    assert done.files[0] == mlflow_store / "results" / "t5" / "report.md"
+    # overrides never write the spec's own results folder: a sibling names them
+    differs = "t5+seeds-7_3_5+strategies-REINFORCE-REA+budget-seconds-3000"
+    assert done.files[0] == mlflow_store / "results" / differs / "report.md"
+    assert not (mlflow_store / "results" / "t5").exists()
     assert {"table.md", "table.tex", "per-seed.csv", "anytime-nb201-table5.svg"} <= {
         path.name for path in done.files
     }
@@ -59,7 +62,8 @@ def test_run_returns_tidy_frames_in_spec_order_and_pins_the_overrides(
     again = harness.results("nb201-table5")
     assert again.run_id == done.run_id and again.runs.equals(done.runs)
     assert harness.results(done.run_id).evaluations.equals(evaluations)
-    assert harness.results(str(table5_spec)).run_id == done.run_id
+    with pytest.raises(HarnessError, match="no record of this spec as it is"):
+        harness.results(str(table5_spec))  # a spec stands for its own record, not overrides
     assert again.resolved["overrides"] == {
         "seeds": [7, 3, 5],
         "strategies": ["REINFORCE", "REA"],

@@ -14,7 +14,14 @@ import pytest
 import harness
 from harness import environment
 from harness.config import canonical_json
-from harness.environment import TAG_LIMIT, capture, capture_details, git_state
+from harness.environment import (
+    DISPATCH_VARIABLES,
+    TAG_LIMIT,
+    THREAD_VARIABLES,
+    capture,
+    capture_details,
+    git_state,
+)
 
 #: flags a CPU reports that must never reach ``cpu.flags``: microcode, kernel, hypervisor
 VOLATILE = {
@@ -25,6 +32,16 @@ VOLATILE = {
 
 def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+@pytest.fixture(autouse=True)
+def no_kernel_variables(monkeypatch):
+    """Every variable the capture reads for kernels and threads is cleared for each test,
+    whatever the calling machine sets (some set OPENBLAS_CORETYPE so that OpenBLAS computes
+    correctly); a test sets the ones it inspects. Only this process's view changes: BLAS
+    read them when it was loaded and keeps its choice."""
+    for name in (*DISPATCH_VARIABLES, *THREAD_VARIABLES):
+        monkeypatch.delenv(name, raising=False)
 
 
 @pytest.fixture
@@ -203,6 +220,66 @@ def test_tags_are_short_strings_and_the_details_are_json():
     assert json.loads(json.dumps(details)) == details
     assert details["git"]["root"] == str(Path(harness.__file__).resolve().parent.parent)
     assert details["numpy"] == tags["numpy.simd"] != "numpy not used by this run"
+
+
+def test_kernel_and_thread_variables_are_recorded_exactly_as_set(monkeypatch):
+    assert capture()["cpu.dispatch_env"] == "none set"
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")
+    monkeypatch.setenv("MKL_CBWR", "COMPATIBLE")
+    monkeypatch.setenv("MKL_NUM_THREADS", "3")
+    tags = capture()
+    assert tags["cpu.dispatch_env"] == "ONEDNN_MAX_CPU_ISA=AVX2 MKL_CBWR=COMPATIBLE"
+    assert tags["threads.MKL_NUM_THREADS"] == "3"
+    assert tags["threads.OMP_NUM_THREADS"] == tags["threads.OPENBLAS_NUM_THREADS"] == "unset"
+
+
+def _coretype() -> str:
+    """The caller's OpenBLAS core type (never changed: some machines need theirs), else one
+    every CPU of this architecture runs."""
+    machine = os.uname().machine.lower()
+    fallback = "ARMV8" if machine in ("aarch64", "arm64") else "Prescott"
+    return os.environ.get("OPENBLAS_CORETYPE") or fallback
+
+
+CHILD_CAPTURE = """
+import json, sys
+import numpy
+numpy.ones(2) @ numpy.ones(2)
+from harness.environment import capture_details
+details = capture_details()
+print(json.dumps({"tags": details["tags"], "threadpools": details["threadpools"]}))
+"""
+
+
+def test_capture_in_a_process_started_with_kernel_and_thread_variables_set(tmp_path):
+    """What a machine sets before Python starts (OpenBLAS core type, MKL's reproducibility
+    mode, OpenMP threads) is read from the process's own environment, and nothing else
+    the parent had reaches the record."""
+    coretype = _coretype()
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in (*DISPATCH_VARIABLES, "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+    }
+    env.update(OPENBLAS_CORETYPE=coretype, MKL_CBWR="AUTO", OMP_NUM_THREADS="1")
+    done = subprocess.run(
+        [sys.executable, "-c", CHILD_CAPTURE],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert (done.returncode, done.stderr) == (0, ""), done.stderr
+    child = json.loads(done.stdout)
+    tags = child["tags"]
+    assert tags["cpu.dispatch_env"] == f"MKL_CBWR=AUTO OPENBLAS_CORETYPE={coretype}"
+    assert tags["threads.OMP_NUM_THREADS"] == "1"
+    assert tags["threads.MKL_NUM_THREADS"] == "unset"
+    assert tags["threads.OPENBLAS_NUM_THREADS"] == env.get("OPENBLAS_NUM_THREADS", "unset")
+    assert not any(key.endswith(".error") for key in tags)
+    blas = [pool for pool in child["threadpools"] if pool["user_api"] == "blas"]
+    assert blas and tags["threads.pools"].startswith(f"{blas[0]['internal_api']}:")
 
 
 def test_an_overlong_value_is_summarised_by_its_sha256(monkeypatch):

@@ -43,10 +43,11 @@ def recorded(tmp_path_factory, nb201_built):
 
 @pytest.fixture(scope="module")
 def report(recorded):
-    """The full experiment's report, by name into the default folder."""
+    """The full experiment's report, by name (the newest of its two records) into the
+    default folder, which names the record's overrides."""
     folder, _, _ = recorded
-    files = harness.make_report(["nb201-table5"])
-    return folder / "results" / "nb201-table5", files
+    files = harness.make_report(["nb201-table5"], newest=True)
+    return folder / "results" / "nb201-table5+strategies-REA-RS-REINFORCE", files
 
 
 def test_report_writes_every_table_and_figure(report):
@@ -71,7 +72,7 @@ def test_report_writes_every_table_and_figure(report):
 def test_a_report_is_byte_identical_when_made_again_in_another_process(report, recorded):
     out, files = report
     folder = recorded[0]
-    done = harness_cli("report", "nb201-table5", "--out", "again", cwd=folder)
+    done = harness_cli("report", "nb201-table5", "--newest", "--out", "again", cwd=folder)
     assert done.returncode == 0, done.stderr
     for path in files:
         assert (folder / "again" / path.name).read_bytes() == path.read_bytes(), path.name
@@ -195,7 +196,9 @@ def test_bad_requests_end_in_one_line(recorded):
     )
     assert_clean_failure(harness_cli("report", "nb201-table5", "t5-no-rs", cwd=folder), "--out")
     assert_clean_failure(
-        harness_cli("report", "nb201-table5", "--target", "nope", "--out", "x", cwd=folder),
+        harness_cli(
+            "report", "nb201-table5", "--newest", "--target", "nope", "--out", "x", cwd=folder
+        ),
         "[--target]",
     )
     assert_clean_failure(
@@ -208,7 +211,7 @@ def test_bad_requests_end_in_one_line(recorded):
 
 def test_a_record_without_seed_means_plots_the_observed_value_and_says_so(recorded, monkeypatch):
     folder, full, _ = recorded
-    monkeypatch.setattr("harness.report.study.load_incumbents", lambda parent_id: None)
+    monkeypatch.setattr("harness.report.study.load_incumbents", lambda parent_id, store: None)
     files = harness.make_report([full], out=folder / "observed")
     md = (folder / "observed" / "report.md").read_text()
     assert "incumbent's test_accuracy_hp12 as observed (one drawn seed, not the mean)" in md

@@ -85,9 +85,12 @@ def test_several_runs_record_through_one_server_at_once_and_nothing_is_lost(
         for spec in SPECS:
             folder = tmp_path / f"{spec.stem}-{copy}"
             folder.mkdir()
+            # a copy of the spec in the folder, so that its project (resume files) is there
+            text = spec.read_text().replace('"../../build/', f'"{REPO / "build"}/')
+            (folder / spec.name).write_text(text)
             # the second copies run their chunks on Dask workers and in worker processes
             executor = ("--executor", "dask" if spec == SPECS[0] else "processes", "--jobs", "2")
-            args = ("run", str(spec), "--seeds", "0-99", "--results", "out")
+            args = ("run", spec.name, "--seeds", "0-99", "--results", "out")
             started.append(harness(*args, *(executor if copy else ()), cwd=folder, uri=server))
             started[-1].folder = folder  # type: ignore[attr-defined]
     for process in started:

@@ -125,11 +125,11 @@ def _environment(study: Study) -> Item:
             if key not in b.record.tags
         }
     )
-    tags = study.benchmarks[0].record.tags
+    # the values themselves (package count, Python, CPU) depend on the machine that ran
+    # the experiment: a report names where they are, so it reads the same on any machine
     evidence = (
-        f"every record holds {', '.join(ENVIRONMENT)} and {tags.get('env.packages.count', '?')} "
-        f"package versions (sha256 {tags.get('env.packages.sha256', '?')[:12]}), e.g. Python "
-        f"{tags.get('env.python', '?')} on {tags.get('env.cpu.model', '?')}"
+        f"every record holds {', '.join(ENVIRONMENT)} and every installed package's version "
+        "(env.packages.count, env.packages.sha256; the list in environment.json)"
         if not missing
         else "missing: " + "; ".join(missing)
     )

@@ -52,7 +52,7 @@ class Benchmark:
         """Per method, its completed evaluations (every seed), in recorded order."""
         frames = {}
         for method in self.methods:
-            frame = load_trajectories(self.record.children[method])
+            frame = load_trajectories(self.record.children[method], self.record.store or None)
             frames[method] = frame[frame["completed"]].reset_index(drop=True)
         return frames
 
@@ -93,7 +93,7 @@ def build_study(records: list[ExperimentRecord], target: str | None = None) -> S
     """A study of ``records``; ``target`` (a target label every benchmark reports) is the
     one ranked and tested, by default each benchmark's first."""
     benchmarks = [
-        Benchmark(name, record, load_incumbents(record.parent_id))
+        Benchmark(name, record, load_incumbents(record.parent_id, record.store or None))
         for name, record in zip(_benchmark_names(records), records, strict=True)
     ]
     chosen = {}

@@ -12,8 +12,10 @@ from pathlib import Path
 import pandas as pd
 
 from harness.atomic import check_writable, write_text
+from harness.places import project_root
 from harness.record import ExperimentRecord
 from harness.report import REPORT, TABLE, anytime, audit, plots, stats
+from harness.report.folders import results_folder
 from harness.report.study import Study, build_study
 from harness.report.tables import (
     CSV_FLOAT,
@@ -236,9 +238,19 @@ def _notes_lines(study: Study) -> list[str]:
     return lines
 
 
-def default_folder(records: list[ExperimentRecord]) -> Path:
-    """``results/<experiment name>`` for one experiment; several need ``--out``."""
-    return Path("results") / records[0].resolved["experiment"]["name"]
+def default_folder(records: list[ExperimentRecord], root: Path | None = None) -> Path:
+    """``<root>/results/<experiment name>`` for one experiment (``root``: the working
+    folder's project root, :mod:`harness.places`), or the folder its differences name
+    (:func:`results_folder`); several experiments need ``--out``."""
+    record = records[0]
+    base = project_root(root) / "results" / record.resolved["experiment"]["name"]
+    return results_folder(
+        base,
+        record.resolved["experiment"]["name"],
+        record.params["spec_hash"],
+        record.resolved.get("overrides") or {},
+        record.params.get("evaluator", "tabular"),
+    )[0]
 
 
 def write_report(
