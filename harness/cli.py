@@ -296,13 +296,7 @@ def _rerun(args: argparse.Namespace) -> int:
 def _tabulate(args: argparse.Namespace) -> int:
     from harness.tabulate import load_tabulate_spec, tabulate
 
-    if args.workers is not None and args.workers < 1:
-        raise HarnessError(f"--workers must be at least 1, got {args.workers}")
-    if args.max_chunks is not None and args.max_chunks < 1:
-        raise HarnessError(
-            f"--max-chunks must be at least 1, got {args.max_chunks} (leave it out to train all)"
-        )
-    executor = resolve_executor(args.executor, args.scheduler, default="processes")
+    executor = _chunked_build_executor(args, "train")
     spec = load_tabulate_spec(Path(args.spec))
     digest = tabulate(spec, args.workers, args.max_chunks, executor, args.scheduler)
     if digest is None:
@@ -315,13 +309,7 @@ def _tabulate(args: argparse.Namespace) -> int:
 def _estimate(args: argparse.Namespace) -> int:
     from harness.api import estimate
 
-    if args.workers is not None and args.workers < 1:
-        raise HarnessError(f"--workers must be at least 1, got {args.workers}")
-    if args.max_chunks is not None and args.max_chunks < 1:
-        raise HarnessError(
-            f"--max-chunks must be at least 1, got {args.max_chunks} (leave it out to score all)"
-        )
-    executor = resolve_executor(args.executor, args.scheduler, default="processes")
+    executor = _chunked_build_executor(args, "score")
     done = estimate(
         args.spec,
         workers=args.workers,
@@ -368,6 +356,31 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         raise HarnessError(f"{message}; see `{self.prog} --help`")
+
+
+def _chunked_build_executor(args: argparse.Namespace, verb: str) -> str:
+    """The executor of a chunked build, once its flags are checked."""
+    if args.workers is not None and args.workers < 1:
+        raise HarnessError(f"--workers must be at least 1, got {args.workers}")
+    if args.max_chunks is not None and args.max_chunks < 1:
+        raise HarnessError(
+            f"--max-chunks must be at least 1, got {args.max_chunks} (leave it out to {verb} all)"
+        )
+    return resolve_executor(args.executor, args.scheduler, default="processes")
+
+
+def _chunked_build_arguments(command: argparse.ArgumentParser, verb: str) -> None:
+    """The flags of a build cut into resumable chunks (``tabulate``, ``estimate``)."""
+    command.add_argument(
+        "--executor",
+        choices=EXECUTORS,
+        help="where chunks run: processes (the default), serial, or dask",
+    )
+    command.add_argument(
+        "--workers", type=int, help="worker processes, local or Dask (default: the spec's)"
+    )
+    command.add_argument("--scheduler", metavar="ADDRESS", help=SCHEDULER_HELP)
+    command.add_argument("--max-chunks", type=int, help=f"{verb} at most this many chunks now")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -424,32 +437,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     tab = commands.add_parser("tabulate", help="train every cell under a protocol into a table")
     tab.add_argument("spec", help="tabulate spec (TOML), e.g. benchmarks/digits/tabulate.toml")
-    tab.add_argument(
-        "--executor",
-        choices=EXECUTORS,
-        help="where chunks train: processes (the default), serial, or dask",
-    )
-    tab.add_argument(
-        "--workers", type=int, help="worker processes, local or Dask (default: the spec's)"
-    )
-    tab.add_argument("--scheduler", metavar="ADDRESS", help=SCHEDULER_HELP)
-    tab.add_argument("--max-chunks", type=int, help="train at most this many chunks now")
+    _chunked_build_arguments(tab, "train")
     tab.set_defaults(handler=_tabulate)
 
     est = commands.add_parser(
         "estimate", help="score a space's cells with estimators; judge them against a table"
     )
     est.add_argument("spec", help="estimate spec (TOML), e.g. benchmarks/zero-cost/digits.toml")
-    est.add_argument(
-        "--executor",
-        choices=EXECUTORS,
-        help="where chunks are scored: processes (the default), serial, or dask",
-    )
-    est.add_argument(
-        "--workers", type=int, help="worker processes, local or Dask (default: the spec's)"
-    )
-    est.add_argument("--scheduler", metavar="ADDRESS", help=SCHEDULER_HELP)
-    est.add_argument("--max-chunks", type=int, help="score at most this many chunks now")
+    _chunked_build_arguments(est, "score")
     est.add_argument(
         "--out", help="write the estimate file here instead of the spec's (not pinned)"
     )
