@@ -311,6 +311,8 @@ class Estimated:
     quality: pd.DataFrame | None = None
     run_id: str | None = None
     files: tuple[Path, ...] = field(default_factory=tuple)
+    #: the MLflow store the judgement was recorded to
+    store: str | None = None
 
 
 def estimate(
@@ -384,7 +386,7 @@ def _judge_estimate(
         parsed.published,
         parsed.published_source,
     )
-    return Estimated(parsed.out, estimated.sha256, quality, run_id, tuple(files))
+    return Estimated(parsed.out, estimated.sha256, quality, run_id, tuple(files), store)
 
 
 def estimate_report(spec: str | Path, results: str | Path | None = None) -> list[Path]:

@@ -326,7 +326,7 @@ def _estimate(args: argparse.Namespace) -> int:
         return 0
     print(done.files[0].read_text())
     print(
-        f"estimate {done.path} sha256 {done.sha256}; MLflow run {done.run_id}; "
+        f"estimate {done.path} sha256 {done.sha256}; MLflow run {done.run_id} in {done.store}; "
         f"report: {done.files[0]} ({len(done.files)} files in {done.files[0].parent})"
     )
     return 0
