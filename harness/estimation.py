@@ -34,6 +34,7 @@ from harness.atomic import check_output, read_regular, write_text
 from harness.config import Field, at, config_hash, read_toml, spec_error, validate
 from harness.errors import ConfigError, TableError
 from harness.estimators import checked_score, estimator_class, make_estimator, resolve_params
+from harness.evaluators.tabular import resolve_metric
 from harness.executors import resolve_executor, run_chunks
 from harness.parts import check_parts, chunks_done, parts_folder, read_parts, write_part
 from harness.plugins import origin
@@ -594,7 +595,8 @@ def estimate(
 
 
 def ground_truth(spec: EstimateSpec) -> Table:
-    """The spec's ground-truth table, built first if it is missing and the spec says how."""
+    """The spec's ground-truth table, built first if it is missing and the spec says how,
+    with every metric the judgement reads checked now, before any architecture is scored."""
     from harness.importers import build_table
 
     path = spec.truth_table
@@ -606,4 +608,26 @@ def ground_truth(spec: EstimateSpec) -> Table:
         except (ConfigError, KeyError) as error:
             message = error.message if isinstance(error, ConfigError) else f"needs {error}"
             raise spec_error(spec.path, ConfigError(message, "ground_truth.build")) from None
-    return Table.load(path, expected_sha256=spec.truth_sha256)
+    table = Table.load(path, expected_sha256=spec.truth_sha256)
+    if table.space != spec.space.name:
+        raise TableError(
+            f"{path} holds space {table.space!r}; the spec estimates {spec.space.name!r}"
+        )
+    for ref in (
+        *spec.truth.values(),
+        *(r.metric for r in spec.references),
+        *(r.cost for r in spec.references),
+    ):
+        resolve_metric(table, ref)  # a variable the table lacks is named now
+    for reference in spec.references:
+        seeds = table.variable(*_parts(reference.metric)).seeds
+        if reference.seed is not None and reference.seed not in seeds:
+            raise TableError(
+                f"{spec.path}: [reference] {reference.label!r} names seed {reference.seed!r}; "
+                f"{reference.metric} has seeds {', '.join(seeds)}"
+            )
+    return table
+
+
+def _parts(ref: MetricRef) -> tuple[str, str, str, str]:
+    return (ref.dataset, ref.schedule, ref.split, ref.metric)

@@ -316,3 +316,19 @@ def test_an_estimate_on_a_dask_cluster_scores_what_this_process_scores(mlflow_st
     for key in a.variables():
         if key[3] == "score":
             np.testing.assert_array_equal(a.variable(*key).values, b.variable(*key).values)
+
+
+def test_a_ground_truth_the_table_lacks_is_refused_before_any_scoring(mlflow_store):
+    spec = spec_text(mlflow_store, ground_truth={"metric": {"digits": "digits/e4/test/nothing"}})
+    done = harness_cli("estimate", str(spec), cwd=mlflow_store)
+    assert_clean_failure(done, "digits/e4/test/nothing")
+    assert not (mlflow_store / "zc.h5.parts").exists()
+    reference = {
+        "label": "r",
+        "input": "digits",
+        "metric": "digits/e4/valid/accuracy",
+        "seed": "7",
+        "cost": "digits/e4/train/total_time_s",
+    }
+    spec = spec_text(mlflow_store, "seed.toml", reference=[reference])
+    assert_clean_failure(harness_cli("estimate", str(spec), cwd=mlflow_store), "seed '7'")
