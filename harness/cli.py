@@ -69,23 +69,38 @@ def _strategy_names(text: str) -> list[str]:
 
 
 def _budget_items(items: Sequence[str]) -> dict[str, float | int | str | None]:
-    """``seconds=6000`` / ``evaluations=100`` / ``seconds=none`` -> a budget override."""
+    """``seconds=6000`` / ``evaluations=100`` / ``seconds=none`` -> a budget override, each
+    item checked here so that an error names the flag, not the spec file."""
+    from harness.config import nearest
+    from harness.errors import ConfigError
+    from harness.values import BUDGET_FIELDS
+
     budget: dict[str, float | int | str | None] = {}
     for item in items:
         key, sep, value = item.partition("=")
         if not sep:
             raise HarnessError(f"--budget {item!r}: expected KEY=VALUE, e.g. evaluations=100")
+        if key not in BUDGET_FIELDS:
+            raise HarnessError(
+                f"--budget {item!r}: {key!r} is not a budget key{nearest(key, BUDGET_FIELDS)}; "
+                f"keys: {', '.join(BUDGET_FIELDS)}"
+            )
         if value.lower() == "none":
             budget[key] = None
-        elif key == "overrun":
-            budget[key] = value
+            continue
+        if key == "overrun":
+            parsed: float | int | str = value
         else:
             try:
                 if not value.isascii():  # int() and float() take any script's digits
                     raise ValueError(value)
-                budget[key] = int(value) if value.lstrip("-").isdigit() else float(value)
+                parsed = int(value) if value.lstrip("-").isdigit() else float(value)
             except ValueError:
                 raise HarnessError(f"--budget {item!r}: {value!r} is not a number") from None
+        try:
+            budget[key] = BUDGET_FIELDS[key].check(parsed)
+        except ConfigError as error:
+            raise HarnessError(f"--budget {item!r}: {error.message}") from None
     return budget
 
 

@@ -90,6 +90,43 @@ class Field:
             )
 
 
+@dataclass(frozen=True)
+class Section:
+    """One table of a spec file: its dotted TOML name, its fields and what it is for.
+
+    ``repeated`` marks an array of tables (``[[strategy]]``); ``fields`` is empty for a
+    section whose keys are the user's own names (``about`` then says what they hold).
+    Declared once, a section is both validated (:func:`validate`) and documented
+    (``docs/specs.md``, made by :mod:`harness.specdoc`).
+    """
+
+    name: str
+    fields: Mapping[str, Field]
+    about: str
+    required: bool = False
+    repeated: bool = False
+
+
+@dataclass(frozen=True)
+class SpecFormat:
+    """A kind of spec file: the command that reads it, what it is for and its sections.
+
+    A module that reads a kind of spec declares one at module level; ``docs/specs.md``
+    lists every one it finds in the package.
+    """
+
+    title: str
+    command: str
+    about: str
+    sections: tuple[Section, ...]
+
+    def top_level(self, required: bool = False) -> tuple[str, ...]:
+        """The names of the file's top-level sections (only the required ones if asked)."""
+        return tuple(
+            s.name for s in self.sections if "." not in s.name and (s.required or not required)
+        )
+
+
 def _words(kind: type | tuple[type, ...]) -> str:
     kinds = kind if isinstance(kind, tuple) else (kind,)
     return " or ".join(_WORDS.get(k, k.__name__) for k in kinds)
@@ -114,27 +151,61 @@ def validate(data: Any, fields: Mapping[str, Field]) -> dict[str, Any]:
     """``data`` checked against ``fields``, defaults filled in, in ``fields`` order.
 
     Unknown keys, missing required keys and invalid values raise ConfigError whose
-    ``field`` is the key; wrap the call in :func:`at` to name the enclosing section.
+    ``field`` is the key, every such key at once (:meth:`ConfigError.of`); wrap the call
+    in :func:`at` to name the enclosing section.
     """
     if not isinstance(data, Mapping):
         raise ConfigError("must be a table")
-    unknown = sorted(set(data) - set(fields))
-    if unknown:
-        raise ConfigError(
-            f"is not a known key{nearest(str(unknown[0]), fields)}; "
-            f"allowed: {', '.join(fields) or 'none'}",
-            str(unknown[0]),
+    problems = Problems()
+    for key in sorted(set(data) - set(fields), key=str):
+        problems.add(
+            ConfigError(
+                f"is not a known key{nearest(str(key), fields)}; "
+                f"allowed: {', '.join(fields) or 'none'}",
+                str(key),
+            )
         )
     resolved = {}
     for name, field in fields.items():
         if name not in data:
             if field.default is REQUIRED:
-                raise ConfigError("is required", name)
-            resolved[name] = copy.copy(field.default)  # a default list or dict is never shared
+                problems.add(ConfigError("is required", name))
+            else:
+                resolved[name] = copy.copy(field.default)  # a default list or dict is never shared
             continue
-        with at(name):
+        with problems.check(name):
             resolved[name] = field.check(data[name])
+    problems.raise_any()
     return resolved
+
+
+class Problems:
+    """The problems of checks that do not depend on each other, gathered so that a file's
+    every problem is reported at once instead of one per attempt."""
+
+    def __init__(self) -> None:
+        self.errors: list[ConfigError] = []
+
+    def add(self, error: ConfigError) -> None:
+        self.errors.append(error)
+
+    @contextmanager
+    def check(self, name: str | None = None) -> Iterator[None]:
+        """Run the block; a ConfigError it raises is kept (its field prefixed by ``name``)
+        and the code after the block goes on."""
+        try:
+            if name is None:
+                yield
+            else:
+                with at(name):
+                    yield
+        except ConfigError as error:
+            self.errors.append(error)
+
+    def raise_any(self) -> None:
+        """Raise the problems gathered so far as one ConfigError, if there are any."""
+        if self.errors:
+            raise ConfigError.of(self.errors)
 
 
 def nearest(name: str, known: Iterable[str]) -> str:
@@ -147,18 +218,37 @@ def nearest(name: str, known: Iterable[str]) -> str:
 
 @contextmanager
 def at(name: str) -> Iterator[None]:
-    """Prefix ``name`` to the field of a ConfigError raised inside the block."""
+    """Prefix ``name`` to the field of a ConfigError raised inside the block (to each
+    field, for an error that gathers several problems)."""
     try:
         yield
     except ConfigError as error:
-        field = name if error.field is None else f"{name}.{error.field}"
-        raise ConfigError(error.message, field) from None
+        raise ConfigError.of(
+            [
+                ConfigError(p.message, name if p.field is None else f"{name}.{p.field}")
+                for p in error.each()
+            ]
+        ) from None
 
 
 def spec_error(path: Path | str, error: ConfigError) -> SpecError:
-    """A file-level error: ``<file>: [<field>] <message>``."""
-    where = f" [{error.field}]" if error.field else ""
-    return SpecError(f"{path}:{where} {error.message}")
+    """A file-level error: ``<file>: [<field>] <message>`` (``[overrides.<key>] ...`` for
+    a value an override set); for several problems, a first line that counts them and one
+    such line for each."""
+    lines = [_problem_line(path, p) for p in error.each()]
+    if len(lines) == 1:
+        return SpecError(lines[0])
+    return SpecError(
+        f"{path}: {len(lines)} problems; fix each, then run again:\n"
+        + "\n".join(f"  {line}" for line in lines)
+    )
+
+
+def _problem_line(path: Path | str, problem: ConfigError) -> str:
+    """One problem as a line naming its culprit: the file and field, or the override."""
+    if problem.field and problem.field.startswith("overrides."):
+        return f"[{problem.field}] {problem.message} (the override's value, not {path}'s)"
+    return f"{path}:{f' [{problem.field}]' if problem.field else ''} {problem.message}"
 
 
 def _nesting_depth(text: str) -> int:
@@ -185,6 +275,11 @@ def read_text(path: Path) -> str:
         raise SpecError(f"{path}: cannot read the file ({error.strerror})") from None
     if len(raw) > MAX_TOML_BYTES:
         raise SpecError(f"{path}: {len(raw)}+ bytes is too large for a spec (limit 4 MiB)")
+    if b"\0" in raw:  # no TOML text holds a NUL byte: an image, an HDF5 table, a program
+        raise SpecError(
+            f"{path}: is a binary file, not a spec; a spec is a TOML text file "
+            "(docs/specs.md), e.g. benchmarks/digits/compare.toml"
+        )
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError as error:

@@ -7,6 +7,8 @@ The CLI prints its message as one line and exits with status 2; no traceback is 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 
 class HarnessError(Exception):
     """An error caused by the user's input; the message says what to fix."""
@@ -19,9 +21,26 @@ class ConfigError(HarnessError, ValueError):
     read the file adds the file name (``harness.config.spec_error``).
     """
 
-    def __init__(self, message: str, field: str | None = None) -> None:
+    def __init__(
+        self, message: str, field: str | None = None, problems: Sequence[ConfigError] = ()
+    ) -> None:
         super().__init__(f"[{field}] {message}" if field else message)
         self.message, self.field = message, field
+        #: for an error that gathers several problems (:meth:`of`), each of them
+        self.problems = tuple(problems)
+
+    @classmethod
+    def of(cls, errors: Sequence[ConfigError]) -> ConfigError:
+        """One error for several problems, so that a file's problems are reported at once;
+        a single problem is returned as it is."""
+        flat = [problem for error in errors for problem in error.each()]
+        if len(flat) == 1:
+            return flat[0]
+        return cls("; ".join(map(str, flat)), None, flat)
+
+    def each(self) -> tuple[ConfigError, ...]:
+        """The problems this error stands for (itself, unless it gathers several)."""
+        return self.problems or (self,)
 
 
 class SpecError(HarnessError):

@@ -20,70 +20,103 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from harness.config import Field, at, config_hash, parse_toml, read_text, spec_error, validate
+from harness.config import (
+    Field,
+    Problems,
+    Section,
+    SpecFormat,
+    at,
+    config_hash,
+    nearest,
+    parse_toml,
+    read_text,
+    spec_error,
+    validate,
+)
 from harness.errors import ConfigError
 from harness.importers import IMPORTERS
 from harness.strategies import resolve_params, strategy_class
 from harness.values import (
     BUDGET_FIELDS,
+    COST_SOURCES,
+    DEFAULT_OVERRUN,
     OVERRUN_RULES,
+    SEED_POLICIES,
     Budget,
     MetricRef,
     SearchProtocol,
     SeedPolicy,
 )
 
-SECTIONS = (
-    "experiment",
-    "table",
-    "search",
-    "budget",
-    "runs",
-    "strategy",
-    "report",
-    "published",
-    "deviations",
-)
-REQUIRED_SECTIONS = ("experiment", "table", "search", "budget", "runs", "strategy")
 #: names that end up in MLflow keys and run names: checked here, before any search runs
 NAME_PATTERN = re.compile(r"[A-Za-z0-9_.\- ]{1,64}")
 HEX64 = re.compile(r"[0-9a-f]{64}")
+METRIC = "a metric: dataset/schedule/split/metric, or split/metric for the search's own"
 
 EXPERIMENT_FIELDS = {
-    "name": Field(str),
-    "title": Field(str, None, optional=True),
-    "results": Field(str),
-    "notes": Field(list, [], items=str),
+    "name": Field(
+        str, help="names the MLflow experiment and its runs: 1-64 letters, digits, spaces or _ . -"
+    ),
+    "title": Field(str, None, optional=True, help="the report's heading (default: the name)"),
+    "results": Field(
+        str,
+        help="the report folder, relative to the spec; only this spec, unmodified, writes there",
+    ),
+    "notes": Field(list, [], items=str, help="lines the report quotes"),
 }
 TABLE_FIELDS = {
-    "path": Field(str),
-    "sha256": Field(str, None, optional=True),
+    "path": Field(str, help="the benchmark table (HDF5), relative to the spec"),
+    "sha256": Field(
+        str,
+        None,
+        optional=True,
+        help="pin of the table's bytes (64 lowercase hex "
+        "digits); without it the run and its report are marked unpinned",
+    ),
     "space": Field(str, None, optional=True, help="must agree with the table's space"),
-    "build": Field(dict, None, optional=True),
+    "build": Field(
+        dict, None, optional=True, help="how to build the table if it is missing ([table.build])"
+    ),
 }
 BUILD_FIELDS = {
-    "importer": Field(str, choices=tuple(IMPORTERS)),
-    "source": Field(str, None, optional=True),
-    "dataset": Field(str, None, optional=True),
+    "importer": Field(str, choices=tuple(IMPORTERS), help="the importer that builds the table"),
+    "source": Field(
+        str, None, optional=True, help="folder of the published data, relative to the spec"
+    ),
+    "dataset": Field(str, None, optional=True, help="the dataset to import (nbgraph)"),
 }
 SEARCH_FIELDS = {
-    "dataset": Field(str),
-    "schedule": Field(str),
-    "epoch": Field(int, low=1, high=100_000),
-    "signal": Field(str),
-    "seed_policy": Field(str),
-    "seed": Field(str, None, optional=True),
-    "visible": Field(dict, {}),
-    "sealed": Field(dict, {}),
-    "include_validation_time": Field(bool),
-    "cost": Field(str, "table"),
+    "dataset": Field(str, help="the table's dataset the search runs on"),
+    "schedule": Field(str, help="the table's training schedule, e.g. hp12"),
+    "epoch": Field(int, low=1, high=100_000, help="the epoch of the schedule a query reads"),
+    "signal": Field(str, help=f"what a strategy maximises, {METRIC}; never a test split"),
+    "seed_policy": Field(
+        str,
+        choices=SEED_POLICIES,
+        help="which training answers a query: "
+        "mean over the table's seeds, draw one per query, or a fixed seed",
+    ),
+    "seed": Field(
+        str, None, optional=True, help="the seed label, with seed_policy = 'fixed' and only then"
+    ),
+    "visible": Field(dict, {}, help=f"more metrics a strategy sees: name = {METRIC}"),
+    "sealed": Field(dict, {}, help=f"metrics recorded but never shown: name = {METRIC}"),
+    "include_validation_time": Field(
+        bool, help="whether an evaluation's cost includes the table's evaluation time"
+    ),
+    "cost": Field(
+        str,
+        "table",
+        choices=COST_SOURCES,
+        help="where an evaluation's cost comes from: the table, or a live run's own measured time",
+    ),
     "evaluator": Field(
         str, "tabular", help="tabular, live, an entry point or package.module:Class"
     ),
 }
 RUNS_FIELDS = {
-    "seeds": Field((list, dict)),
-    "workers": Field(int, 1, low=1, high=4096),
+    "seeds": Field((list, dict), help="master seeds: a list, or a table {start, count}"),
+    "workers": Field(int, 1, low=1, high=4096, help="simulated parallel workers per run"),
     "call_timeout_s": Field(
         float,
         None,
@@ -95,20 +128,112 @@ RUNS_FIELDS = {
     ),
 }
 SEED_RANGE_FIELDS = {
-    "start": Field(int, low=0, high=2**63 - 1),
-    "count": Field(int, low=1, high=1_000_000),
+    "start": Field(int, low=0, high=2**63 - 1, help="the first seed"),
+    "count": Field(int, low=1, high=1_000_000, help="how many consecutive seeds"),
 }
 STRATEGY_FIELDS = {
-    "name": Field(str),
-    "kind": Field(str),
-    "params": Field(dict, {}),
+    "name": Field(str, help="the method's name in the report, unique in the spec"),
+    "kind": Field(
+        str,
+        help="a built-in kind (below), an entry point in group "
+        "harness.strategies, or package.module:Class",
+    ),
+    "params": Field(dict, {}, help="the kind's hyperparameters (below); the rest default"),
     "overrun": Field(
         str, None, optional=True, choices=OVERRUN_RULES, help="default: [budget] overrun"
     ),
 }
-REPORT_FIELDS = {"target": Field(list, []), "anytime": Field(str, None, optional=True)}
-TARGET_FIELDS = {"label": Field(str), "metric": Field(str)}
-DEVIATIONS_FIELDS = {"items": Field(list, [], items=str)}
+REPORT_FIELDS = {
+    "target": Field(list, help="the report's metrics ([[report.target]]); at least one"),
+    "anytime": Field(
+        str,
+        None,
+        optional=True,
+        help="the sealed metric the anytime plot shows (a name of [search.sealed])",
+    ),
+}
+TARGET_FIELDS = {
+    "label": Field(str, help="the column's name in the report"),
+    "metric": Field(str, help=f"{METRIC}, of each run's final architecture"),
+}
+DEVIATIONS_FIELDS = {"items": Field(list, [], items=str, help="lines the report lists")}
+
+EXPERIMENT_SPEC = SpecFormat(
+    title="Experiment spec",
+    command="harness run SPEC",
+    about="Strategies searched on a benchmark table under one budget and one set of seeds, "
+    "recorded to MLflow and reported; `benchmarks/nb201/table5.toml` is a complete one.",
+    sections=(
+        Section(
+            "experiment",
+            EXPERIMENT_FIELDS,
+            "What the experiment is called and where its report goes.",
+            required=True,
+        ),
+        Section(
+            "table",
+            TABLE_FIELDS,
+            "The benchmark table every evaluation is read from "
+            "(or, live, whose protocol it is trained under).",
+            required=True,
+        ),
+        Section(
+            "table.build",
+            BUILD_FIELDS,
+            "How to build the table from published data when "
+            "its file is missing (`harness import`).",
+        ),
+        Section(
+            "search",
+            SEARCH_FIELDS,
+            "What a strategy sees and at which fidelity: the search protocol.",
+            required=True,
+        ),
+        Section(
+            "budget",
+            BUDGET_FIELDS,
+            "When a run stops: at least one of seconds, "
+            "evaluations and epochs; all three are always counted.",
+            required=True,
+        ),
+        Section(
+            "runs",
+            RUNS_FIELDS,
+            "The master seeds each strategy runs, and the simulated workers.",
+            required=True,
+        ),
+        Section("runs.seeds", SEED_RANGE_FIELDS, "The table form of `seeds`: a range."),
+        Section(
+            "strategy", STRATEGY_FIELDS, "One per method compared.", required=True, repeated=True
+        ),
+        Section(
+            "report",
+            REPORT_FIELDS,
+            "What the report tabulates, checked when the spec is read.",
+            required=True,
+        ),
+        Section("report.target", TARGET_FIELDS, "One reported metric.", repeated=True),
+        Section(
+            "published",
+            {},
+            "Published numbers the report puts beside ours: `source = "
+            '"citation"`, then one table per strategy name (or `optimal`) mapping a report '
+            "target's label to `[mean, std]`.",
+        ),
+        Section(
+            "deviations",
+            DEVIATIONS_FIELDS,
+            "Known deviations from the published protocol, listed in the report.",
+        ),
+    ),
+)
+SECTIONS = EXPERIMENT_SPEC.top_level()
+REQUIRED_SECTIONS = EXPERIMENT_SPEC.top_level(required=True)
+#: what a missing section's error adds
+REQUIRED_HINTS = {
+    "strategy": ": add one [[strategy]] table (name, kind) per method",
+    "report": ": the report needs at least one [[report.target]] table (label, metric)",
+}
 OVERRIDE_KEYS = ("seeds", "strategies", "budget")
 
 
@@ -261,77 +386,76 @@ def _parse(raw: dict[str, Any], path: Path, overrides: dict[str, Any], text: str
     base = path.resolve().parent
     with at("overrides"):
         raw = apply_overrides(raw, overrides)
-    unknown = sorted(set(raw) - set(SECTIONS))
-    if unknown:
-        raise ConfigError(f"is not a known section; allowed: {', '.join(SECTIONS)}", unknown[0])
+    problems = Problems()
+    for section in sorted(set(raw) - set(SECTIONS)):
+        problems.add(
+            ConfigError(
+                f"is not a known section{nearest(section, SECTIONS)}; allowed: "
+                f"{', '.join(SECTIONS)}",
+                section,
+            )
+        )
     for section in REQUIRED_SECTIONS:
         if section not in raw:
-            raise ConfigError("section is required", section)
-
-    with at("experiment"):
-        exp = validate(raw["experiment"], EXPERIMENT_FIELDS)
-        _check_name(exp["name"], "name")
-        results = _path(base, exp["results"], "results")
-    with at("table"):
-        table = validate(raw["table"], TABLE_FIELDS)
-        table_path = _path(base, table["path"], "path")
-        if table["sha256"] is not None and not HEX64.fullmatch(table["sha256"]):
-            raise ConfigError(f"must be 64 lowercase hex digits, got {table['sha256']!r}", "sha256")
-        build = None
-        if table["build"] is not None:
-            with at("build"):
-                build = validate(table["build"], BUILD_FIELDS)
-            if build["source"] is not None:
-                build["source"] = _path(base, build["source"], "build.source")
-
-    with at("search"):
-        search_raw = validate(raw["search"], SEARCH_FIELDS)
-        dataset, schedule = search_raw["dataset"], search_raw["schedule"]
-
-        def refs(key: str) -> dict[str, MetricRef]:
-            found = {}
-            for name, text in search_raw[key].items():
-                with at(f"{key}.{name}"):
-                    found[name] = _metric(text, dataset, schedule)
-            return found
-
-        with at("signal"):
-            signal = _metric(search_raw["signal"], dataset, schedule)
-        search = SearchProtocol(
-            dataset=dataset,
-            schedule=schedule,
-            epoch=search_raw["epoch"],
-            signal=signal,
-            seed_policy=SeedPolicy(search_raw["seed_policy"], search_raw["seed"]),
-            include_validation_time=search_raw["include_validation_time"],
-            visible=refs("visible"),
-            sealed=refs("sealed"),
-            cost=search_raw["cost"],
-            evaluator=search_raw["evaluator"],
-        )
-
-    with at("budget"):
-        budget = Budget(**validate(raw["budget"], BUDGET_FIELDS))
-
-    with at("runs"):
-        runs = validate(raw["runs"], RUNS_FIELDS)
-        with at("seeds"):
-            seeds = _seeds(runs["seeds"])
-
-    strategies = _strategies(raw["strategy"])
-    with at("report"):
-        report = validate(raw.get("report", {}), REPORT_FIELDS)
-        targets = _targets(report["target"], dataset, schedule)
-        if report["anytime"] is not None and report["anytime"] not in search.sealed:
-            raise ConfigError(
-                f"must name a sealed metric of [search.sealed]; got {report['anytime']!r}, "
-                f"sealed: {', '.join(search.sealed) or 'none'}",
-                "anytime",
-            )
-    with at("published"):
-        published, source = _published(raw.get("published", {}), strategies, targets)
-    with at("deviations"):
+            hint = REQUIRED_HINTS.get(section, "")
+            problems.add(ConfigError(f"section is required{hint}; see docs/specs.md", section))
+    # every section is checked on its own, so that one reading reports every problem; a
+    # missing section is one problem (its keys are not listed again), and a section that
+    # needs another (targets need the search's dataset) waits for it
+    exp = table = build = search = budget = runs = seeds = strategies = targets = None
+    report: dict[str, Any] = {"anytime": None}
+    published, source, deviations = {}, "", []
+    if "experiment" in raw:
+        with problems.check("experiment"):
+            exp = validate(raw["experiment"], EXPERIMENT_FIELDS)
+            _check_name(exp["name"], "name")
+            results = _path(base, exp["results"], "results")
+    if "table" in raw:
+        with problems.check("table"):
+            table = validate(raw["table"], TABLE_FIELDS)
+            table_path = _path(base, table["path"], "path")
+            if table["sha256"] is not None and not HEX64.fullmatch(table["sha256"]):
+                raise ConfigError(
+                    f"must be 64 lowercase hex digits, got {table['sha256']!r}", "sha256"
+                )
+            if table["build"] is not None:
+                with at("build"):
+                    build = validate(table["build"], BUILD_FIELDS)
+                if build["source"] is not None:
+                    build["source"] = _path(base, build["source"], "build.source")
+    if "search" in raw:
+        with problems.check("search"):
+            search = _search(raw["search"])
+    if "budget" in raw:
+        with problems.check("budget"):
+            budget = _budget(raw["budget"])
+    if "runs" in raw:
+        with problems.check("runs"):
+            runs = validate(raw["runs"], RUNS_FIELDS)
+            with at("seeds"):
+                seeds = _seeds(runs["seeds"])
+    if "strategy" in raw:
+        with problems.check():
+            strategies = _strategies(raw["strategy"])
+    if "report" in raw and search is not None:
+        with problems.check("report"):
+            report = validate(raw["report"], REPORT_FIELDS)
+            targets = _targets(report["target"], search.dataset, search.schedule)
+            if report["anytime"] is not None and report["anytime"] not in search.sealed:
+                raise ConfigError(
+                    f"must name a sealed metric of [search.sealed]; got {report['anytime']!r}, "
+                    f"sealed: {', '.join(search.sealed) or 'none'}",
+                    "anytime",
+                )
+    if strategies is not None and targets is not None:
+        with problems.check("published"):
+            published, source = _published(raw.get("published", {}), strategies, targets)
+    with problems.check("deviations"):
         deviations = validate(raw.get("deviations", {}), DEVIATIONS_FIELDS)["items"]
+    if problems.errors:
+        raise ConfigError.of([_blame(p, overrides) for p in problems.errors])
+    assert None not in (exp, table, search, budget, runs, seeds, strategies, targets)
+    dataset, schedule, signal = search.dataset, search.schedule, search.signal
 
     resolved = {
         "experiment": {
@@ -398,6 +522,65 @@ def _parse(raw: dict[str, Any], path: Path, overrides: dict[str, Any], text: str
     )
 
 
+def _search(raw: Any) -> SearchProtocol:
+    """``[search]`` as a search protocol; its metrics may name the search's own dataset
+    and schedule by ``split/metric`` alone."""
+    fields = validate(raw, SEARCH_FIELDS)
+    dataset, schedule = fields["dataset"], fields["schedule"]
+    problems = Problems()
+    found: dict[str, dict[str, MetricRef]] = {"visible": {}, "sealed": {}}
+    for key, refs in found.items():
+        for name, text in fields[key].items():
+            with problems.check(f"{key}.{name}"):
+                refs[name] = _metric(text, dataset, schedule)
+    signal = None
+    with problems.check("signal"):
+        signal = _metric(fields["signal"], dataset, schedule)
+    problems.raise_any()
+    assert signal is not None
+    return SearchProtocol(
+        dataset=dataset,
+        schedule=schedule,
+        epoch=fields["epoch"],
+        signal=signal,
+        seed_policy=SeedPolicy(fields["seed_policy"], fields["seed"]),
+        include_validation_time=fields["include_validation_time"],
+        visible=found["visible"],
+        sealed=found["sealed"],
+        cost=fields["cost"],
+        evaluator=fields["evaluator"],
+    )
+
+
+def _budget(raw: Any) -> Budget:
+    """``[budget]``; ``overrun`` is needed only where a seconds limit can be crossed, and
+    without one it is :data:`DEFAULT_OVERRUN`, recorded like any value."""
+    fields = validate(raw, BUDGET_FIELDS)
+    if fields["overrun"] is None:
+        if fields["seconds"] is not None:
+            raise ConfigError(
+                "is required with a seconds budget: what happens to the evaluation that would "
+                f"cross it ({', '.join(OVERRUN_RULES)}; see docs/specs.md)",
+                "overrun",
+            )
+        fields["overrun"] = DEFAULT_OVERRUN
+    return Budget(**fields)
+
+
+def _blame(problem: ConfigError, overrides: Mapping[str, Any]) -> ConfigError:
+    """A problem in a value that an override set is the override's, not the file's: its
+    field becomes ``overrides.<key>`` (:func:`harness.config.spec_error` then names no
+    file)."""
+    field = problem.field or ""
+    parts = field.split(".")
+    budget = overrides.get("budget", {})
+    if parts[0] == "budget" and budget and (len(parts) == 1 or parts[1] in budget):
+        return ConfigError(problem.message, f"overrides.{field}")
+    if field.startswith("runs.seeds") and "seeds" in overrides:
+        return ConfigError(problem.message, "overrides." + field.removeprefix("runs."))
+    return problem
+
+
 def _path(base: Path, text: str, field: str) -> Path:
     """A path relative to the spec's folder; empty paths and symlink loops are refused."""
     if not text.strip():
@@ -452,31 +635,47 @@ def _strategies(raw: Any) -> tuple[StrategySpec, ...]:
     if not isinstance(raw, list) or not raw:
         raise ConfigError("must list at least one strategy ([[strategy]] tables)", "strategy")
     specs: list[StrategySpec] = []
+    problems = Problems()
     for i, entry in enumerate(raw):
-        with at(f"strategy.{i}"):
+        with problems.check(f"strategy.{i}"):
             fields = validate(entry, STRATEGY_FIELDS)
-            _check_name(fields["name"], "name")
-            if any(s.name == fields["name"] for s in specs):
-                raise ConfigError(f"{fields['name']!r} is used twice; names must be unique", "name")
-            with at("kind"):
+            checks = Problems()
+            with checks.check():
+                _check_name(fields["name"], "name")
+                if any(s.name == fields["name"] for s in specs):
+                    raise ConfigError(
+                        f"{fields['name']!r} is used twice; names must be unique", "name"
+                    )
+            with checks.check("kind"):
                 strategy_class(fields["kind"])
-            with at("params"):
-                params = resolve_params(fields["kind"], fields["params"])
-        specs.append(StrategySpec(fields["name"], fields["kind"], params, fields["overrun"]))
+            if not checks.errors:  # a kind that cannot be loaded has no params to check
+                with checks.check("params"):
+                    params = resolve_params(fields["kind"], fields["params"])
+            checks.raise_any()
+            specs.append(StrategySpec(fields["name"], fields["kind"], params, fields["overrun"]))
+    problems.raise_any()
     return tuple(specs)
 
 
 def _targets(entries: Sequence[Any], dataset: str, schedule: str) -> tuple[Target, ...]:
+    if not entries:
+        raise ConfigError(
+            "lists no targets, so the report would have nothing to tabulate; add "
+            "[[report.target]] tables (label, metric)",
+            "target",
+        )
     targets: list[Target] = []
+    problems = Problems()
     for i, entry in enumerate(entries):
-        with at(f"target.{i}"):
+        with problems.check(f"target.{i}"):
             fields = validate(entry, TARGET_FIELDS)
             _check_name(fields["label"], "label")
             if any(t.label == fields["label"] for t in targets):
                 raise ConfigError(f"{fields['label']!r} is used twice", "label")
             with at("metric"):
                 ref = _metric(fields["metric"], dataset, schedule)
-        targets.append(Target(fields["label"], ref))
+            targets.append(Target(fields["label"], ref))
+    problems.raise_any()
     return tuple(targets)
 
 

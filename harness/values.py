@@ -25,6 +25,8 @@ SEED_POLICIES = ("mean", "draw", "fixed")
 #: what happens to an evaluation whose completion would pass the seconds budget
 #: (:mod:`harness.simulator`)
 OVERRUN_RULES = ("discard", "finish", "keep")
+#: the overrun rule of a budget without a seconds limit, which no evaluation can cross
+DEFAULT_OVERRUN = "discard"
 #: where an evaluation's cost comes from: the table's recorded times, or this run's own
 #: measured training time (live runs only)
 COST_SOURCES = ("table", "live")
@@ -85,10 +87,24 @@ class SeedPolicy:
 
 
 BUDGET_FIELDS = {
-    "seconds": Field(float, None, low=0, low_open=True, optional=True),
-    "evaluations": Field(int, None, low=1, high=10**9, optional=True),
-    "epochs": Field(int, None, low=1, high=10**12, optional=True),
-    "overrun": Field(str, choices=OVERRUN_RULES),
+    "seconds": Field(
+        float, None, low=0, low_open=True, optional=True, help="simulated seconds per run"
+    ),
+    "evaluations": Field(
+        int, None, low=1, high=10**9, optional=True, help="evaluations started per run"
+    ),
+    "epochs": Field(
+        int, None, low=1, high=10**12, optional=True, help="training epochs charged per run"
+    ),
+    "overrun": Field(
+        str,
+        None,
+        optional=True,
+        choices=OVERRUN_RULES,
+        help="the evaluation that would cross the seconds budget: discard it, finish and "
+        "tell it, or keep it as a candidate untold; required with seconds, else "
+        f"{DEFAULT_OVERRUN!r}",
+    ),
 }
 
 
@@ -103,7 +119,7 @@ class Budget:
     seconds: float | None = None
     evaluations: int | None = None
     epochs: int | None = None
-    overrun: str = "discard"
+    overrun: str = DEFAULT_OVERRUN
 
     def __post_init__(self) -> None:
         validate(self.as_dict(), BUDGET_FIELDS)

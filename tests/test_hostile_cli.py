@@ -150,7 +150,7 @@ RAW_SPECS = {
     "not UTF-8": (b'[experiment]\nname = "\xff\xfe"\n', "not UTF-8"),
     "deep nesting": (b"a = " + b"[" * 100_000 + b"]" * 100_000 + b"\n", "nested deeper"),
     "not TOML": (b"[experiment\n", "not valid TOML"),
-    "empty": (b"", "[experiment] section is required"),
+    "binary": (b"\x89HDF\r\n\x1a\n\x00\x00\x00\x00", "is a binary file, not a spec"),
     "huge": (b"# " + b"x" * (5 << 20) + b"\n", "too large"),
 }
 
@@ -161,6 +161,28 @@ def test_hostile_spec_bytes_fail_in_one_line(mlflow_store, capsys, case):
     path = mlflow_store / "bad.toml"
     path.write_bytes(data)
     fails_cleanly(capsys, mlflow_store, ["run", str(path)], "bad.toml", needle)
+
+
+def test_every_problem_of_a_spec_is_listed_at_once_with_its_file_and_field(mlflow_store, capsys):
+    path = mlflow_store / "bad.toml"
+    path.write_text('[experiment]\nname = "x"\nresult = "out"\n[budget]\nseconds = 0\n')
+    assert main(["run", str(path)]) == 2
+    first, *lines = capsys.readouterr().err.strip().splitlines()
+    assert first == f"harness: error: {path}: 8 problems; fix each, then run again:"
+    fields = [line.split("[")[1].split("]")[0] for line in lines]
+    assert fields == [
+        "table",
+        "search",
+        "runs",
+        "strategy",
+        "report",
+        "experiment.result",
+        "experiment.results",
+        "budget.seconds",
+    ]
+    assert all(line.startswith(f"  {path}: [") for line in lines)
+    assert "did you mean 'results'?" in lines[5]
+    assert not (mlflow_store / "mlflow.db").exists()
 
 
 def test_a_spec_path_that_is_a_folder_or_a_symlink_loop_fails_in_one_line(mlflow_store, capsys):
@@ -182,8 +204,10 @@ FLAG_CASES = {
     "seeds negative": (["--seeds", "-1"], "--seeds"),
     "budget no value": (["--budget", "seconds"], "--budget"),
     "budget not a number": (["--budget", "seconds=abc"], "--budget"),
-    "budget unknown key": (["--budget", "minutes=5"], "[budget.minutes]"),
-    "budget nan": (["--budget", "seconds=nan"], "[budget.seconds]"),
+    "budget unknown key": (["--budget", "minutes=5"], "--budget 'minutes=5'"),
+    "budget nan": (["--budget", "seconds=nan"], "--budget 'seconds=nan'"),
+    "budget zero": (["--budget", "seconds=0"], "--budget 'seconds=0': must be > 0"),
+    "seeds empty range": (["--seeds", "10-0"], "--seeds '10-0'"),
     "strategies unknown": (["--strategies", "GA"], "[overrides.strategies]"),
     "executor unknown": (["--executor", "threads"], "--executor"),
     "results empty": (["--results", ""], "results"),

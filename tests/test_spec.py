@@ -149,8 +149,10 @@ def test_overrides_replace_seeds_strategies_and_budget_and_are_pinned():
     [
         ({"strategies": ["GA"]}, r"\[overrides.strategies\] names no strategy of the spec \(GA\)"),
         ({"seeds": [1, 1]}, "lists a seed twice"),
-        ({"budget": {"seconds": -5}}, r"\[budget.seconds\] must be > 0"),
-        ({"budget": {"minutes": 5}}, r"\[budget.minutes\] is not a known key"),
+        ({"budget": {"seconds": -5}}, r"^\[overrides.budget.seconds\] must be > 0"),
+        ({"budget": {"minutes": 5}}, r"^\[overrides.budget.minutes\] is not a known key"),
+        ({"budget": {"seconds": None}}, r"^\[overrides.budget\] sets no limit"),
+        ({"seeds": {"start": 0, "count": 0}}, r"^\[overrides.seeds.count\] must be >= 1"),
         ({"workers": 3}, r"\[overrides.workers\] is not an override"),
     ],
 )
@@ -177,3 +179,68 @@ def test_a_strategy_without_its_own_overrun_rule_leaves_the_spec_hash_unchanged(
     assert explicit.resolved["strategies"][2]["overrun"] == "discard"
     assert explicit.spec_hash != plain.spec_hash
     assert explicit.strategies[2].budget(explicit.budget) == plain.budget
+
+
+def test_an_evaluation_budget_needs_no_overrun_rule_and_records_the_default():
+    raw = table5()
+    raw["budget"] = {"evaluations": 100}
+    spec = parse_spec(raw, TABLE5)
+    assert spec.budget.overrun == "discard"
+    assert spec.resolved["budget"]["overrun"] == "discard"  # recorded, and in the hash
+    raw["budget"]["overrun"] = "discard"
+    assert parse_spec(raw, TABLE5).spec_hash == spec.spec_hash
+    raw["budget"] = {"seconds": 100, "evaluations": 100}
+    with pytest.raises(SpecError, match=r"\[budget.overrun\] is required with a seconds budget"):
+        parse_spec(raw, TABLE5)
+
+
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (lambda r: r["report"].update(target=[]), r"\[report.target\] lists no targets"),
+        (lambda r: r["report"].pop("target"), r"\[report.target\] is required"),
+        (lambda r: r.pop("report"), r"\[report\] section is required: the report needs"),
+    ],
+)
+def test_a_spec_that_reports_nothing_is_refused_when_it_is_read(edit, message):
+    with pytest.raises(SpecError, match=message):
+        parse_spec(mutate(edit), TABLE5)
+
+
+def test_problems_in_several_strategies_and_targets_are_listed_together():
+    def edit(raw: dict) -> None:
+        raw["strategy"][0]["kind"] = "bayesopt"
+        raw["strategy"][1]["params"] = {"speed": 3}
+        raw["report"]["target"][2]["metric"] = "nonsense"
+
+    with pytest.raises(SpecError) as caught:
+        parse_spec(mutate(edit), TABLE5)
+    lines = str(caught.value).splitlines()
+    assert lines[0].endswith("3 problems; fix each, then run again:")
+    assert "[strategy.0.kind] unknown strategy 'bayesopt'" in lines[1]
+    assert "[strategy.1.params.speed] is not a known key" in lines[2]
+    assert "[report.target.2.metric] expected 'dataset/schedule/split/metric'" in lines[3]
+
+
+def published_specs() -> list[Path]:
+    return sorted((TABLE5.parents[1]).glob("*/*.toml"))
+
+
+@pytest.mark.parametrize("path", published_specs(), ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_every_published_spec_keeps_the_hash_its_committed_report_was_made_from(
+    path, request, monkeypatch
+):
+    """Published records and result folders are found by spec hash: a change to what a
+    spec resolves to must leave every spec that sets nothing new with its old hash."""
+    from harness.report.folders import published_spec_hashes
+
+    text = path.read_text()
+    if "[experiment]" not in text:
+        pytest.skip("not an experiment spec")
+    if '"local_search"' in text:  # the example plugin, installed as its users install it
+        monkeypatch.syspath_prepend(str(request.getfixturevalue("plugin_site")))
+    spec = load_spec(path)
+    published = published_spec_hashes(spec.results)
+    if published is None:
+        pytest.skip(f"{spec.results} holds no committed report")
+    assert published[spec.name] == spec.spec_hash[:16]
