@@ -31,14 +31,29 @@ from typing import Any
 import numpy as np
 
 from harness.atomic import check_output, read_regular, write_text
-from harness.config import Field, at, config_hash, read_toml, spec_error, validate
+from harness.config import (
+    Field,
+    Section,
+    SpecFormat,
+    at,
+    config_hash,
+    read_toml,
+    spec_error,
+    validate,
+)
 from harness.errors import ConfigError, TableError
 from harness.estimators import checked_score, estimator_class, make_estimator, resolve_params
 from harness.evaluators.tabular import resolve_metric
 from harness.executors import resolve_executor, run_chunks
 from harness.parts import check_parts, chunks_done, parts_folder, read_parts, write_part
 from harness.plugins import origin
-from harness.proxy_protocol import InputData, ProxyProtocol, load_input
+from harness.proxy_protocol import (
+    INPUT_FIELDS,
+    PROXY_FIELDS,
+    InputData,
+    ProxyProtocol,
+    load_input,
+)
 from harness.resume import source_sha256
 from harness.seeding import stream_generator
 from harness.spaces import get_space
@@ -51,25 +66,24 @@ log = logging.getLogger(__name__)
 
 #: architectures per chunk: a few seconds to minutes of work, so a kill loses little
 CHUNK_SIZE = 256
-SECTIONS = ("estimate", "proxy", "estimator", "ground_truth", "reference", "published")
 ESTIMATE_FIELDS = {
     "name": Field(str, help="names the MLflow experiment and the report"),
-    "title": Field(str, None, optional=True),
+    "title": Field(str, None, optional=True, help="the report's heading (default: the name)"),
     "space": Field(str, help="the search space whose architectures are scored"),
     "out": Field(str, help="the estimate file to write, relative to the spec"),
     "sha256": Field(str, None, optional=True, help="pin of the estimate file reported on"),
     "results": Field(str, help="the report folder, relative to the spec"),
-    "workers": Field(int, 1, low=1, high=1024),
+    "workers": Field(int, 1, low=1, high=1024, help="worker processes that score chunks"),
     "sample": Field(int, None, optional=True, low=1, help="score a pinned uniform sample"),
-    "sample_seed": Field(int, 0, low=0, high=2**63 - 1),
-    "data_root": Field(str, None, optional=True),
-    "split_dir": Field(str, None, optional=True),
-    "notes": Field(list, [], items=str),
+    "sample_seed": Field(int, 0, low=0, high=2**63 - 1, help="the seed that draws the sample"),
+    "data_root": Field(str, None, optional=True, help="dataset folder (CIFAR, ImageNet16, ...)"),
+    "split_dir": Field(str, None, optional=True, help="folder of NB201's split files"),
+    "notes": Field(list, [], items=str, help="lines the report quotes"),
 }
 ESTIMATOR_FIELDS = {
     "name": Field(str, help="the variable name in the estimate file"),
     "kind": Field(str, help="built-in kind, entry point or package.module:Class"),
-    "params": Field(dict, {}),
+    "params": Field(dict, {}, help="the kind's hyperparameters (below); the rest default"),
 }
 GROUND_TRUTH_FIELDS = {
     "table": Field(str, help="the table holding the ground truth, relative to the spec"),
@@ -78,12 +92,57 @@ GROUND_TRUTH_FIELDS = {
     "metric": Field(dict, help="input name -> dataset/schedule/split/metric"),
 }
 REFERENCE_FIELDS = {
-    "label": Field(str),
+    "label": Field(str, help="the row's name in the report"),
     "input": Field(str, help="the input whose ground truth it is judged against"),
     "metric": Field(str, help="the table's variable used as an estimate"),
     "seed": Field(str, None, optional=True, help="the seed slot used (default: the first)"),
     "cost": Field(str, help="the table's variable of its cost in seconds"),
 }
+
+
+ESTIMATE_SPEC = SpecFormat(
+    title="Estimate spec",
+    command="harness estimate SPEC",
+    about="Estimators scoring a space's architectures into an estimate file, judged against "
+    "a table's ground truth; `benchmarks/zero-cost/digits.toml` is a complete one.",
+    sections=(
+        Section("estimate", ESTIMATE_FIELDS, "What is scored, and where it goes.", required=True),
+        Section(
+            "proxy",
+            PROXY_FIELDS,
+            "The proxy protocol: network settings, init seeds and inputs, pinned and hashed.",
+            required=True,
+        ),
+        Section(
+            "proxy.input",
+            INPUT_FIELDS,
+            "One input: a dataset split (`dataset`, `split`, `split_sha256`) or a data-free "
+            "`shape` and `classes`.",
+            required=True,
+            repeated=True,
+        ),
+        Section("estimator", ESTIMATOR_FIELDS, "One per estimator.", required=True, repeated=True),
+        Section(
+            "ground_truth",
+            GROUND_TRUTH_FIELDS,
+            "What the estimators are judged against.",
+            required=True,
+        ),
+        Section(
+            "reference",
+            REFERENCE_FIELDS,
+            "A training read from the table, judged as an estimator beside the others.",
+            repeated=True,
+        ),
+        Section(
+            "published",
+            {},
+            'Published values the report puts beside ours: `source = "citation"`, then one '
+            "table per estimator name mapping an input to its published Spearman ρ.",
+        ),
+    ),
+)
+SECTIONS = ESTIMATE_SPEC.top_level()
 
 
 @dataclass(frozen=True)

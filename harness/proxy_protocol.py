@@ -33,8 +33,8 @@ PROXY_FIELDS = {
     "channels": Field(int, low=1, high=1 << 16, help="the network's base width C"),
     "cells_per_stage": Field(int, low=1, high=1024, help="the network's cells per stage N"),
     "seeds": Field(list, items=int, low=0, high=2**63 - 1, help="init seeds, one score each"),
-    "threads": Field(int, 1, low=1, high=4096),
-    "device": Field(str, "cpu"),
+    "threads": Field(int, 1, low=1, high=4096, help="torch threads per worker"),
+    "device": Field(str, "cpu", help="cpu, cuda or cuda:N"),
     "input": Field(list, help="one table per input: a dataset split or a data-free shape"),
 }
 INPUT_FIELDS = {
@@ -42,8 +42,18 @@ INPUT_FIELDS = {
     "dataset": Field(str, None, optional=True, help="a dataset whose split feeds data proxies"),
     "split": Field(str, "train", help="the split a data proxy's batch is drawn from"),
     "split_sha256": Field(str, None, optional=True, help="pin of the split's index list"),
-    "shape": Field(list, None, optional=True, items=int, low=1, high=1 << 16),
-    "classes": Field(int, None, optional=True, low=1, high=1 << 20),
+    "shape": Field(
+        list,
+        None,
+        optional=True,
+        items=int,
+        low=1,
+        high=1 << 16,
+        help="a data-free input's shape [channels, height, width]",
+    ),
+    "classes": Field(
+        int, None, optional=True, low=1, high=1 << 20, help="a data-free input's class count"
+    ),
 }
 
 

@@ -27,13 +27,13 @@ from pathlib import Path
 import numpy as np
 
 from harness.atomic import check_output, write_text
-from harness.config import Field, at, read_toml, spec_error, validate
+from harness.config import Field, Section, SpecFormat, at, read_toml, spec_error, validate
 from harness.data import Dataset
 from harness.environment import capture
 from harness.errors import ConfigError, TableError
 from harness.executors import resolve_executor, run_chunks
 from harness.parts import check_parts, chunks_done, parts_folder, read_parts, write_part
-from harness.protocol import Protocol
+from harness.protocol import PROTOCOL_FIELDS, Protocol
 from harness.resume import source_sha256
 from harness.spaces import get_space
 from harness.spaces.base import SearchSpace
@@ -52,13 +52,30 @@ CHUNK_SIZE = 24
 
 
 TABULATE_FIELDS = {
-    "benchmark_id": Field(str),
+    "benchmark_id": Field(str, help="the table's benchmark id, recorded in the file"),
     "space": Field(str, help="search space whose architectures are trained"),
     "out": Field(str, help="the table to write, relative to the spec"),
-    "workers": Field(int, 1, low=1, high=1024),
-    "data_root": Field(str, None, optional=True),
-    "split_dir": Field(str, None, optional=True),
+    "workers": Field(int, 1, low=1, high=1024, help="worker processes that train chunks"),
+    "data_root": Field(str, None, optional=True, help="dataset folder (CIFAR, ImageNet16, ...)"),
+    "split_dir": Field(str, None, optional=True, help="folder of NB201's split files"),
 }
+
+
+TABULATE_SPEC = SpecFormat(
+    title="Tabulate spec",
+    command="harness tabulate SPEC",
+    about="Every architecture of a space trained live under one protocol into a table; "
+    "`benchmarks/digits/tabulate.toml` is a complete one.",
+    sections=(
+        Section("tabulate", TABULATE_FIELDS, "What is built, and where.", required=True),
+        Section(
+            "protocol",
+            PROTOCOL_FIELDS,
+            "The training protocol, stored in the table and hashed into its identity.",
+            required=True,
+        ),
+    ),
+)
 
 
 @dataclass(frozen=True)

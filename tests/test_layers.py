@@ -23,7 +23,7 @@ LAYERS = [
     {"evaluators", "estimators", "train", "strategies", "simulator"},
     {"importers", "spec", "experiment", "tabulate", "verify", "estimation", "testing"},
     {"record", "report"},
-    {"api"},
+    {"api", "specdoc"},
     {"cli"},
 ]
 LAYER_OF = {name: level for level, names in enumerate(LAYERS) for name in names}

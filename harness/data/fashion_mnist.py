@@ -103,9 +103,11 @@ def _read_part(root: Path, prefix: str) -> tuple[np.ndarray, np.ndarray, dict]:
 
 #: the options a protocol's ``data_options`` may give fashion-mnist
 FASHION_MNIST_OPTIONS = {
-    "valid_size": Field(int, 10_000, low=1, high=60_000),
-    "train_size": Field(int, None, low=1, high=60_000, optional=True),
-    "split_seed": Field(int, SPLIT_SEED, low=0, high=2**63 - 1),
+    "valid_size": Field(int, 10_000, low=1, high=60_000, help="training images held out"),
+    "train_size": Field(
+        int, None, low=1, high=60_000, optional=True, help="training images kept (default: rest)"
+    ),
+    "split_seed": Field(int, SPLIT_SEED, low=0, high=2**63 - 1, help="seed of the split"),
 }
 
 

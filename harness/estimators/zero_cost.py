@@ -69,7 +69,9 @@ class ZeroCostProxy(Estimator):
     function: ClassVar[Callable[..., float]]
     needs_data = True
     hyperparameters: ClassVar[dict[str, Field]] = {
-        "batch_size": Field(int, ZERO_COST_NAS_BATCH, low=1, high=1 << 16)
+        "batch_size": Field(
+            int, ZERO_COST_NAS_BATCH, low=1, high=1 << 16, help="examples in the scored batch"
+        )
     }
 
     def setup(self) -> None:
@@ -159,7 +161,9 @@ class Grasp(ZeroCostProxy):
     function = staticmethod(proxies.grasp)
     hyperparameters: ClassVar[dict[str, Field]] = {
         **ZeroCostProxy.hyperparameters,
-        "temperature": Field(float, 1.0, low=0, low_open=True, high=1e6),
+        "temperature": Field(
+            float, 1.0, low=0, low_open=True, high=1e6, help="softmax temperature of the loss"
+        ),
     }
     settings = {"batch_norm": True, "dtype": "float32"}
 
@@ -191,7 +195,7 @@ class NWOT(ZeroCostProxy):
     function = staticmethod(proxies.nwot)
     #: NASWOT's released default batch size
     hyperparameters: ClassVar[dict[str, Field]] = {
-        "batch_size": Field(int, 128, low=1, high=1 << 16)
+        "batch_size": Field(int, 128, low=1, high=1 << 16, help="examples in the scored batch")
     }
     settings = {"batch_norm": True, "dtype": "float32"}
 
@@ -202,9 +206,13 @@ class Zen(ZeroCostProxy):
     function = staticmethod(proxies.zen)
     needs_data = False
     hyperparameters: ClassVar[dict[str, Field]] = {
-        "batch_size": Field(int, ZERO_COST_NAS_BATCH, low=1, high=1 << 16),
-        "mixup_gamma": Field(float, 1e-2, low=0, low_open=True, high=1.0),
-        "repeat": Field(int, 32, low=1, high=10_000),
+        "batch_size": Field(
+            int, ZERO_COST_NAS_BATCH, low=1, high=1 << 16, help="Gaussian inputs per draw"
+        ),
+        "mixup_gamma": Field(
+            float, 1e-2, low=0, low_open=True, high=1.0, help="size of the input perturbation"
+        ),
+        "repeat": Field(int, 32, low=1, high=10_000, help="draws averaged"),
     }
     settings = {"batch_norm": True, "dtype": "float32", "input": "Gaussian"}
 
