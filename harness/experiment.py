@@ -63,7 +63,15 @@ def open_table(spec: ExperimentSpec) -> Table:
         except ConfigError as error:
             with_field = ConfigError(error.message, f"table.build.{error.field}")
             raise spec_error(spec.path, with_field) from None
-    return Table.load(path, expected_sha256=spec.table_sha256)
+    table = Table.load(path, expected_sha256=spec.table_sha256)
+    if spec.table_sha256 is None:
+        log.warning(
+            "harness: WARNING: %s pins no [table] sha256: this run is UNPINNED, and its record "
+            'and report say so; to pin the table as read now, add sha256 = "%s" to [table]',
+            spec.path,
+            table.sha256,
+        )
+    return table
 
 
 class Benchmark:

@@ -342,6 +342,7 @@ def _record(
         "spec_hash": spec.spec_hash,
         "spec_name": spec.name,
         "table_sha256": table.sha256,
+        "table_pinned": spec.table_sha256 is not None,
         "table_format_version": table.format_version,
         "benchmark_id": table.benchmark_id,
         "space": table.space,

@@ -139,3 +139,21 @@ def test_one_spec_runs_on_nb201_and_nas_bench_graph_changing_only_the_benchmark_
         unit = "evaluations" if name == "graphs" else "s"
         assert set(auc.unit) == {unit}
         assert name == "cells" or auc.budget.max() == 20
+
+
+def test_a_table_without_sha256_runs_marked_unpinned_in_the_log_the_record_and_report(
+    mlflow_store, caplog
+):
+    from harness.record import load_experiment
+
+    raw = tomllib.loads((REPO / "benchmarks" / "digits" / "compare.toml").read_text())
+    raw["table"] = {"path": str(DIGITS_TABLE)}  # no sha256
+    spec = mlflow_store / "unpinned.toml"
+    spec.write_text(dump_toml(raw))
+    with caplog.at_level("WARNING", logger="harness"):
+        done = harness.run(spec, seeds=[0, 1], strategies=["RS"], results="out")
+    warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert any("UNPINNED" in m and "sha256 = " in m for m in warned), warned
+    assert load_experiment(done.run_id).params["table_pinned"] == "false"
+    report = (mlflow_store / "out" / "report.md").read_text()
+    assert "**UNPINNED**: the spec of digits-compare pins no table sha256" in report

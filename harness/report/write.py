@@ -16,7 +16,7 @@ from harness.places import project_root
 from harness.record import ExperimentRecord
 from harness.report import REPORT, TABLE, anytime, audit, plots, stats
 from harness.report.folders import results_folder
-from harness.report.study import Study, build_study
+from harness.report.study import Benchmark, Study, build_study
 from harness.report.tables import (
     CSV_FLOAT,
     detail_markdown,
@@ -56,11 +56,24 @@ def _records_lines(study: Study) -> list[str]:
         seeds = r["runs"]["seeds"]
         lines.append(
             f"| {b.name} | `{b.record.params['spec_hash'][:16]}` "
-            f"| {b.record.table['benchmark_id']} | `{b.record.table['sha256'][:16]}` "
+            f"| {b.record.table['benchmark_id']} | `{b.record.table['sha256'][:16]}`{_unpinned(b)} "
             f"| {r['search']['signal']} @ {r['search']['epoch']} ({r['search']['seed_policy']}) "
             f"| {limits} | {len(seeds)} ({seeds[0]}..{seeds[-1]}) | {', '.join(b.methods)} |"
         )
+    unpinned = [b.name for b in study.benchmarks if _unpinned(b)]
+    if unpinned:
+        lines += [
+            "",
+            f"**UNPINNED**: the spec of {', '.join(unpinned)} pins no table sha256, so a re-run "
+            "may read other bytes than these results came from; pin it with `sha256` in `[table]`.",
+        ]
     return lines
+
+
+def _unpinned(benchmark: Benchmark) -> str:
+    """The mark of a record whose spec pinned no table sha256 (the table it read may not be
+    the one a re-run reads)."""
+    return " **UNPINNED**" if benchmark.resolved["table"]["sha256"] is None else ""
 
 
 def _pairing_lines(study: Study) -> list[str]:
