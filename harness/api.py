@@ -10,6 +10,7 @@ The ``harness`` command line is a thin shell over these functions::
     done.evaluations     # one row per evaluation, in spec order
     again = harness.results("digits-compare")   # the newest record of that experiment
     harness.make_report([done.run_id])           # that folder again, from the record
+    harness.rerun(done.run_id, seed=3).identical  # seed 3 searched again, diffed with the record
     table = harness.load_table("tabular/nb201-digits.h5")
 
 Everything returned is read back from the MLflow records, never from memory, so
@@ -34,6 +35,7 @@ from harness.atomic import check_writable
 from harness.errors import HarnessError, StrategyError
 from harness.places import check_uri, resume_root, store_uri
 from harness.report import REPORT
+from harness.reproduce import Rerun, rerun  # noqa: F401  (the API's own names)
 from harness.table import Table
 
 log = logging.getLogger(__name__)
@@ -483,3 +485,4 @@ def ls(name: str | None = None) -> pd.DataFrame:
     from harness.record import list_experiment_runs
 
     return list_experiment_runs(name)
+

@@ -9,27 +9,29 @@ from __future__ import annotations
 
 import argparse
 import atexit
-import dataclasses
 import logging
 import os
 import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from harness.errors import HarnessError, TableError
 from harness.executors import EXECUTORS, leave_no_threads, resolve_executor, stray_threads
 from harness.importers import IMPORTERS
 from harness.report import TABLE
+from harness.version import __version__
 
 EXIT_USAGE = 2
+DESCRIPTION = (
+    "A reproducibility-first benchmark harness for neural architecture search: run specs, "
+    "record them to MLflow, report and re-run them. Spec reference: docs/specs.md."
+)
 SCHEDULER_HELP = (
     "run on the existing Dask cluster at this address, e.g. tcp://10.0.0.5:8786 "
     "(implies --executor dask; see docs/distributed.md)"
 )
-#: trajectory columns a live re-run charging its own measured time measures anew
-MEASURED = ("start_s", "end_s", "cost_s", "measured_s")
 #: the most seeds ``--seeds`` may name (as many as a spec's ``{start, count}`` may)
 MAX_SEEDS = 1_000_000
 _ASCII_NUMBER = re.compile(r"[0-9]{1,19}")
@@ -222,90 +224,61 @@ def _compare_tables(args: argparse.Namespace) -> int:
 
 
 def _rerun(args: argparse.Namespace) -> int:
-    from harness.evaluators import EvaluatorSetup
-    from harness.experiment import Benchmark
-    from harness.plugins import origin
-    from harness.record import find_parent, load_experiment, load_trajectories, trajectory_frame
-    from harness.spec import parse_spec_text
-    from harness.strategies import strategy_class
-    from harness.table import Table
+    from harness.api import rerun
 
-    parent = find_parent(args.run_id)
-    record = load_experiment(parent)
-    strategy = args.strategy
-    if strategy is None:
-        by_id = {cid: name for name, cid in record.children.items()}
-        if args.run_id not in by_id:
-            raise HarnessError(
-                "give --strategy NAME when rerunning from an experiment (parent) run"
-            )
-        strategy = by_id[args.run_id]
-    if strategy not in record.children:
-        raise HarnessError(
-            f"--strategy {strategy!r} is not in run {parent}; "
-            f"recorded: {', '.join(record.children)}"
-        )
-    spec_path = Path(record.tags["harness.spec_path"])
-    spec = parse_spec_text(record.spec_text, spec_path, record.resolved.get("overrides"))
-    if spec.spec_hash != record.params["spec_hash"]:
-        raise HarnessError(
-            f"the recorded spec text and overrides of {parent} do not hash to its recorded "
-            "spec_hash: the record was tampered with, or written by a harness whose resolved "
-            f"spec differs (recorded by {record.tags.get('env.package.harness', '?')}, "
-            f"git {record.tags.get('env.git.commit', '?')[:12]})"
-        )
-    table_path = Path(args.table) if args.table else Path(record.tags["harness.table_path"])
-    spec = dataclasses.replace(spec, table_path=table_path)
-    if args.seed not in spec.seeds:
-        raise HarnessError(
-            f"--seed {args.seed} was not run by {parent}; seeds: {spec.seeds[0]}..{spec.seeds[-1]}"
-        )
-    label = f"{strategy} seed {args.seed}"
-    strategy_spec = next(s for s in spec.strategies if s.name == strategy)
-    recorded_source = record.child_params[strategy].get("origin.source_sha256")
-    now_source = origin(strategy_class(strategy_spec.kind))["source_sha256"]
-    if recorded_source not in (None, now_source):
-        print(
-            f"{label}: note: the strategy's source file changed since the record "
-            f"(sha256 {recorded_source[:12]} then, {now_source[:12]} now)"
-        )
-    setup = EvaluatorSetup(
-        record.params.get("evaluator", "tabular"),
-        Path(args.data_root) if args.data_root else None,
-        Path(args.split_dir) if args.split_dir else None,
+    done = rerun(
+        args.record,
+        args.seed,
+        args.strategy,
+        table=args.table,
+        data_root=args.data_root,
+        split_dir=args.split_dir,
     )
-    table = Table.load(table_path, expected_sha256=record.table["sha256"])
-    benchmark = Benchmark(spec, table, setup)
-    outcome = benchmark.run(strategy_spec, args.seed)
-    fresh = trajectory_frame([outcome])
-    recorded = load_trajectories(record.children[strategy], record.store)
-    recorded = recorded[recorded.seed == args.seed].reset_index(drop=True)
-    # wall-clock times differ between any two trainings: a trained re-run does not compare them
-    measured: tuple[str, ...] = ()
-    if benchmark.evaluator.trains:
-        measured = MEASURED if spec.search.cost == "live" else ("measured_s",)
-        print(f"{label}: live run; measured times ({', '.join(measured)}) are not compared")
-        fresh = fresh.drop(columns=list(measured), errors="ignore")
-        recorded = recorded.drop(columns=list(measured), errors="ignore")
-    if list(fresh.columns) != list(recorded.columns) or len(fresh) != len(recorded):
-        print(f"{label}: DIFFERENT: {len(fresh)} rows now, {len(recorded)} recorded")
-        return 1
-    for column in fresh.columns:
-        differs = (fresh[column].to_numpy() != recorded[column].to_numpy()).nonzero()[0]
-        if differs.size:
-            row = int(differs[0])
-            print(
-                f"{label}: DIFFERENT at row {row}, column {column}: "
-                f"now {fresh[column][row]!r}, recorded {recorded[column][row]!r}"
-            )
-            return 1
-    print(
-        f"{label}: identical to the record ({len(fresh)} evaluations, final architecture "
-        f"{outcome.result.incumbent_arch}, "
-        + ", ".join(f"{k} {v:.2f}" for k, v in outcome.targets.items())
-        + ")"
-    )
-    return 0
+    for seed in done.seeds:
+        label = f"{seed.strategy} seed {seed.seed}"
+        for note in seed.notes:
+            print(f"{label}: note: {note}")
+        print(f"{label}: {_rerun_verdict(seed)}")
+        if seed.difference is not None:
+            print(_difference_table(seed.difference))
+    return 0 if done.identical else 1
+
+
+def _rerun_verdict(seed: Any) -> str:
+    """One line: identical (with what the run found), or where it first differs."""
+    found = seed.difference
+    if found is None:
+        targets = ", ".join(f"{k} {v:.2f}" for k, v in seed.targets.items())
+        return (
+            f"identical to the record ({seed.evaluations} evaluations, final architecture "
+            f"{seed.final_arch}, {targets})"
+        )
+    if not found.columns:
+        return (
+            f"DIFFERENT at row {found.row}: {seed.evaluations} rows now, "
+            f"{seed.recorded_evaluations} recorded"
+        )
+    word = "column" if len(found.columns) == 1 else "columns"
+    first = found.columns[0]
+    values = ""
+    if found.now is not None and found.recorded is not None and first in found.now:
+        values = f": now {found.now[first]!r}, recorded {found.recorded.get(first)!r}"
+    return f"DIFFERENT at row {found.row}, {word} {', '.join(found.columns)}{values}"
+
+
+def _difference_table(found: Any) -> str:
+    """The first differing row, now and as recorded, one column per line (* marks a
+    differing column)."""
+    now, recorded = found.now or {}, found.recorded or {}
+    columns = list(dict.fromkeys([*now, *recorded]))
+    width = max(map(len, columns), default=0)
+    lines = [f"  {'':{width}}   {'now':>20}   {'recorded':>20}"]
+    for column in columns:
+        mark = "*" if column in found.columns else " "
+        left = repr(now[column]) if column in now else "-"
+        right = repr(recorded[column]) if column in recorded else "-"
+        lines.append(f"{mark} {column:{width}}   {left:>20}   {right:>20}")
+    return "\n".join(lines)
 
 
 def _tabulate(args: argparse.Namespace) -> int:
@@ -399,8 +372,11 @@ def _chunked_build_arguments(command: argparse.ArgumentParser, verb: str) -> Non
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="harness", description=__doc__.splitlines()[0])
-    commands = parser.add_subparsers(dest="command", required=True)
+    parser = _Parser(prog="harness", description=DESCRIPTION)
+    parser.add_argument(
+        "--version", action="version", version=f"harness {__version__}", help="print the version"
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     run = commands.add_parser("run", help="run an experiment spec, record it, write results")
     run.add_argument("spec", help="experiment spec (TOML), e.g. benchmarks/nb201/table5.toml")
@@ -469,7 +445,7 @@ def build_parser() -> argparse.ArgumentParser:
     est.set_defaults(handler=_estimate)
 
     ver = commands.add_parser("verify", help="retrain a sample of a table live, report drift")
-    ver.add_argument("table")
+    ver.add_argument("table", help="the benchmark table (HDF5) to check")
     ver.add_argument("--sample", type=int, required=True, help="how many cells to retrain")
     ver.add_argument("--seed", type=int, default=0, help="seed of the sample's choice")
     ver.add_argument("--data-root", help="folder of the dataset (CIFAR, ImageNet16, ...)")
@@ -477,7 +453,7 @@ def build_parser() -> argparse.ArgumentParser:
     ver.set_defaults(handler=_verify)
 
     info = commands.add_parser("info", help="describe a benchmark table")
-    info.add_argument("table")
+    info.add_argument("table", help="the benchmark table (HDF5) to describe")
     info.add_argument("--arch", help="print every value the table holds for this arch string")
     info.set_defaults(handler=_info)
 
@@ -520,11 +496,18 @@ def build_parser() -> argparse.ArgumentParser:
     compare.set_defaults(handler=_compare_tables)
 
     rerun = commands.add_parser(
-        "rerun", help="re-run one recorded seed and diff it with its record"
+        "rerun", help="re-run one recorded seed and diff it with its record, row by row"
     )
-    rerun.add_argument("run_id", help="MLflow run id of a strategy run (or the experiment run)")
-    rerun.add_argument("--seed", type=int, required=True)
-    rerun.add_argument("--strategy", help="strategy name, when run_id is the experiment run")
+    rerun.add_argument(
+        "record",
+        metavar="RECORD",
+        help="a run id that `harness ls` prints, a strategy run's id, or an experiment name "
+        "(its newest finished record)",
+    )
+    rerun.add_argument("--seed", type=int, required=True, help="the master seed to re-run")
+    rerun.add_argument(
+        "--strategy", help="only this strategy of the record (default: every strategy)"
+    )
     rerun.add_argument("--table", help="table file, if it moved since the run (sha256 is checked)")
     rerun.add_argument("--data-root", help="dataset folder, to re-run a live run")
     rerun.add_argument("--split-dir", help="folder of NB201's split files, to re-run a live run")

@@ -22,7 +22,7 @@ LAYERS = [
     {"spaces", "table", "protocol", "proxy_protocol", "data", "models", "environment"},
     {"evaluators", "estimators", "train", "strategies", "simulator"},
     {"importers", "spec", "experiment", "tabulate", "verify", "estimation", "testing"},
-    {"record", "report"},
+    {"record", "report", "reproduce"},
     {"api", "specdoc"},
     {"cli"},
 ]
