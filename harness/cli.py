@@ -376,7 +376,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--version", action="version", version=f"harness {__version__}", help="print the version"
     )
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    commands = parser.add_subparsers(
+        dest="command",
+        required=True,
+        metavar="COMMAND",
+        help="what to do; `harness COMMAND --help` describes each",
+    )
 
     run = commands.add_parser("run", help="run an experiment spec, record it, write results")
     run.add_argument("spec", help="experiment spec (TOML), e.g. benchmarks/nb201/table5.toml")
