@@ -33,5 +33,6 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    """The API is listed though it is imported on first use."""
-    return sorted({*globals(), *__all__})
+    """The API, though it is imported on first use (and not the helpers this module or
+    an imported submodule leaves in its namespace)."""
+    return sorted({*__all__, *(name for name in globals() if name.startswith("__"))})

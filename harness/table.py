@@ -277,6 +277,14 @@ class Table:
             _properties=properties,
         )
 
+    def __repr__(self) -> str:
+        """One line that says which table this is, not the megabytes it holds."""
+        return (
+            f"Table({str(self.path)!r}, space={self.space!r}, benchmark_id="
+            f"{self.benchmark_id!r}, archs={len(self.archs)}, variables={len(self._variables)}, "
+            f"properties={len(self._properties)}, sha256={self.sha256[:12]!r}...)"
+        )
+
     def variables(self) -> list[VariableKey]:
         """Every ``(dataset, schedule, split, metric)`` the table holds, sorted."""
         return sorted(self._variables)

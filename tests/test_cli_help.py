@@ -1,4 +1,4 @@
-"""The command line explains itself: a version, and help for every command and argument."""
+"""harness explains itself: a version, help for every command and argument, and its API in dir()."""
 
 from __future__ import annotations
 
@@ -49,3 +49,14 @@ def test_version_prints_the_package_version(capsys):
         main(["--version"])
     assert done.value.code == 0
     assert capsys.readouterr().out.strip() == f"harness {__version__}"
+
+
+def test_dir_of_the_package_lists_its_api_and_nothing_else():
+    import harness
+
+    public = [name for name in dir(harness) if not name.startswith("_")]
+    assert public == sorted(
+        ["estimate", "load_table", "ls", "make_report", "rerun", "results", "run"]
+    )
+    assert "__version__" in dir(harness)
+    assert all(callable(getattr(harness, name)) for name in public)

@@ -47,3 +47,10 @@ def test_retraining_a_sample_reproduces_the_table_on_the_build_cpu(table):
         pytest.skip("a different CPU than the build's: drift is expected, not a failure")
     drifts = verify(table, sample=3, seed=0)
     assert max(d.max_abs for d in drifts) == 0.0
+
+
+def test_a_table_shows_itself_in_one_short_line(table):
+    shown = repr(table)
+    assert "\n" not in shown and len(shown) < 300
+    assert shown.startswith(f"Table({str(TABLE)!r}, space='nb201', ")
+    assert f"archs={len(table.archs)}" in shown and table.sha256[:12] in shown
