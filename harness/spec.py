@@ -35,6 +35,7 @@ from harness.config import (
 )
 from harness.errors import ConfigError
 from harness.importers import IMPORTERS
+from harness.places import project_root
 from harness.strategies import resolve_params, strategy_class
 from harness.values import (
     BUDGET_FIELDS,
@@ -60,7 +61,10 @@ EXPERIMENT_FIELDS = {
     "title": Field(str, None, optional=True, help="the report's heading (default: the name)"),
     "results": Field(
         str,
-        help="the report folder, relative to the spec; only this spec, unmodified, writes there",
+        None,
+        optional=True,
+        help="the report folder, relative to the spec; only this spec, unmodified, writes "
+        "there (default: results/<name> at the project root, as `harness report NAME` writes)",
     ),
     "notes": Field(list, [], items=str, help="lines the report quotes"),
 }
@@ -132,7 +136,12 @@ SEED_RANGE_FIELDS = {
     "count": Field(int, low=1, high=1_000_000, help="how many consecutive seeds"),
 }
 STRATEGY_FIELDS = {
-    "name": Field(str, help="the method's name in the report, unique in the spec"),
+    "name": Field(
+        str,
+        None,
+        optional=True,
+        help="the method's name in the report, unique in the spec (default: the kind)",
+    ),
     "kind": Field(
         str,
         help="a built-in kind (below), an entry point in group "
@@ -409,7 +418,10 @@ def _parse(raw: dict[str, Any], path: Path, overrides: dict[str, Any], text: str
         with problems.check("experiment"):
             exp = validate(raw["experiment"], EXPERIMENT_FIELDS)
             _check_name(exp["name"], "name")
-            results = _path(base, exp["results"], "results")
+            if exp["results"] is None:
+                results = project_root(base) / "results" / exp["name"]
+            else:
+                results = _path(base, exp["results"], "results")
     if "table" in raw:
         with problems.check("table"):
             table = validate(raw["table"], TABLE_FIELDS)
@@ -639,6 +651,13 @@ def _strategies(raw: Any) -> tuple[StrategySpec, ...]:
     for i, entry in enumerate(raw):
         with problems.check(f"strategy.{i}"):
             fields = validate(entry, STRATEGY_FIELDS)
+            if fields["name"] is None:
+                if not NAME_PATTERN.fullmatch(fields["kind"]):
+                    raise ConfigError(
+                        f"is required where the kind ({fields['kind']!r}) is no valid name",
+                        "name",
+                    )
+                fields["name"] = fields["kind"]
             checks = Problems()
             with checks.check():
                 _check_name(fields["name"], "name")

@@ -244,3 +244,19 @@ def test_every_published_spec_keeps_the_hash_its_committed_report_was_made_from(
     if published is None:
         pytest.skip(f"{spec.results} holds no committed report")
     assert published[spec.name] == spec.spec_hash[:16]
+
+
+def test_a_minimal_spec_takes_natural_defaults_for_results_and_strategy_names(tmp_path):
+    raw = table5()
+    raw["experiment"].pop("results")
+    raw["strategy"] = [{"kind": "random_search"}, {"kind": "regularized_evolution"}]
+    raw["published"] = {}
+    (tmp_path / "pyproject.toml").write_text("")
+    (tmp_path / "specs").mkdir()
+    spec = parse_spec(raw, tmp_path / "specs" / "mine.toml")
+    assert spec.results == tmp_path / "results" / "nb201-table5"
+    assert [s.name for s in spec.strategies] == ["random_search", "regularized_evolution"]
+    assert spec.resolved["strategies"][0]["name"] == "random_search"  # recorded
+    raw["strategy"] = [{"kind": "harness.strategies.random_search:RandomSearch"}]
+    with pytest.raises(SpecError, match=r"\[strategy.0.name\] is required where the kind"):
+        parse_spec(raw, TABLE5)
