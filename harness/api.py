@@ -485,4 +485,3 @@ def ls(name: str | None = None) -> pd.DataFrame:
     from harness.record import list_experiment_runs
 
     return list_experiment_runs(name)
-

@@ -284,7 +284,8 @@ def read_text(path: Path) -> str:
         return raw.decode("utf-8")
     except UnicodeDecodeError as error:
         raise SpecError(
-            f"{path}: not UTF-8 text (byte {error.start}); save the file as UTF-8"
+            f"{path}: not UTF-8 text (byte {error.start}); a spec is a TOML text file: if "
+            "this is one, save it as UTF-8"
         ) from None
 
 

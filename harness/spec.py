@@ -238,6 +238,8 @@ EXPERIMENT_SPEC = SpecFormat(
 )
 SECTIONS = EXPERIMENT_SPEC.top_level()
 REQUIRED_SECTIONS = EXPERIMENT_SPEC.top_level(required=True)
+#: the section that marks another kind of spec, and the command that reads it
+OTHER_SPECS = {"estimate": "harness estimate SPEC", "tabulate": "harness tabulate SPEC"}
 #: what a missing section's error adds
 REQUIRED_HINTS = {
     "strategy": ": add one [[strategy]] table (name, kind) per method",
@@ -395,6 +397,11 @@ def _parse(raw: dict[str, Any], path: Path, overrides: dict[str, Any], text: str
     base = path.resolve().parent
     with at("overrides"):
         raw = apply_overrides(raw, overrides)
+    for section, command in OTHER_SPECS.items():
+        if section in raw and "experiment" not in raw:
+            raise ConfigError(
+                f"holds [{section}]: it is a spec for `{command}`, not an experiment spec"
+            )
     problems = Problems()
     for section in sorted(set(raw) - set(SECTIONS)):
         problems.add(

@@ -260,3 +260,14 @@ def test_a_minimal_spec_takes_natural_defaults_for_results_and_strategy_names(tm
     raw["strategy"] = [{"kind": "harness.strategies.random_search:RandomSearch"}]
     with pytest.raises(SpecError, match=r"\[strategy.0.name\] is required where the kind"):
         parse_spec(raw, TABLE5)
+
+
+@pytest.mark.parametrize(
+    "path, command",
+    [("zero-cost/digits.toml", "harness estimate"), ("digits/tabulate.toml", "harness tabulate")],
+)
+def test_another_kind_of_spec_names_the_command_that_reads_it(path, command):
+    with pytest.raises(
+        SpecError, match=f"it is a spec for `{command} SPEC`, not an experiment spec"
+    ):
+        load_spec(TABLE5.parents[1] / path)
