@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from harness.config import at, spec_error
+from harness.config import Problems, at, spec_error
 from harness.errors import CallTimeout, ConfigError, StrategyError, TableError
 from harness.evaluators import Evaluator, EvaluatorSetup, evaluator_class
 from harness.evaluators.tabular import resolve_metric
@@ -108,7 +108,7 @@ class Benchmark:
                 "index order; rebuild the table with `harness import` or `harness tabulate`"
             )
         search = spec.search
-        self.targets = {t.label: resolve_metric(table, t.ref) for t in spec.targets}
+        self.targets = self._targets(spec, table)
         for label, vector in self.targets.items():
             if np.isnan(vector).any():
                 raise TableError(
@@ -126,6 +126,20 @@ class Benchmark:
                 "simulated seconds: budget this search in evaluations or epochs",
                 "budget.seconds",
             )
+
+    @staticmethod
+    def _targets(spec: ExperimentSpec, table: Table) -> dict[str, np.ndarray]:
+        """Each report target's seed means; a target the table lacks is the spec's problem,
+        and every such target is named at once."""
+        problems, targets = Problems(), {}
+        for number, target in enumerate(spec.targets):
+            with problems.check(f"report.target.{number}.metric"):
+                try:
+                    targets[target.label] = resolve_metric(table, target.ref)
+                except TableError as error:
+                    raise ConfigError(str(error)) from None
+        problems.raise_any()
+        return targets
 
     def optimal(self) -> dict[str, float]:
         """Per target, the best value any architecture reaches (the table's optimal row)."""

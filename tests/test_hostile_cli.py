@@ -185,6 +185,19 @@ def test_every_problem_of_a_spec_is_listed_at_once_with_its_file_and_field(mlflo
     assert not (mlflow_store / "mlflow.db").exists()
 
 
+def test_report_targets_the_table_lacks_are_named_by_their_spec_fields_at_once(
+    base, mlflow_store, capsys
+):
+    base["report"]["target"][0]["metric"] = "cifar10/hp200/ori-test/loss-ish"
+    base["report"]["target"][2]["metric"] = "nowhere/hp200/x-valid/accuracy"
+    assert main(["run", str(write(mlflow_store, base))]) == 2
+    first, *lines = capsys.readouterr().err.strip().splitlines()
+    assert first.endswith("2 problems; fix each, then run again:")
+    assert "[report.target.0.metric] table " in lines[0] and "loss-ish" in lines[0]
+    assert "[report.target.2.metric] table " in lines[1] and "nowhere" in lines[1]
+    assert not (mlflow_store / "results").exists()
+
+
 def test_a_spec_path_that_is_a_folder_or_a_symlink_loop_fails_in_one_line(mlflow_store, capsys):
     fails_cleanly(capsys, mlflow_store, ["run", str(mlflow_store)], "folder")
     loop = mlflow_store / "loop.toml"
