@@ -23,6 +23,8 @@ from harness.config import REQUIRED, Field, Section, SpecFormat
 from harness.estimators import BUILTIN_ESTIMATORS, estimator_class
 from harness.strategies import BUILTIN_STRATEGIES, strategy_class
 
+#: the spec most users write comes first; the others follow by title
+FIRST = "harness run SPEC"
 #: where the reference lives, relative to the repository root
 DOCS = Path("docs") / "specs.md"
 HEADER = """\
@@ -174,7 +176,7 @@ def declarations() -> tuple[list[SpecFormat], list[tuple[str, str, Mapping[str, 
 def generate() -> str:
     """The text of ``docs/specs.md``."""
     formats, tables = declarations()
-    formats.sort(key=lambda f: f.title)
+    formats.sort(key=lambda f: (f.command != FIRST, f.title))
     lines = [HEADER, "Contents:", ""]
     lines += [f"- {spec.title} (`{spec.command}`)" for spec in formats]
     lines += ["- Strategy kinds and estimator kinds: their `params`", ""]
