@@ -168,6 +168,4 @@ def table_protocol(stored: Any, path: Path) -> Protocol:
     try:
         return Protocol.from_dict(stored)
     except ConfigError as error:
-        raise TableError(
-            f"{path}: stored protocol is invalid: [{error.field}] {error.message}"
-        ) from None
+        raise TableError(f"{path}: stored protocol is invalid: {error}") from None
