@@ -101,25 +101,22 @@ def _row(frame: pd.DataFrame, row: int) -> dict[str, Any] | None:
     return {column: frame[column].iloc[row] for column in frame.columns}
 
 
-def find_record(text: str, store: str | None = None) -> tuple[str, str | None]:
-    """The experiment (parent) run a run id or experiment name stands for, and the
-    strategy a strategy run's id names (None otherwise). A name stands for its newest
-    finished record; which one is logged."""
+def find_record(text: str, store: str | None = None) -> tuple[str, str | None, str | None]:
+    """The experiment (parent) run a run id or experiment name stands for, the strategy
+    run a strategy run's id names (else None), and, for a name, which record it picked
+    (its newest finished one), in words."""
     from harness.record import find_parent, finished_records
 
     uri = store or store_uri()
     if _RUN_ID.fullmatch(text):
         parent = find_parent(text, uri)
-        return parent, None if parent == text else text
-    rows = finished_records(text, uri)
-    log.info(
-        "harness: %s: record %s (spec sha256 %s, started %s UTC)",
-        text,
-        rows[0]["run_id"],
-        rows[0]["spec_hash"][:12],
-        rows[0]["started_utc"],
+        return parent, None if parent == text else text, None
+    newest = finished_records(text, uri)[0]
+    picked = (
+        f"record {newest['run_id']} (spec sha256 {newest['spec_hash'][:12]}, started "
+        f"{newest['started_utc']} UTC), its newest"
     )
-    return rows[0]["run_id"], None
+    return newest["run_id"], None, picked
 
 
 def rerun(
@@ -146,7 +143,7 @@ def rerun(
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
         raise HarnessError(f"seed must be an integer, got {seed!r}")
     uri = store or store_uri()
-    parent, child = find_record(str(record), uri)
+    parent, child, picked = find_record(str(record), uri)
     found = load_experiment(parent, uri)
     if strategy is None and child is not None:
         strategy = next(name for name, cid in found.children.items() if cid == child)
@@ -161,6 +158,8 @@ def rerun(
             f"seed {seed} was not run by {parent}; seeds: {_seed_ranges(spec.seeds)}"
         )
     seeds = tuple(_rerun_seed(found, benchmark, spec, name, int(seed), uri) for name in names)
+    if picked is not None:  # said once it worked, so that an error stays one line
+        log.info("harness: %s: %s", record, picked)
     return Rerun(parent, found.resolved["experiment"]["name"], uri, seeds)
 
 

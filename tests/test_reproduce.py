@@ -46,6 +46,9 @@ def test_rerun_from_experiment_name_strategy_and_seed(recorded, capsys):
     assert "REA seed 0: identical to the record" in capsys.readouterr().out
     with pytest.raises(HarnessError, match="seed 7 was not run by .*; seeds: 0..1"):
         harness.rerun("digits-compare", seed=7)
+    capsys.readouterr()
+    assert main(["rerun", "digits-compare", "--seed", "7"]) == 2
+    assert capsys.readouterr().err.count("\n") == 1  # the error alone: no record chosen
     with pytest.raises(HarnessError, match="strategy 'GA' is not in run"):
         harness.rerun("digits-compare", seed=0, strategy="GA")
 
