@@ -593,7 +593,9 @@ def _blame(problem: ConfigError, overrides: Mapping[str, Any]) -> ConfigError:
     field = problem.field or ""
     parts = field.split(".")
     budget = overrides.get("budget", {})
-    if parts[0] == "budget" and budget and (len(parts) == 1 or parts[1] in budget):
+    # an overrun rule is needed because an override set a seconds limit
+    needs_rule = field == "budget.overrun" and "seconds" in budget
+    if parts[0] == "budget" and budget and (len(parts) == 1 or parts[1] in budget or needs_rule):
         return ConfigError(problem.message, f"overrides.{field}")
     if field.startswith("runs.seeds") and "seeds" in overrides:
         return ConfigError(problem.message, "overrides." + field.removeprefix("runs."))

@@ -192,6 +192,9 @@ def test_an_evaluation_budget_needs_no_overrun_rule_and_records_the_default():
     raw["budget"] = {"seconds": 100, "evaluations": 100}
     with pytest.raises(SpecError, match=r"\[budget.overrun\] is required with a seconds budget"):
         parse_spec(raw, TABLE5)
+    raw["budget"] = {"evaluations": 100}
+    with pytest.raises(SpecError, match=r"^\[overrides.budget.overrun\] is required with a sec"):
+        parse_spec(raw, TABLE5, {"budget": {"seconds": 50}})
 
 
 @pytest.mark.parametrize(
