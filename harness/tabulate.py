@@ -27,7 +27,16 @@ from pathlib import Path
 import numpy as np
 
 from harness.atomic import check_output, write_text
-from harness.config import Field, Section, SpecFormat, at, read_toml, spec_error, validate
+from harness.config import (
+    Field,
+    Problems,
+    Section,
+    SpecFormat,
+    at,
+    read_toml,
+    spec_error,
+    validate,
+)
 from harness.data import Dataset
 from harness.environment import capture
 from harness.errors import ConfigError, TableError
@@ -96,21 +105,22 @@ def load_tabulate_spec(path: Path) -> TabulateSpec:
     """Read and validate a tabulate spec; errors name the file and field."""
     raw = read_toml(path)
     base = Path(path).resolve().parent
-    try:
-        extra = sorted(set(raw) - {"tabulate", "protocol"})
-        if extra:
-            raise ConfigError("is not a known section; allowed: tabulate, protocol", extra[0])
-        for section in ("tabulate", "protocol"):
-            if section not in raw:
-                raise ConfigError("section is required", section)
-        with at("tabulate"):
+    problems = Problems()  # every problem at once: the two sections are checked apart
+    for extra in sorted(set(raw) - set(TABULATE_SPEC.top_level())):
+        problems.add(ConfigError("is not a known section; allowed: tabulate, protocol", extra))
+    for name in TABULATE_SPEC.top_level(required=True):
+        if name not in raw:
+            problems.add(ConfigError("section is required; see docs/specs.md", name))
+    if "tabulate" in raw:
+        with problems.check("tabulate"):
             section = validate(raw["tabulate"], TABULATE_FIELDS)
             with at("space"):
                 space = get_space(section["space"])
-        with at("protocol"):
+    if "protocol" in raw:
+        with problems.check("protocol"):
             protocol = Protocol.from_dict(raw["protocol"])
-    except ConfigError as error:
-        raise spec_error(path, error) from None
+    if problems.errors:
+        raise spec_error(path, ConfigError.of(problems.errors))
 
     def optional_path(key: str) -> Path | None:
         value = section[key]

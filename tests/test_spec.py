@@ -6,6 +6,7 @@ import tomllib
 from pathlib import Path
 
 import pytest
+from conftest import dump_toml
 
 from harness.errors import SpecError
 from harness.spec import load_spec, parse_spec
@@ -274,3 +275,18 @@ def test_another_kind_of_spec_names_the_command_that_reads_it(path, command):
         SpecError, match=f"it is a spec for `{command} SPEC`, not an experiment spec"
     ):
         load_spec(TABLE5.parents[1] / path)
+
+
+def test_a_tabulate_spec_lists_the_problems_of_both_sections_at_once(tmp_path):
+    from harness.tabulate import load_tabulate_spec
+
+    raw = tomllib.loads((TABLE5.parents[1] / "digits" / "tabulate.toml").read_text())
+    raw["tabulate"]["workers"] = 0
+    raw["protocol"]["epochs"] = 0
+    raw["protocol"]["momentum"] = 1.5
+    path = tmp_path / "tabulate.toml"
+    path.write_text(dump_toml(raw))
+    with pytest.raises(SpecError) as caught:
+        load_tabulate_spec(path)
+    fields = [line.split("[")[1].split("]")[0] for line in str(caught.value).splitlines()[1:]]
+    assert fields == ["tabulate.workers", "protocol.epochs", "protocol.momentum"]
