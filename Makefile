@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export MLFLOW_DISABLE_TELEMETRY := true
 
-.PHONY: demo table5 nbgraph compare zero-cost test test-slow lint bench clean
+.PHONY: demo table5 nbgraph compare zero-cost test test-slow lint docs bench clean
 
 # Byte-compile, once at install, every module harness's commands import: pip installs with
 # --no-compile (a faster set-up) and PYTHONDONTWRITEBYTECODE keeps Python from writing
@@ -71,6 +71,10 @@ test-slow: $(PLUGIN)
 
 lint: $(STAMP)
 	$(BIN)/ruff check harness tests benchmarks examples
+
+# docs/specs.md, the spec reference, from the Field declarations (a test checks it is current)
+docs: $(STAMP)
+	$(BIN)/python -m harness.specdoc
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/speed_table5.py

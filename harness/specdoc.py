@@ -5,8 +5,8 @@ parsers accept: every :class:`~harness.config.SpecFormat` declared at module lev
 package is a chapter, the built-in strategies' and estimators' declared hyperparameters
 follow, and any other module-level table of :class:`~harness.config.Field` objects is
 listed last, so a new spec section is documented the moment it is declared.
-``python -m harness.specdoc`` rewrites the file; ``--check`` exits 1 where it differs
-(a test runs the same comparison).
+``python -m harness.specdoc`` (``make docs``) rewrites the file; ``--check`` exits 1
+where it differs (a test runs the same comparison).
 """
 
 from __future__ import annotations
