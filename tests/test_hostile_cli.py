@@ -168,7 +168,7 @@ def test_every_problem_of_a_spec_is_listed_at_once_with_its_file_and_field(mlflo
     path.write_text('[experiment]\nname = "x"\nresult = "out"\n[budget]\nseconds = 0\n')
     assert main(["run", str(path)]) == 2
     first, *lines = capsys.readouterr().err.strip().splitlines()
-    assert first == f"harness: error: {path}: 8 problems; fix each, then run again:"
+    assert first == f"harness: error: {path}: 7 problems; fix each, then run again:"
     fields = [line.split("[")[1].split("]")[0] for line in lines]
     assert fields == [
         "table",
@@ -177,7 +177,6 @@ def test_every_problem_of_a_spec_is_listed_at_once_with_its_file_and_field(mlflo
         "strategy",
         "report",
         "experiment.result",
-        "experiment.results",
         "budget.seconds",
     ]
     assert all(line.startswith(f"  {path}: [") for line in lines)
