@@ -483,7 +483,7 @@ class Enas(OneShotSearch):
             baseline = accuracy if start is None else start - (1 - decay) * (start - reward)
             loss = -log_prob * (reward - baseline) / aggregate
             loss.backward()
-            rewards.append(float(reward))
+            rewards.append(float(reward.detach()))
             if (step + 1) % aggregate == 0:
                 nn.utils.clip_grad_norm_(self.controller.parameters(), CLIP)
                 self.c_optimizer.step()

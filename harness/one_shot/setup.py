@@ -167,10 +167,10 @@ def benchmark_setup(
             device=protocol.device,
             threads=protocol.threads,
         )
-        pins = protocol.splits
-        defaults["weights_split_sha256"] = pins.get(protocol.train_split)
-        defaults["arch_split_sha256"] = pins.get(default_arch_split)
     values = {**defaults, **given}
+    if protocol is not None:  # the protocol pins its splits' index lists
+        for key in ("weights_split", "arch_split"):
+            values.setdefault(f"{key}_sha256", protocol.splits.get(values[key]))
     needed = ("dataset", "weights_split", "arch_split", "channels", "cells_per_stage")
     missing = [key for key in needed if values.get(key) is None]
     if missing:
