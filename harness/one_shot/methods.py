@@ -488,7 +488,7 @@ class Enas(OneShotSearch):
                 nn.utils.clip_grad_norm_(self.controller.parameters(), CLIP)
                 self.c_optimizer.step()
                 self.controller.zero_grad()
-        self.baseline = None if baseline is None else float(baseline)
+        self.baseline = None if baseline is None else float(torch.as_tensor(baseline).detach())
         self.network.train()
         return float(np.mean(rewards))
 
