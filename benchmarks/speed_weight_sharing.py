@@ -46,9 +46,8 @@ def digits_setup() -> OneShotSetup:
 
 def per_epoch(setup: OneShotSetup, epochs: int) -> None:
     print(f"1. seconds per supernet epoch, digits protocol, 1 thread ({epochs} epochs each)")
-    print(
-        f"   {'method':9} {'train s/epoch':>13} {'with log s':>10} {'epochs':>6} {'10 seeds, h':>11}"
-    )
+    header = f"{'method':9} {'train s/epoch':>13} {'with log s':>10} {'epochs':>6}"
+    print(f"   {header} {'10 seeds, h':>11}")
     total_h = 0.0
     for method, kind in KINDS.items():
         cls = strategy_class(kind)
@@ -67,9 +66,7 @@ def per_epoch(setup: OneShotSetup, epochs: int) -> None:
         hours = wall / epochs * released * SEEDS / 3600
         total_h += hours
         print(f"   {method:9} {train:13.2f} {wall / epochs:10.2f} {released:6d} {hours:11.2f}")
-    print(
-        f"   whole study ({SEEDS} seeds x 6 methods at the released epochs): {total_h:.1f} h on one core"
-    )
+    print(f"   whole study, {SEEDS} seeds x 6 methods at the released epochs: {total_h:.1f} h, 1 core")
 
 
 def plain_epoch(network, alpha, batches, w_opt, a_opt) -> float:
