@@ -66,7 +66,7 @@ def per_epoch(setup: OneShotSetup, epochs: int) -> None:
         hours = wall / epochs * released * SEEDS / 3600
         total_h += hours
         print(f"   {method:9} {train:13.2f} {wall / epochs:10.2f} {released:6d} {hours:11.2f}")
-    print(f"   whole study, {SEEDS} seeds x 6 methods at the released epochs: {total_h:.1f} h, 1 core")
+    print(f"   whole study, {SEEDS} seeds x 6 methods, released epochs: {total_h:.1f} h, 1 core")
 
 
 def plain_epoch(network, alpha, batches, w_opt, a_opt) -> float:
