@@ -102,8 +102,11 @@ class OneShotSearch:
         setup: OneShotSetup,
         rng: np.random.Generator,
         progress: Callable[[int], None] | None = None,
+        log_cells: bool = True,
     ) -> None:
         self.p = dict(params)
+        #: whether every epoch derives (and logs) its cell, or only the last one
+        self.log_cells = log_cells
         self.setup = setup
         self.space = NB201Space()
         self.device = configure_torch(setup)
@@ -158,7 +161,12 @@ class OneShotSearch:
         return last
 
     def state(self) -> dict[str, Any]:
+        """The architecture parameters (or controller) at the end, for the record."""
         return {"alpha": self.alpha.detach().cpu().tolist()}
+
+    def epoch_state(self) -> dict[str, Any]:
+        """What each epoch's log row keeps of the state (all of it, unless it is large)."""
+        return self.state()
 
     # -- the loop -------------------------------------------------------------------------
 
@@ -191,21 +199,15 @@ class OneShotSearch:
             stats = self.train_epoch(epoch)
             seconds += time.perf_counter() - tic
             last_epoch = epoch == self.p["epochs"] - 1
-            tic = time.perf_counter()
-            derived, extra = self.derive(self.select_batches if last_epoch else self.log_batches)
-            if last_epoch:
-                seconds += time.perf_counter() - tic
-            rows.append(
-                {
-                    "epoch": epoch + 1,
-                    "arch": derived,
-                    "lr": lr,
-                    **stats,
-                    **extra,
-                    "seconds": seconds,
-                    **self.state(),
-                }
-            )
+            row: dict[str, Any] = {"epoch": epoch + 1, "lr": lr, **stats}
+            if self.log_cells or last_epoch:
+                tic = time.perf_counter()
+                batches = self.select_batches if last_epoch else self.log_batches
+                derived, extra = self.derive(batches)
+                if last_epoch:
+                    seconds += time.perf_counter() - tic
+                row.update(arch=derived, **extra)
+            rows.append({**row, "seconds": seconds, **self.epoch_state()})
             if self.progress is not None:
                 self.progress(epoch + 1)
         assert derived is not None
@@ -499,6 +501,9 @@ class Enas(OneShotSearch):
             cells = [self.controller(batches_generator(batches))[2] for _ in range(10)]
         best, accuracy = best_on_one_batch(self.network, cells, stream)
         return self.space.index_of_decisions(cells[best]), {"select_accuracy": accuracy}
+
+    def epoch_state(self) -> dict[str, Any]:
+        return {"baseline": self.baseline}
 
     def state(self) -> dict[str, Any]:
         return {
