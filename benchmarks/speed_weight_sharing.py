@@ -27,6 +27,7 @@ from harness.data import load_dataset  # noqa: E402
 from harness.models.supernet import EdgeRule  # noqa: E402
 from harness.one_shot.methods import METHODS  # noqa: E402
 from harness.one_shot.setup import OneShotSetup  # noqa: E402
+from harness.spaces import get_space  # noqa: E402
 from harness.strategies import strategy_class  # noqa: E402
 
 KINDS = {
@@ -38,6 +39,7 @@ KINDS = {
     "enas": "enas",
 }
 SEEDS = 10
+SPACE = get_space("nb201")
 
 
 def digits_setup() -> OneShotSetup:
@@ -87,7 +89,7 @@ def plain_epoch(network, alpha, batches, w_opt, a_opt) -> float:
 
 def step_overhead(setup: OneShotSetup, repeats: int) -> None:
     params = strategy_class("darts_v1").resolve_hyperparameters({"epochs": 1})
-    search = METHODS["darts-v1"](params, setup, np.random.default_rng(0))
+    search = METHODS["darts-v1"](SPACE, params, setup, np.random.default_rng(0))
     batches = list(search.batches.paired(params["batch_size"]))  # the same batches, prepared
     steps = len(batches)
     harness_s, plain_s = [], []

@@ -29,7 +29,7 @@ from harness.seeding import describe_streams, stream_generator
 from harness.simulator import CALL_TIMEOUT_S, RunResult, Trajectory, limited, simulate
 from harness.spaces import SearchSpace, get_space
 from harness.spec import ExperimentSpec, StrategySpec
-from harness.strategies import StrategyContext, make_strategy, strategy_class
+from harness.strategies import StrategyContext, make_strategy, needs_one_shot, strategy_class
 from harness.table import Table
 
 log = logging.getLogger(__name__)
@@ -197,11 +197,6 @@ class Benchmark:
             targets=targets,
             streams=describe_streams(seed, RUN_STREAMS),
         )
-
-
-def needs_one_shot(kind: str) -> bool:
-    """Whether strategy ``kind`` trains a supernet (a weight-sharing search)."""
-    return bool(getattr(strategy_class(kind), "needs_one_shot", False))
 
 
 def space_state(space: SearchSpace) -> tuple[Any, ...]:

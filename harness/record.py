@@ -30,13 +30,13 @@ import pandas as pd
 from harness.config import config_hash
 from harness.errors import HarnessError
 from harness.estimation import EstimateSpec
-from harness.experiment import RUN_STREAMS, Benchmark, RunOutcome, needs_one_shot
+from harness.experiment import RUN_STREAMS, Benchmark, RunOutcome
 from harness.places import check_uri, sqlite_path, store_uri
 from harness.plugins import origin
 from harness.protocol import split_hash_of
 from harness.seeding import stream_scheme
 from harness.spec import ExperimentSpec
-from harness.strategies import strategy_class
+from harness.strategies import needs_one_shot, strategy_class
 from harness.table import Table
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")

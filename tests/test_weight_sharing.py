@@ -19,9 +19,11 @@ from harness.errors import ConfigError
 from harness.models.supernet import EdgeRule, build_supernet
 from harness.one_shot.methods import METHODS, cosine_lr
 from harness.one_shot.setup import OneShotSetup
+from harness.spaces import get_space
 from harness.strategies import strategy_class
 
 DIGITS_SPEC = REPO / "benchmarks" / "digits" / "compare.toml"
+SPACE = get_space("nb201")
 KINDS = {
     "darts-v1": "darts_v1",
     "darts-v2": "darts_v2",
@@ -127,7 +129,9 @@ def test_each_method_runs_at_cifar_shape_and_is_deterministic(method):
     same seed gives the same cell, log and state; the log holds every epoch."""
     setup = cifar_setup()
     params = params_of(method)
-    runs = [METHODS[method](params, setup, np.random.default_rng(s)).search() for s in (0, 0)]
+    runs = [
+        METHODS[method](SPACE, params, setup, np.random.default_rng(s)).search() for s in (0, 0)
+    ]
     first, again = runs
     assert first.arch == again.arch and 0 <= first.arch < 15625
     strip = [{k: v for k, v in row.items() if k != "seconds"} for row in first.epochs]
@@ -140,7 +144,9 @@ def test_each_method_runs_at_cifar_shape_and_is_deterministic(method):
 def test_seeds_differ():
     setup = cifar_setup(channels=4, cells=1)
     params = params_of("gdas", epochs=2)
-    a, b = (METHODS["gdas"](params, setup, np.random.default_rng(s)).search() for s in (0, 1))
+    a, b = (
+        METHODS["gdas"](SPACE, params, setup, np.random.default_rng(s)).search() for s in (0, 1)
+    )
     assert a.state["alpha"] != b.state["alpha"]
 
 
@@ -240,7 +246,7 @@ def test_darts_v2_hessian_vector_product_is_darts_central_difference():
     """DARTS-V2's product is ``(g(w + Rv) - g(w - Rv)) / 2R`` with ``R = r / |v|``, ``g``
     the training loss's gradient in ``alpha``, and it puts the weights back."""
     setup = cifar_setup(channels=2, cells=1)
-    search = METHODS["darts-v2"](params_of("darts-v2"), setup, np.random.default_rng(0))
+    search = METHODS["darts-v2"](SPACE, params_of("darts-v2"), setup, np.random.default_rng(0))
     search.network.eval()
     x, y = (torch.from_numpy(a[:8]) for a in setup.dataset.splits["train"])
     generator = torch.Generator().manual_seed(3)

@@ -24,7 +24,6 @@ import torch
 from harness.config import Field
 from harness.errors import ConfigError
 from harness.estimators.base import Estimator, Score
-from harness.models.supernet import EdgeRule
 from harness.seeding import stream_generator
 
 METHOD_KINDS = {
@@ -94,7 +93,7 @@ class SupernetAccuracy(Estimator):
         self.searched: dict[int, dict[str, Any]] = {}
         for seed in self.protocol.seeds:
             rng = stream_generator(seed, "supernet")
-            search = METHODS[self.method](params, one_shot, rng, log_cells=False)
+            search = METHODS[self.method](self.space, params, one_shot, rng, log_cells=False)
             result = search.search()
             search.network.eval()
             self._networks[seed] = search.network
@@ -102,14 +101,11 @@ class SupernetAccuracy(Estimator):
             self.searched[seed] = {"arch": result.arch, "seconds": result.seconds}
 
     def score(self, arch: int, seed: int) -> Score:
-        network = self._networks[seed]
-        rule = EdgeRule(ops=self.space.decisions_of_index(arch))
+        from harness.one_shot.methods import cell_accuracy
+
+        ops = list(self.space.decisions_of_index(arch))
         tic = time.perf_counter()
-        correct = 0
-        with torch.no_grad():
-            for start in range(0, len(self._labels), self.score_batch_size):
-                logits = network(self._inputs[start : start + self.score_batch_size], rule)
-                target = self._labels[start : start + self.score_batch_size]
-                correct += int((logits.argmax(1) == target).sum())
-        value = 100.0 * correct / len(self._labels)
+        value = cell_accuracy(
+            self._networks[seed], ops, self._inputs, self._labels, self.score_batch_size
+        )
         return Score(value, time.perf_counter() - tic)

@@ -52,10 +52,11 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
+from harness.errors import ConfigError
 from harness.models.supernet import NUM_EDGES, NUM_OPS, EdgeRule, build_supernet
 from harness.one_shot.controller import Controller
 from harness.one_shot.setup import Batches, OneShotSetup
-from harness.spaces.nb201 import NB201Space
+from harness.spaces.base import SearchSpace
 from harness.train import configure_torch
 
 #: stream name -> position of its seed in the run's draw (see :func:`_seeds`)
@@ -98,17 +99,20 @@ class OneShotSearch:
 
     def __init__(
         self,
+        space: SearchSpace,
         params: Mapping[str, Any],
         setup: OneShotSetup,
         rng: np.random.Generator,
         progress: Callable[[int], None] | None = None,
         log_cells: bool = True,
     ) -> None:
+        if not space.has_supernet:
+            raise ConfigError(f"space {space.name!r} has no supernet")
         self.p = dict(params)
         #: whether every epoch derives (and logs) its cell, or only the last one
         self.log_cells = log_cells
         self.setup = setup
-        self.space = NB201Space()
+        self.space = space
         self.device = configure_torch(setup)
         self.progress = progress
         seeds = _seeds(rng)
@@ -347,6 +351,19 @@ class Gdas(OneShotSearch):
             "train_loss": float(np.mean(losses)),
             "arch_loss": float(np.mean(arch_losses)),
         }
+
+
+def cell_accuracy(
+    network: nn.Module, ops: list[int], x: torch.Tensor, y: torch.Tensor, batch_size: int
+) -> float:
+    """Top-1 accuracy (%) of the supernet run as the single cell ``ops`` (eval mode)."""
+    network.eval()
+    correct = 0
+    with torch.no_grad():
+        for start in range(0, len(y), batch_size):
+            logits = network(x[start : start + batch_size], EdgeRule(ops=ops))
+            correct += int((logits.argmax(1) == y[start : start + batch_size]).sum())
+    return 100.0 * correct / len(y)
 
 
 def best_on_one_batch(

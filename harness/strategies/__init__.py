@@ -46,6 +46,12 @@ def strategy_class(kind: str) -> type[Strategy]:
     return load_class(kind, group=ENTRY_POINT_GROUP, builtins=BUILTIN_STRATEGIES, base=Strategy)
 
 
+def needs_one_shot(kind: str) -> bool:
+    """Whether strategy ``kind`` trains a supernet (a weight-sharing search), and so needs
+    a benchmark's weight-sharing set-up (:class:`StrategyContext`)."""
+    return bool(getattr(strategy_class(kind), "needs_one_shot", False))
+
+
 def resolve_params(kind: str, params: Mapping[str, Any]) -> dict[str, Any]:
     """The hyperparameters of ``kind`` with defaults; a plugin's own checks that raise
     anything but ConfigError still end in one line naming the strategy."""

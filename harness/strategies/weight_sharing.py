@@ -95,7 +95,7 @@ class WeightSharing(Strategy):
         one_shot = None if self.context is None else self.context.one_shot
         self.check_setup(self.params, self.space, one_shot)
         assert one_shot is not None
-        search = METHODS[self.method](self.params, one_shot, self.rng)
+        search = METHODS[self.method](self.space, self.params, one_shot, self.rng)
         self.result = search.search()
         self.setup_cost_s = self.result.seconds
         self._proposed = False
