@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export MLFLOW_DISABLE_TELEMETRY := true
 
-.PHONY: demo table5 nbgraph compare zero-cost test test-slow lint docs bench clean
+.PHONY: demo table5 nbgraph compare zero-cost weight-sharing test test-slow lint docs bench clean
 
 # Byte-compile, once at install, every module harness's commands import: pip installs with
 # --no-compile (a faster set-up) and PYTHONDONTWRITEBYTECODE keeps Python from writing
@@ -63,6 +63,12 @@ zero-cost: $(STAMP)
 	$(BIN)/harness estimate benchmarks/zero-cost/digits.toml
 	$(BIN)/harness estimate benchmarks/zero-cost/nb201-datafree.toml
 
+# NB201's six weight-sharing searches on the shipped table's protocol (hours on a CPU:
+# benchmarks/speed_weight_sharing.py), and the supernet as an estimator of every cell
+weight-sharing: $(STAMP)
+	$(BIN)/harness run benchmarks/weight-sharing/digits.toml
+	$(BIN)/harness estimate benchmarks/weight-sharing/supernet-digits.toml
+
 test: $(STAMP)
 	$(BIN)/pytest -q
 
@@ -82,6 +88,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/speed_tabulate.py
 	$(BIN)/python benchmarks/speed_strategies.py
 	$(BIN)/python benchmarks/speed_report.py
+	$(BIN)/python benchmarks/speed_weight_sharing.py
 	$(BIN)/python benchmarks/speed_estimate.py
 
 clean:

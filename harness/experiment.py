@@ -29,7 +29,7 @@ from harness.seeding import describe_streams, stream_generator
 from harness.simulator import CALL_TIMEOUT_S, RunResult, Trajectory, limited, simulate
 from harness.spaces import SearchSpace, get_space
 from harness.spec import ExperimentSpec, StrategySpec
-from harness.strategies import make_strategy, strategy_class
+from harness.strategies import StrategyContext, make_strategy, needs_one_shot, strategy_class
 from harness.table import Table
 
 log = logging.getLogger(__name__)
@@ -120,6 +120,27 @@ class Benchmark:
         self.evaluator: Evaluator = self.evaluator_class.for_benchmark(
             table, self.space, search, setup, (t.ref for t in spec.targets)
         )
+        #: what strategies get beyond the space: a weight-sharing set-up when one needs it
+        self.context = StrategyContext()
+        if any(needs_one_shot(s.kind) for s in spec.strategies):
+            from harness.one_shot.setup import benchmark_setup
+
+            self.context = StrategyContext(
+                one_shot=benchmark_setup(
+                    spec.supernet,
+                    table.protocol,
+                    table.path,
+                    search.signal.split,
+                    setup.data_root,
+                    setup.split_dir,
+                )
+            )
+            for strategy in spec.strategies:
+                if needs_one_shot(strategy.kind):
+                    with at(f"strategy.{strategy.name}.params"):
+                        strategy_class(strategy.kind).check_setup(  # type: ignore[attr-defined]
+                            strategy.params, self.space, self.context.one_shot
+                        )
         if not self.evaluator.has_costs and spec.budget.seconds is not None:
             raise ConfigError(
                 f"table {table.path} records no training times, so evaluations cost no "
@@ -163,6 +184,7 @@ class Benchmark:
                     self.spec.search.epoch,
                     strategy_spec.params,
                     self.evaluator.fidelities,
+                    self.context,
                 )
             except CallTimeout:
                 raise StrategyError(
@@ -255,6 +277,7 @@ _RESULT_FIELDS = (
     "stop_reason",
     "strategy_wall_s",
     "setup_s",
+    "search_log",
 )
 
 
@@ -334,6 +357,11 @@ def resume_identity(spec: ExperimentSpec, benchmark: Benchmark) -> dict[str, Any
         "harness_source": source_sha256(),
         "strategies": [origin(strategy_class(s.kind))["source_sha256"] for s in spec.strategies],
         "overrun": [s.budget(spec.budget).overrun for s in spec.strategies],
+        **(
+            {"one_shot": benchmark.context.one_shot.describe()}
+            if benchmark.context.one_shot is not None
+            else {}
+        ),
     }
 
 

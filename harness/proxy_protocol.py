@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from harness.config import Field, at, config_hash, validate
-from harness.data import load_dataset
+from harness.data import Dataset, load_dataset
 from harness.errors import ConfigError, DatasetError
 from harness.seeding import stream_generator
 
@@ -173,6 +173,9 @@ class InputData:
     labels: np.ndarray | None
     #: the dataset's description and split hash, for the record (empty when data-free)
     provenance: dict[str, Any]
+    #: the whole dataset the split comes from (None when data-free), for estimators that
+    #: train on one split and score on another (a supernet)
+    dataset: Dataset | None = None
 
     def batch_indices(self, seed: int, batch_size: int) -> np.ndarray:
         """The examples seed ``seed`` feeds a proxy: a prefix of one seeded permutation."""
@@ -219,4 +222,5 @@ def load_input(
         examples=examples,
         labels=labels,
         provenance={"dataset": dataset.describe(), "split": proxy_input.split, "sha256": actual},
+        dataset=dataset,
     )

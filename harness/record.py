@@ -36,7 +36,7 @@ from harness.plugins import origin
 from harness.protocol import split_hash_of
 from harness.seeding import stream_scheme
 from harness.spec import ExperimentSpec
-from harness.strategies import strategy_class
+from harness.strategies import needs_one_shot, strategy_class
 from harness.table import Table
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
@@ -60,6 +60,8 @@ RUNS = "runs.csv"
 #: one row per evaluation of every seed; parquet keeps each column's type (a seed label
 #: "111" stays text) and float64 values exactly, and writes 10^5 rows in milliseconds
 TRAJECTORIES = "trajectories.parquet"
+#: per seed, what a strategy's own search did (a weight-sharing search's per-epoch cells)
+SEARCH_LOG = "search_log.json"
 #: the table's seed-mean values of every architecture that was ever an incumbent: what the
 #: report plots (a run's observed signal is one drawn seed's, biased upward by selection)
 INCUMBENTS = "incumbents.parquet"
@@ -413,6 +415,7 @@ def _record(
             "seeds": params["seeds"],
             "streams": stream_scheme(RUN_STREAMS),
             **{f"origin.{k}": v for k, v in origin(strategy_class(strategy.kind)).items()},
+            **_one_shot_params(benchmark, strategy.kind),
         }
         metrics = []
         for column in [c for c in runs.columns if c.startswith("target.")] + [
@@ -429,9 +432,20 @@ def _record(
         client.log_batch(cid, metrics=metrics, params=_params(child_params), tags=tags)
         _write_artifact(client, cid, RUNS, runs.to_csv(index=False).encode())
         _write_artifact(client, cid, TRAJECTORIES, _parquet(trajectory_frame(mine)))
+        logs = {str(o.seed): o.result.search_log for o in mine if o.result.search_log is not None}
+        if logs:
+            _write_artifact(client, cid, SEARCH_LOG, _json(logs))
         client.set_terminated(cid)
     client.set_terminated(pid)
     return pid
+
+
+def _one_shot_params(benchmark: Benchmark, kind: str) -> dict[str, Any]:
+    """The weight-sharing set-up a strategy that trains a supernet ran on (``supernet.*``)."""
+    one_shot = benchmark.context.one_shot
+    if one_shot is None or not needs_one_shot(kind):
+        return {}
+    return {f"supernet.{k}": v for k, v in one_shot.describe().items()}
 
 
 def _json(value: Any) -> bytes:

@@ -21,6 +21,7 @@ STREAM_KEYS: dict[str, int] = {
     "report": 5,
     "proxy_batch": 6,
     "proxy_draws": 7,
+    "supernet": 8,
 }
 
 

@@ -254,6 +254,8 @@ class RunResult:
     strategy_wall_s: float
     #: simulated seconds charged for the strategy's one-off set-up, before any evaluation
     setup_s: float = 0.0
+    #: what the strategy's own search did, for the record (:meth:`Strategy.search_log`)
+    search_log: dict[str, Any] | None = None
 
 
 def _strategy_call(
@@ -473,6 +475,9 @@ def simulate(
         stop_reason=stop_reason,
         strategy_wall_s=strategy_wall,
         setup_s=setup_s,
+        search_log=_strategy_call(
+            strategy, "search_log", strategy.search_log, timeout_s=call_timeout_s
+        ),
     )
 
 

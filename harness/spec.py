@@ -167,6 +167,27 @@ TARGET_FIELDS = {
 }
 DEVIATIONS_FIELDS = {"items": Field(list, [], items=str, help="lines the report lists")}
 
+#: ``[supernet]``: what weight-sharing strategies train on; each key left out comes from the
+#: table's protocol when it stores a runnable one (harness.one_shot.setup)
+SUPERNET_FIELDS = {
+    "dataset": Field(str, None, optional=True, help="dataset the supernet trains on"),
+    "weights_split": Field(str, None, optional=True, help="split that trains the weights"),
+    "arch_split": Field(
+        str, None, optional=True, help="split that trains and selects the architecture"
+    ),
+    "weights_split_sha256": Field(str, None, optional=True, help="pinned index-list sha256"),
+    "arch_split_sha256": Field(str, None, optional=True, help="pinned index-list sha256"),
+    "channels": Field(int, None, optional=True, low=1, high=1 << 16, help="NB201's C"),
+    "cells_per_stage": Field(int, None, optional=True, low=1, high=1024, help="NB201's N"),
+    "augmentation": Field(
+        str, None, optional=True, choices=("none", "crop-flip"), help="of both splits' batches"
+    ),
+    "device": Field(str, None, optional=True, help="cpu, cuda or cuda:N"),
+    "threads": Field(int, None, optional=True, low=1, high=4096, help="torch CPU threads"),
+    "split_dir": Field(str, None, optional=True, help="folder of NB201's split files"),
+    "shape": Field(list, None, optional=True, help="refused: weight sharing needs data"),
+}
+
 EXPERIMENT_SPEC = SpecFormat(
     title="Experiment spec",
     command="harness run SPEC",
@@ -234,6 +255,12 @@ EXPERIMENT_SPEC = SpecFormat(
             DEVIATIONS_FIELDS,
             "Known deviations from the published protocol, listed in the report.",
         ),
+        Section(
+            "supernet",
+            SUPERNET_FIELDS,
+            "What weight-sharing strategies train their supernet on (docs/weight-sharing.md); "
+            "a key left out comes from the protocol the table stores.",
+        ),
     ),
 )
 SECTIONS = EXPERIMENT_SPEC.top_level()
@@ -297,6 +324,8 @@ class ExperimentSpec:
     text: str = ""
     #: real seconds one strategy call may take (None: the simulator's default)
     call_timeout_s: float | None = None
+    #: the ``[supernet]`` section as given (None: the spec has none)
+    supernet: dict[str, Any] | None = None
 
     @property
     def spec_hash(self) -> str:
@@ -471,6 +500,10 @@ def _parse(raw: dict[str, Any], path: Path, overrides: dict[str, Any], text: str
             published, source = _published(raw.get("published", {}), strategies, targets)
     with problems.check("deviations"):
         deviations = validate(raw.get("deviations", {}), DEVIATIONS_FIELDS)["items"]
+    supernet = None
+    if "supernet" in raw:
+        with problems.check("supernet"):
+            supernet = _supernet(raw["supernet"], base)
     if problems.errors:
         raise ConfigError.of([_blame(p, overrides) for p in problems.errors])
     assert None not in (exp, table, search, budget, runs, seeds, strategies, targets)
@@ -514,6 +547,8 @@ def _parse(raw: dict[str, Any], path: Path, overrides: dict[str, Any], text: str
         },
         "deviations": list(deviations),
         "overrides": overrides,
+        # a spec without [supernet] keeps the hash it had before the section existed
+        **({} if supernet is None else {"supernet": _resolved_supernet(supernet)}),
     }
     return ExperimentSpec(
         path=path,
@@ -538,6 +573,7 @@ def _parse(raw: dict[str, Any], path: Path, overrides: dict[str, Any], text: str
         resolved=resolved,
         text=text,
         call_timeout_s=runs["call_timeout_s"],
+        supernet=supernet,
     )
 
 
@@ -600,6 +636,29 @@ def _blame(problem: ConfigError, overrides: Mapping[str, Any]) -> ConfigError:
     if field.startswith("runs.seeds") and "seeds" in overrides:
         return ConfigError(problem.message, "overrides." + field.removeprefix("runs."))
     return problem
+
+
+def _supernet(raw: Any, base: Path) -> dict[str, Any]:
+    """``[supernet]``, validated; a data-free input is refused (a supernet trains on data)."""
+    given = validate(raw, SUPERNET_FIELDS)
+    if given["shape"] is not None:
+        raise ConfigError(
+            "gives a data-free input shape, but weight sharing trains a supernet on data: "
+            "name a dataset and its two splits instead",
+            "shape",
+        )
+    for key in ("weights_split_sha256", "arch_split_sha256"):
+        if given[key] is not None and not HEX64.fullmatch(given[key]):
+            raise ConfigError(f"must be 64 lowercase hex digits, got {given[key]!r}", key)
+    if given["split_dir"] is not None:
+        given["split_dir"] = _path(base, given["split_dir"], "split_dir")
+    return {k: v for k, v in given.items() if k != "shape"}
+
+
+def _resolved_supernet(supernet: dict[str, Any]) -> dict[str, Any]:
+    """What the hash covers of ``[supernet]``: everything but where the split files live
+    (their content is pinned by the split hashes)."""
+    return {k: v for k, v in supernet.items() if k != "split_dir"}
 
 
 def _path(base: Path, text: str, field: str) -> Path:

@@ -168,15 +168,41 @@ def check_strategy(
 
 
 def synthetic_input(examples: int = 256, shape: tuple[int, ...] = (1, 8, 8)) -> InputData:
-    """Made-up images and labels (10 classes), seeded: an estimator's test input."""
+    """Made-up images and labels (10 classes), seeded: an estimator's test input. The
+    input is the ``train`` split of a made-up dataset that also has ``valid`` and ``test``
+    splits of the same size, for estimators that train on one split and score on another."""
+    from harness.data.core import Dataset, Split
+
     rng = np.random.default_rng(0)
+    splits = {
+        name: (
+            rng.normal(size=(examples, *shape)).astype(np.float32),
+            rng.integers(0, 10, examples).astype(np.int64),
+        )
+        for name in ("train", "valid", "test")
+    }
+    indices = {name: np.arange(i * examples, (i + 1) * examples) for i, name in enumerate(splits)}
+    dataset = Dataset(
+        name="synthetic",
+        num_classes=10,
+        input_shape=shape,
+        splits=splits,
+        split=Split(indices=indices, sources={name: "synthetic" for name in splits}),
+        mean=(0.0,) * shape[0],
+        std=(1.0,) * shape[0],
+        valid_split="valid",
+        test_split="test",
+        augment_padding=None,
+        source={"generator": "numpy default_rng(0)"},
+    )
     return InputData(
         name="synthetic",
         shape=shape,
         classes=10,
-        examples=rng.normal(size=(examples, *shape)).astype(np.float32),
-        labels=rng.integers(0, 10, examples).astype(np.int64),
-        provenance={},
+        examples=splits["train"][0],
+        labels=splits["train"][1],
+        provenance={"split": "train"},
+        dataset=dataset,
     )
 
 

@@ -16,6 +16,7 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
@@ -27,6 +28,9 @@ from harness.protocol import Protocol
 from harness.proxy_protocol import ProxyProtocol
 from harness.seeding import stream_generator
 from harness.spaces.base import SearchSpace
+
+if TYPE_CHECKING:
+    from harness.one_shot.setup import OneShotSetup
 
 #: (split, metric) names of the per-epoch curves a training produces
 TRAIN_METRICS = (("train", "loss"), ("train", "accuracy"), ("train", "epoch_time_s"))
@@ -63,7 +67,7 @@ def open_dataset(protocol: Protocol, root: Path | None, split_dir: Path | None) 
     return dataset
 
 
-def configure_torch(protocol: Protocol | ProxyProtocol) -> torch.device:
+def configure_torch(protocol: Protocol | ProxyProtocol | OneShotSetup) -> torch.device:
     """Thread count and determinism flags; returns the device to train (or score) on."""
     if protocol.device.startswith("cuda"):
         if not torch.cuda.is_available():

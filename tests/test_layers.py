@@ -20,7 +20,7 @@ LAYERS = [
     {"config", "atomic", "seeding", "executors", "places"},
     {"values", "plugins", "resume", "parts"},
     {"spaces", "table", "protocol", "proxy_protocol", "data", "models", "environment"},
-    {"evaluators", "estimators", "train", "strategies", "simulator"},
+    {"evaluators", "estimators", "train", "strategies", "simulator", "one_shot"},
     {"importers", "spec", "experiment", "tabulate", "verify", "estimation", "testing"},
     {"record", "report", "reproduce"},
     {"api", "specdoc"},
@@ -29,7 +29,8 @@ LAYERS = [
 LAYER_OF = {name: level for level, names in enumerate(LAYERS) for name in names}
 #: the only modules that may import a concrete search space (or its network)
 CONCRETE_SPACES = ("harness.spaces.nb201", "harness.spaces.nbgraph", "harness.models")
-MAY_NAME_SPACES = ("spaces", "importers", "models")
+#: (one_shot: NB201's weight-sharing searches, written for NB201's supernet)
+MAY_NAME_SPACES = ("spaces", "importers", "models", "one_shot")
 
 
 def modules() -> list[Path]:

@@ -10,14 +10,22 @@ import pytest
 from conftest import EXAMPLE
 
 from harness.estimators import BUILTIN_ESTIMATORS, Estimator, Score
-from harness.strategies import BUILTIN_STRATEGIES, Strategy
+from harness.strategies import BUILTIN_STRATEGIES, Strategy, needs_one_shot
 from harness.testing import build_strategy, check_estimator, check_strategy
 from harness.values import Proposal
 
-CHEAP = {"bananas": {"epochs": 10}, "zen": {"repeat": 1}}
+CHEAP = {
+    "bananas": {"epochs": 10},
+    "zen": {"repeat": 1},
+    "supernet": {"method_params": {"epochs": 1, "select_num": 3, "test_batch_size": 64}},
+}
+
+#: the kinds that search by sampling; the weight-sharing kinds need a supernet set-up and
+#: keep their contract in tests/test_weight_sharing.py
+SAMPLE_BASED = sorted(k for k in BUILTIN_STRATEGIES if not needs_one_shot(k))
 
 
-@pytest.mark.parametrize("kind", sorted(BUILTIN_STRATEGIES))
+@pytest.mark.parametrize("kind", SAMPLE_BASED)
 def test_every_builtin_strategy_keeps_the_contract(kind):
     if kind == "tpe":
         pytest.importorskip("optuna")
@@ -32,7 +40,13 @@ def test_the_example_plugin_keeps_the_contract(monkeypatch):
     check_strategy(LocalSearch, evaluations=30)
 
 
-@pytest.mark.parametrize("kind", sorted(BUILTIN_ESTIMATORS))
+@pytest.mark.parametrize(
+    "kind",
+    [  # the supernet trains a network at every build the contract makes
+        pytest.param(k, marks=pytest.mark.slow) if k == "supernet" else k
+        for k in sorted(BUILTIN_ESTIMATORS)
+    ],
+)
 def test_every_builtin_estimator_keeps_the_contract(kind):
     check_estimator(kind, CHEAP.get(kind))
 

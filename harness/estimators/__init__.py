@@ -33,6 +33,7 @@ BUILTIN_ESTIMATORS = {
         ("zen", "Zen"),
     )
 }
+BUILTIN_ESTIMATORS["supernet"] = "harness.estimators.supernet:SupernetAccuracy"
 ENTRY_POINT_GROUP = "harness.estimators"
 
 

@@ -227,7 +227,7 @@ class NB201Network(nn.Module):
         return self.classifier(features.mean(dim=(2, 3)))
 
 
-def _initialise(module: nn.Module, generator: torch.Generator | None) -> None:
+def initialise(module: nn.Module, generator: torch.Generator | None) -> None:
     """Fill every parameter and buffer, drawing only from ``generator``.
 
     PyTorch's default formulas: conv/linear weights ``kaiming_uniform_(a=sqrt(5))``,
@@ -293,7 +293,7 @@ def build_nb201_network(
         full_forward=bool(full_forward),
     )
     network.to_empty(device="cpu")
-    _initialise(network, generator)
+    initialise(network, generator)
     return network
 
 

@@ -38,6 +38,9 @@ class SearchSpace(ABC):
     name: ClassVar[str]
     #: number of architectures; indices are ``0..num_archs-1``
     num_archs: ClassVar[int]
+    #: whether weight-sharing searches can train a supernet of this space
+    #: (:mod:`harness.models.supernet`)
+    has_supernet: ClassVar[bool] = False
     #: number of options of each categorical decision
     choices: ClassVar[tuple[int, ...]]
     #: encodings this space offers; ``onehot`` always, ``path`` where the space has paths

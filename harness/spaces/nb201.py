@@ -201,6 +201,7 @@ class NB201Space(SearchSpace):
 
     name = "nb201"
     num_archs = NUM_ARCHS
+    has_supernet = True
     choices = (_NUM_OPS,) * _NUM_EDGES
     encodings = ("onehot", "path")
 

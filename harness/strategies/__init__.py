@@ -17,7 +17,7 @@ import numpy as np
 from harness.errors import CallTimeout, ConfigError, StrategyError
 from harness.plugins import load_class
 from harness.spaces.base import SearchSpace
-from harness.strategies.base import Strategy
+from harness.strategies.base import Strategy, StrategyContext
 
 #: built-in kind -> class reference (imported only when asked for)
 BUILTIN_STRATEGIES = {
@@ -31,6 +31,12 @@ BUILTIN_STRATEGIES = {
     "hyperband": "harness.strategies.hyperband:Hyperband",
     "asha": "harness.strategies.asha:ASHA",
     "bohb": "harness.strategies.bohb:BOHB",
+    "darts_v1": "harness.strategies.weight_sharing:DartsV1",
+    "darts_v2": "harness.strategies.weight_sharing:DartsV2",
+    "gdas": "harness.strategies.weight_sharing:Gdas",
+    "setn": "harness.strategies.weight_sharing:Setn",
+    "rsps": "harness.strategies.weight_sharing:Rsps",
+    "enas": "harness.strategies.weight_sharing:Enas",
 }
 ENTRY_POINT_GROUP = "harness.strategies"
 
@@ -38,6 +44,12 @@ ENTRY_POINT_GROUP = "harness.strategies"
 def strategy_class(kind: str) -> type[Strategy]:
     """The class a spec's ``kind`` names; ConfigError lists the known kinds."""
     return load_class(kind, group=ENTRY_POINT_GROUP, builtins=BUILTIN_STRATEGIES, base=Strategy)
+
+
+def needs_one_shot(kind: str) -> bool:
+    """Whether strategy ``kind`` trains a supernet (a weight-sharing search), and so needs
+    a benchmark's weight-sharing set-up (:class:`StrategyContext`)."""
+    return bool(getattr(strategy_class(kind), "needs_one_shot", False))
 
 
 def resolve_params(kind: str, params: Mapping[str, Any]) -> dict[str, Any]:
@@ -59,6 +71,7 @@ def make_strategy(
     fidelity: int,
     params: Mapping[str, Any],
     fidelities: tuple[int, ...] | None = None,
+    context: StrategyContext | None = None,
 ) -> Strategy:
     """Build the strategy a spec names; a failing constructor or ``setup`` is a StrategyError.
 
@@ -70,7 +83,9 @@ def make_strategy(
     cls = strategy_class(kind)
     try:
         # a private copy of the space: what one strategy sets on it no other run sees
-        return cls(copy.copy(space), rng, fidelity, fidelities=fidelities, **params)
+        return cls(
+            copy.copy(space), rng, fidelity, fidelities=fidelities, context=context, **params
+        )
     except (ConfigError, KeyboardInterrupt, CallTimeout):
         raise
     except BaseException as error:  # plugin code: it may raise anything, sys.exit included

@@ -19,13 +19,25 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
 from harness.config import Field, validate
 from harness.spaces.base import SearchSpace
 from harness.values import Proposal, VisibleObservation
+
+if TYPE_CHECKING:
+    from harness.one_shot.setup import OneShotSetup
+
+
+@dataclass(frozen=True)
+class StrategyContext:
+    """What a benchmark offers a strategy beyond its space: the data and network size a
+    weight-sharing search trains its supernet with (None: the benchmark offers none)."""
+
+    one_shot: OneShotSetup | None = None
 
 
 class Strategy(ABC):
@@ -43,6 +55,7 @@ class Strategy(ABC):
             "fidelities",
             "params",
             "setup_cost_s",
+            "context",
             *dir(Strategy),
         }
         clash = sorted(set(cls.hyperparameters) & reserved)
@@ -58,9 +71,13 @@ class Strategy(ABC):
         rng: np.random.Generator,
         fidelity: int,
         fidelities: tuple[int, ...] | None = None,
+        *,
+        context: StrategyContext | None = None,
         **hyperparameters: Any,
     ) -> None:
         self.space = space
+        #: what the benchmark offers beyond the space (:class:`StrategyContext`)
+        self.context = context
         self.rng = rng
         self.fidelity = fidelity
         #: the epochs a proposal may ask for, increasing; the last is ``fidelity``
@@ -87,6 +104,11 @@ class Strategy(ABC):
     def setup(self) -> None:  # noqa: B027 - an optional hook, deliberately not abstract
         """Build the strategy's state once the hyperparameters are set; one-off work a
         search must pay for (an estimator's scores, a fit) sets :attr:`setup_cost_s`."""
+
+    def search_log(self) -> dict[str, Any] | None:
+        """What a strategy's own search did that the record should keep (a weight-sharing
+        search's per-epoch cells, say), as JSON-able values; None: nothing."""
+        return None
 
     @abstractmethod
     def ask(self) -> Proposal | None:
