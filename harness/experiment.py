@@ -376,7 +376,7 @@ def run_experiment(
 ) -> list[RunOutcome]:
     """All runs of the spec, in spec order (strategy, then seed).
 
-    Work is cut into fixed chunks (one run each when training live); with a ``store``,
+    Work is cut into fixed chunks (one run each when runs train); with a ``store``,
     every finished chunk is kept there and chunks an interrupted attempt finished are not
     run again. ``executor`` ``dask`` runs the chunks on a loopback cluster of ``jobs``
     workers, or on the cluster at ``scheduler``, whose workers load the table from the
@@ -387,7 +387,10 @@ def run_experiment(
     """
     work = [(s, seed) for s in range(len(spec.strategies)) for seed in spec.seeds]
     trains = benchmark.evaluator.trains
-    size = 1 if trains else TABULAR_CHUNK
+    # a run that trains (live evaluations, a supernet) takes minutes: one per chunk, so a
+    # kill loses little and a resumed experiment redoes only unfinished runs
+    long_runs = trains or any(needs_one_shot(s.kind) for s in spec.strategies)
+    size = 1 if long_runs else TABULAR_CHUNK
     chunks = [work[i : i + size] for i in range(0, len(work), size)]
     done = _resumed(spec, chunks, store)
     progress = _Progress(len(work), sum(len(c) for c in done.values()))

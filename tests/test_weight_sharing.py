@@ -298,3 +298,31 @@ def test_supernet_estimator_scores_cells_with_shared_weights(mlflow_store, tmp_p
     assert (quality.loc[quality.estimator == "rsps", "setup_s"] > 0).all()
     report = (tmp_path / "out" / "report.md").read_text()
     assert "`supernet`" in report
+
+
+def test_weight_sharing_runs_go_one_per_chunk(mlflow_store, tmp_path, monkeypatch):
+    """A supernet search takes minutes: each run is its own resumable chunk."""
+    import harness.experiment as experiment
+    from harness.spec import load_spec
+
+    spec = load_spec(
+        digits_spec(
+            tmp_path,
+            [
+                {"name": "G", "kind": "gdas", "params": {"epochs": 1}},
+                {"name": "RS", "kind": "random_search"},
+            ],
+            seeds=2,
+        )
+    )
+    benchmark = experiment.Benchmark(spec, experiment.open_table(spec))
+    sizes = []
+
+    def record(call, pending, finished, **kwargs):
+        for index, chunk in pending:
+            sizes.append(len(chunk))
+            finished(index, call(chunk))
+
+    monkeypatch.setattr(experiment, "run_chunks", record)
+    outcomes = experiment.run_experiment(spec, benchmark)
+    assert sizes == [1, 1, 1, 1] and len(outcomes) == 4
