@@ -303,3 +303,27 @@ def test_a_spec_may_give_the_published_number_of_runs():
     for bad in ([93.0, 0.3, 1], [93.0, 0.3, 2.5], [93.0]):
         with pytest.raises(ConfigError, match=r"\[mean, std, n\]"):
             _published({"RS": {"valid": bad}}, strategies, (Target,))
+
+
+def test_a_report_of_tied_methods_says_what_is_undefined_and_prints_no_warning(tmp_path):
+    """Three random searches share every draw (streams derive from the master seed alone),
+    so at two seeds every block ties: the terminal shows harness's lines only, and
+    report.md names the identical methods and why Friedman's test has no value."""
+    import tomllib
+
+    from conftest import REPO, dump_toml, harness_cli
+
+    spec = REPO / "benchmarks" / "digits" / "compare.toml"
+    raw = tomllib.loads(spec.read_text())
+    raw["table"]["path"] = str((spec.parent / raw["table"]["path"]).resolve())
+    raw["experiment"]["results"] = str(tmp_path / "out")
+    raw["runs"]["seeds"] = [0, 1]
+    raw["strategy"] = [{"name": n, "kind": "random_search"} for n in ("RS", "RS2", "RS3")]
+    (tmp_path / "tied.toml").write_text(dump_toml(raw))
+    shown = "default::RuntimeWarning,default::UserWarning"  # whatever the caller filters
+    done = harness_cli("run", "tied.toml", cwd=tmp_path, PYTHONWARNINGS=shown)
+    assert done.returncode == 0, done.stderr
+    assert "Warning" not in done.stderr and "Warning" not in done.stdout
+    md = (tmp_path / "out" / "report.md").read_text()
+    assert "- digits-compare: RS2, RS3 equal RS on every seed and every target" in md
+    assert "| digits-compare | 2 seeds | 1 | undefined | undefined: needs three or more" in md
