@@ -264,6 +264,9 @@ def pool(study: Study) -> Pool:
         for r in repeats
     ]
     blocks = [b for b in study.benchmarks if b.name not in dropped]
+    if len(blocks) < 2:
+        notes.append("Fewer than two distinct benchmarks remain: no pooled test.")
+        return Pool(None, notes)
     methods = [m for m in study.methods if all(m in b.methods for b in blocks)]
     groups = identical_groups(study)
     twins = {}
@@ -283,11 +286,7 @@ def pool(study: Study) -> Pool:
     for b in blocks:
         matrix, _ = paired(primary[primary.benchmark == b.name], methods)
         rows[b.name] = matrix.mean(axis=0)
-    values = pd.DataFrame(rows).T.reindex(columns=methods)
-    if len(blocks) < 2:
-        notes.append("Fewer than two distinct benchmarks remain: no pooled test.")
-        return Pool(None, notes)
-    return Pool(values, notes)
+    return Pool(pd.DataFrame(rows).T.reindex(columns=methods), notes)
 
 
 def average_ranks(study: Study, pooled: Pool | None = None) -> pd.DataFrame:
