@@ -477,7 +477,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="folder to write (default, for one experiment: where `harness run` writes it; "
         "results/<name> at the project root for a name or run id)",
     )
-    report.add_argument("--target", help="the report target to rank and test (default: first)")
+    report.add_argument(
+        "--target",
+        help="the report target to rank and test: a label, or role:validation or role:test "
+        "(default: the first; for several experiments, one role for all)",
+    )
     report.add_argument(
         "--newest",
         action="store_true",

@@ -768,7 +768,7 @@ def _targets(entries: Sequence[Any], dataset: str, schedule: str) -> tuple[Targe
 
 def _published(
     raw: Any, strategies: tuple[StrategySpec, ...], targets: tuple[Target, ...]
-) -> tuple[dict[str, dict[str, tuple[float, float]]], str]:
+) -> tuple[dict[str, dict[str, tuple[float, ...]]], str]:
     if not isinstance(raw, dict):
         raise ConfigError("must be a table")
     source = raw.get("source", "")
@@ -776,7 +776,7 @@ def _published(
         raise ConfigError("must be a string", "source")
     names = {s.name for s in strategies}
     labels = {t.label for t in targets}
-    published: dict[str, dict[str, tuple[float, float]]] = {}
+    published: dict[str, dict[str, tuple[float, ...]]] = {}
     for method, row in raw.items():
         if method == "source":
             continue
@@ -787,7 +787,7 @@ def _published(
                 method,
             )
         if not isinstance(row, dict):
-            raise ConfigError("must be a table of label = [mean, std]", method)
+            raise ConfigError("must be a table of label = [mean, std] or [mean, std, n]", method)
         published[method] = {}
         for label, pair in row.items():
             if label not in labels:
@@ -797,7 +797,10 @@ def _published(
                 )
             with at(f"{method}.{label}"):
                 values = Field(list, items=float).check(pair)
-                if len(values) != 2:
-                    raise ConfigError("must be [mean, std]")
-            published[method][label] = (values[0], values[1])
+                # n, the published runs, lets the report test the reproduction (Welch, TOST)
+                if len(values) not in (2, 3) or (
+                    len(values) == 3 and (values[2] < 2 or values[2] != int(values[2]))
+                ):
+                    raise ConfigError("must be [mean, std] or [mean, std, n] with n ≥ 2 runs")
+            published[method][label] = tuple(values)
     return published, source

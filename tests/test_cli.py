@@ -29,7 +29,7 @@ def test_run_writes_results_and_records_every_pinned_fact(small_spec, mlflow_sto
     assert (table[table.method == "REA"].n == 12).all()
     assert (out / "anytime-nb201-table5.png").read_bytes()[:4] == b"\x89PNG"
     md = (out / "report.md").read_text()
-    assert "Pairwise Wilcoxon signed-rank tests" in md and "(anytime-nb201-table5.png)" in md
+    assert "two-sided Wilcoxon signed-rank tests" in md and "(anytime-nb201-table5.png)" in md
     assert "| REA (published) | 91.19 ± 0.31" in md and "known deviations" in md
 
     client = MlflowClient()

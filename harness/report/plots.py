@@ -20,19 +20,36 @@ from harness.report import anytime
 from harness.report.stats import Friedman
 from harness.report.study import Study
 
-#: eight methods stay apart in colour (Okabe & Ito's colour-blind-safe palette), line
-#: style and marker, so a printed grey-scale copy still tells them apart
+#: the first eight methods take Okabe & Ito's colour-blind-safe palette; later ones take
+#: Paul Tol's muted palette, then hues spaced by the golden angle, so no two methods of a
+#: study share a colour; line style and marker repeat every eight, so a printed grey-scale
+#: copy still tells eight neighbours apart
 COLOURS = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000", "#F0E442")
+MORE_COLOURS = ("#332288", "#882255", "#117733", "#999933", "#44AA99", "#AA4499", "#88CCEE",
+                "#DDCC77", "#CC6677", "#661100")  # fmt: skip
 LINES = ("-", "--", "-.", ":", (0, (5, 1)), (0, (3, 1, 1, 1)), (0, (1, 1)), (0, (5, 5)))
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
 #: SVG text stays text (DejaVu Sans named), smaller and quicker than glyph outlines
 RC = {"svg.hashsalt": "harness-report", "svg.fonttype": "none", "font.size": 9}
 
 
+def colour(index: int) -> str:
+    """The ``index``-th method's colour: distinct from every other index's."""
+    palette = COLOURS + MORE_COLOURS
+    if index < len(palette):
+        return palette[index]
+    import colorsys
+
+    hue = ((index - len(palette)) * 0.381966) % 1.0  # the golden angle, as a turn's fraction
+    lightness = (0.35, 0.5, 0.65)[(index - len(palette)) % 3]
+    red, green, blue = colorsys.hls_to_rgb(hue, lightness, 0.75)
+    return "#{:02X}{:02X}{:02X}".format(*(round(255 * c) for c in (red, green, blue)))
+
+
 def style(index: int) -> dict[str, Any]:
     """Colour, line style and marker of the ``index``-th method of a study."""
     return {
-        "color": COLOURS[index % len(COLOURS)],
+        "color": colour(index),
         "linestyle": LINES[index % len(LINES)],
         "marker": MARKERS[index % len(MARKERS)],
         "markersize": 4,
@@ -113,9 +130,10 @@ def anytime_figure(study: Study, name: str, stem: Path) -> list[Path]:
     return save(figure, stem)
 
 
-def cd_figure(result: Friedman, methods: list[str], stem: Path) -> list[Path]:
-    """Nemenyi critical-difference diagram (scikit-posthocs): methods joined by a bar do
-    not differ significantly at α = 0.05 (Nemenyi's critical difference is in the title).
+def cd_figure(result: Friedman, pairs: pd.DataFrame, methods: list[str], stem: Path) -> list[Path]:
+    """Critical-difference diagram of one Friedman family (scikit-posthocs draws it): mean
+    ranks, and a bar joining methods that the primary procedure (Wilcoxon signed-rank,
+    Holm within the family: ``pairs``) does not tell apart at α = 0.05.
 
     ``methods`` orders the study's styles. Methods enter the diagram as integer labels:
     scikit-posthocs walks sets of labels, whose order for strings changes with Python's
@@ -128,7 +146,12 @@ def cd_figure(result: Friedman, methods: list[str], stem: Path) -> list[Path]:
     figure = _figure(6.4, height, left=0.25, right=0.75, bottom=0.05, top=1 - 0.5 / height)
     axes = figure.subplots()
     ranks = pd.Series(result.mean_ranks.to_numpy(), index=range(len(result.methods)))
-    significance = pd.DataFrame(result.nemenyi.to_numpy(), index=ranks.index, columns=ranks.index)
+    where = {m: i for i, m in enumerate(result.methods)}
+    significance = pd.DataFrame(1.0, index=ranks.index, columns=ranks.index)
+    for row in pairs[pairs.family == result.family].itertuples():
+        if row.a in where and row.b in where and not np.isnan(row.p_holm):
+            significance.loc[where[row.a], where[row.b]] = row.p_holm
+            significance.loc[where[row.b], where[row.a]] = row.p_holm
     drawn = scikit_posthocs.critical_difference_diagram(
         ranks,
         significance,
@@ -142,9 +165,10 @@ def cd_figure(result: Friedman, methods: list[str], stem: Path) -> list[Path]:
         name, rank = result.methods[index], ranks[index]
         left = text.get_horizontalalignment() == "right"
         text.set_text(f"{name} ({rank:.2f})" if left else f"({rank:.2f}) {name}")
+    p_value = "undefined" if result.undefined else f"{result.p_value:.3g}"
     axes.set_title(
-        f"mean rank (1 = best) over {result.blocks} blocks; Friedman p = {result.p_value:.3g}; "
-        f"Nemenyi CD = {result.critical_difference:.2f}",
+        f"mean rank (1 = best) over {result.blocks} {result.unit}; Friedman p = {p_value}; "
+        "bars: Wilcoxon-Holm p ≥ 0.05",
         fontsize=8,
     )
     return save(figure, stem)

@@ -18,6 +18,31 @@ import pandas as pd
 
 from harness.errors import ConfigError
 from harness.record import ExperimentRecord, load_incumbents, load_trajectories
+from harness.values import MetricRef
+
+#: what a target measures for the search: the validation or the test split of the data the
+#: search ran on (a ``--target`` of ``role:<role>`` picks each benchmark's first such target)
+ROLES = ("validation", "test")
+ROLE_PREFIX = "role:"
+
+
+def same_data(dataset: str, searched: str) -> bool:
+    """Whether a target's dataset holds the search's images: the same name, or the name
+    with NAS-Bench-201's ``-valid`` suffix (``cifar10-valid`` is CIFAR-10 with its training
+    images split into train and validation; ``cifar10`` scores the same cells on the test
+    set)."""
+    return dataset.removesuffix("-valid") == searched.removesuffix("-valid")
+
+
+def target_role(metric: str, searched: str) -> str | None:
+    """``validation`` or ``test`` for a target on the search's data, else None (another
+    dataset, or a training split)."""
+    ref = MetricRef.parse(metric)
+    if not same_data(ref.dataset, searched):
+        return None
+    if ref.is_test:
+        return "test"
+    return "validation" if "valid" in ref.split else None
 
 
 @dataclass
@@ -41,6 +66,20 @@ class Benchmark:
     @property
     def methods(self) -> list[str]:
         return [s["name"] for s in self.resolved["strategies"]]
+
+    @property
+    def roles(self) -> dict[str, str | None]:
+        """Each target's role for the search (:func:`target_role`), by label."""
+        searched = self.resolved["search"]["dataset"]
+        return {t["label"]: target_role(t["metric"], searched) for t in self.resolved["targets"]}
+
+    def metric_of(self, label: str) -> str:
+        """The table variable a target reads (``dataset/schedule/split/metric``)."""
+        return next(t["metric"] for t in self.resolved["targets"] if t["label"] == label)
+
+    def label_of(self, role: str) -> str | None:
+        """The first target of ``role``, if any."""
+        return next((label for label, r in self.roles.items() if r == role), None)
 
     @property
     def optimal(self) -> dict[str, float]:
@@ -75,6 +114,20 @@ class Study:
         """Every method in order of first appearance."""
         return list(dict.fromkeys(m for b in self.benchmarks for m in b.methods))
 
+    @property
+    def role(self) -> str | None:
+        """The role every benchmark's ranked target has, or None where they differ."""
+        roles = {b.roles[self.target[b.name]] for b in self.benchmarks}
+        return roles.pop() if len(roles) == 1 else None
+
+    @property
+    def comparable(self) -> bool:
+        """Whether the ranked targets can be pooled: one role everywhere, or one and the
+        same table variable (a transfer target such as CIFAR-100 test after a CIFAR-10
+        search)."""
+        metrics = {b.metric_of(self.target[b.name]) for b in self.benchmarks}
+        return self.role is not None or len(metrics) == 1
+
     def primary(self) -> pd.DataFrame:
         """Each benchmark's ranked target, one row per (benchmark, method, seed)."""
         wanted = pd.DataFrame(list(self.target.items()), columns=["benchmark", "target"])
@@ -89,23 +142,50 @@ def _benchmark_names(records: list[ExperimentRecord]) -> list[str]:
     ]
 
 
+def choose_targets(benchmarks: list[Benchmark], target: str | None = None) -> dict[str, str]:
+    """The target each benchmark ranks and tests: ``target`` (a label every benchmark
+    reports, or ``role:validation`` / ``role:test``); by default a single benchmark's
+    first target, and for several the same role everywhere (the role of the first
+    benchmark's first target, else the other role) so pooled ranks never mix validation
+    and test; each benchmark's first target where no role is common to all."""
+    for b in benchmarks:
+        if not b.labels:
+            raise ConfigError(f"experiment {b.name} reports no targets; nothing to tabulate")
+    if target is not None and target.startswith(ROLE_PREFIX):
+        role = target.removeprefix(ROLE_PREFIX)
+        if role not in ROLES:
+            raise ConfigError(f"{target!r}: a role is one of {', '.join(ROLES)}", "--target")
+        lacking = [b.name for b in benchmarks if b.label_of(role) is None]
+        if lacking:
+            raise ConfigError(
+                f"{lacking[0]} has no {role} target on its search's dataset", "--target"
+            )
+        return {b.name: b.label_of(role) for b in benchmarks}  # type: ignore[misc]
+    if target is not None:
+        for b in benchmarks:
+            if target not in b.labels:
+                raise ConfigError(
+                    f"{target!r} is not a target of {b.name} (targets: {', '.join(b.labels)})",
+                    "--target",
+                )
+        return {b.name: target for b in benchmarks}
+    if len(benchmarks) > 1:
+        first = benchmarks[0].roles[benchmarks[0].labels[0]]
+        for role in sorted(ROLES, key=lambda r: r != first):
+            labels = {b.name: b.label_of(role) for b in benchmarks}
+            if all(labels.values()):
+                return labels  # type: ignore[return-value]
+    return {b.name: b.labels[0] for b in benchmarks}
+
+
 def build_study(records: list[ExperimentRecord], target: str | None = None) -> Study:
-    """A study of ``records``; ``target`` (a target label every benchmark reports) is the
-    one ranked and tested, by default each benchmark's first."""
+    """A study of ``records``; ``target`` (see :func:`choose_targets`) is the one ranked
+    and tested."""
     benchmarks = [
         Benchmark(name, record, load_incumbents(record.parent_id, record.store or None))
         for name, record in zip(_benchmark_names(records), records, strict=True)
     ]
-    chosen = {}
-    for b in benchmarks:
-        if not b.labels:
-            raise ConfigError(f"experiment {b.name} reports no targets; nothing to tabulate")
-        if target is not None and target not in b.labels:
-            raise ConfigError(
-                f"{target!r} is not a target of {b.name} (targets: {', '.join(b.labels)})",
-                "--target",
-            )
-        chosen[b.name] = target or b.labels[0]
+    chosen = choose_targets(benchmarks, target)
     rows = []
     for b in benchmarks:
         optimal = b.optimal

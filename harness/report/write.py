@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from harness.atomic import check_writable, write_text
@@ -76,63 +77,208 @@ def _unpinned(benchmark: Benchmark) -> str:
     return " **UNPINNED**" if benchmark.resolved["table"]["sha256"] is None else ""
 
 
-def _pairing_lines(study: Study) -> list[str]:
+def _pairing_lines(study: Study, pool: stats.Pool) -> list[str]:
     shared = all(
         len({tuple(runs["seed"]) for runs in b.record.runs.values()}) == 1 for b in study.benchmarks
     )
-    if shared:
-        text = (
-            "Every method of a benchmark ran the same master seeds, and a run's random "
-            "streams derive from its master seed alone, so seed *s* of one method shares "
-            "its first draws with seed *s* of every other: the comparisons below are "
-            "**paired by seed**, over blocks of (benchmark, seed)."
-        )
-    else:
-        text = (
-            "Methods of some benchmark ran different seeds: the paired tests below use "
-            "only the (benchmark, seed) blocks every compared method ran."
-        )
-    return [text, ""]
-
-
-def _friedman_lines(result: stats.Friedman | None, figure: str | None) -> list[str]:
-    if result is None:
-        return ["Friedman's test needs three or more methods that ran every benchmark.", ""]
+    pairing = (
+        "Every method of a benchmark ran the same master seeds, and a run's random streams "
+        "derive from its master seed alone, so seed *s* of one method shares its first draws "
+        "with seed *s* of every other: within a benchmark, methods are compared **paired by "
+        "seed**, the seeds as blocks."
+        if shared
+        else "Methods of some benchmark ran different seeds: the paired tests of a benchmark "
+        "use only the seeds every compared method ran."
+    )
     lines = [
-        f"Friedman test over {result.blocks} blocks and {len(result.methods)} methods "
-        f"({result.dropped} incomplete blocks left out): χ² = {result.statistic:.2f}, "
-        f"p {'' if result.p_value < 0.001 else '= '}{p_text(result.p_value)}. Nemenyi's "
-        "critical difference at α = 0.05: "
-        f"{result.critical_difference:.3f} (mean ranks further apart differ significantly).",
+        pairing,
         "",
+        "What the inference covers: within a benchmark, the population of master seeds of "
+        "that benchmark (its table, protocol and budget), not other benchmarks.",
     ]
-    if figure:
-        lines += [f"![critical-difference diagram]({figure})", ""]
-    names = result.methods
-    lines += ["Nemenyi p-values:", "", "| | " + " | ".join(names) + " |"]
-    lines.append("|---|" + "---|" * len(names))
-    for a in names:
-        cells = ["" if a == b else p_text(result.nemenyi.loc[a, b]) for b in names]
-        lines.append(f"| {a} | " + " | ".join(cells) + " |")
+    if len(study.benchmarks) > 1:
+        lines[-1] += (
+            " Across benchmarks, seeds of different benchmarks are not replicates of one "
+            "another: the pooled tests take **benchmarks as blocks** (Demšar 2006), one value "
+            "per method and benchmark (its mean over seeds on the ranked target), and cover "
+            "benchmarks like these, a population that a handful of benchmarks samples thinly."
+        )
+        if pool.values is not None:
+            blocks = len(pool.values)
+            lines[-1] += (
+                f" With {blocks} benchmarks a two-sided signed-rank test cannot go below "
+                f"p = {stats.smallest_p(blocks):.3g}."
+            )
     return lines + [""]
 
 
-def _pairwise_lines(frame: pd.DataFrame) -> list[str]:
-    lines = [
-        "Pairwise Wilcoxon signed-rank tests (two-sided, zero differences dropped), Holm-"
-        "corrected within each benchmark; r: matched-pairs rank-biserial correlation; "
-        "P(a>b): share of seeds on which a beats b, ties counted half.",
+def _duplicate_lines(groups: dict[str, list[list[str]]], pool: stats.Pool) -> list[str]:
+    lines = []
+    for name, found in groups.items():
+        for group in found:
+            lines.append(
+                f"- {name}: {', '.join(group[1:])} equal {group[0]} on every seed and every "
+                f"target; tested as {group[0]}."
+            )
+    lines += [f"- {note}" for note in pool.notes]
+    if not lines:
+        return ["No two methods of a benchmark are equal on every seed, and no benchmark "
+                "repeats another.", ""]  # fmt: skip
+    return [
+        "Evidence that repeats itself is counted once, so that it cannot inflate a test:",
         "",
-        "| benchmark | a | b | seeds | mean a − b | r | P(a>b) | p | p (Holm) |",
-        "|---|---|---|---|---|---|---|---|---|",
+        *lines,
+        "",
+    ]
+
+
+def _friedman_lines(results: list[stats.Friedman], figure: str | None) -> list[str]:
+    lines = [
+        "Friedman's test (the omnibus: do the methods' ranks differ at all?), per family:",
+        "",
+        "| family | blocks | methods | χ² | p |",
+        "|---|---|---|---|---|",
+    ]
+    for r in results:
+        if r.undefined:
+            chi, p = "undefined", f"undefined: {r.undefined}"
+        else:
+            chi, p = f"{r.statistic:.2f}", p_text(r.p_value)
+        dropped = f", {r.dropped} incomplete left out" if r.dropped else ""
+        lines.append(
+            f"| {r.family} | {r.blocks} {r.unit}{dropped} | {len(r.methods)} | {chi} | {p} |"
+        )
+    lines.append("")
+    if figure:
+        lines += [
+            f"![critical-difference diagram]({figure})",
+            "",
+            f"The diagram shows the mean ranks of the {results[-1].family} family; a bar joins "
+            "methods whose Wilcoxon-Holm p is at least 0.05.",
+            "",
+        ]
+    return lines
+
+
+def _pairwise_lines(frame: pd.DataFrame) -> list[str]:
+    families = frame.drop_duplicates("family")
+    sizes = "; ".join(
+        f"{row.family} ({row.blocks} as blocks): {row.family_size} tests"
+        for row in families.itertuples()
+    )
+    lines = [
+        "**Primary post-hoc procedure**: two-sided Wilcoxon signed-rank tests of every pair of "
+        "methods, Holm-corrected within each family (Benavoli, Corani & Mangili, JMLR 2016). "
+        f"The Holm families, as computed: {sizes or 'none'}. A pair with no nonzero "
+        "difference has no test and stays out of its family.",
+        "",
+        "Zero differences are dropped and counted (zeros); p (Pratt) keeps them in the ranking, "
+        "the check of how much dropping them matters (exact given the ranks up to "
+        f"{stats.EXACT_LIMIT} nonzero differences, else normal). Test: exact, the exact null "
+        f"distribution (at most {stats.EXACT_LIMIT} nonzero differences, none tied); normal, "
+        "the tie-corrected normal approximation. Effect sizes, both over the nonzero differences: "
+        "r, the matched-pairs rank-biserial correlation (weighs differences by the rank of "
+        "their size); P(a>b), the share in a's favour (counts them). They can point opposite "
+        "ways when a wins more often by smaller margins.",
+        "",
+        "| family | a | b | blocks | zeros | mean a − b | r | P(a>b) | test | p | p (Pratt) "
+        "| p (Holm) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in frame.itertuples():
         lines.append(
-            f"| {row.benchmark} | {row.a} | {row.b} | {row.n} "
+            f"| {row.family} | {row.a} | {row.b} | {row.n} | {row.zeros} "
             f"| {number(row.mean_difference, 3, sign=True)} "
             f"| {number(row.rank_biserial, 3, sign=True)} "
-            f"| {number(row.p_improvement, 3)} | {p_text(row.p_value)} | {p_text(row.p_holm)} |"
+            f"| {number(row.p_improvement, 3)} | {row.test} | {p_text(row.p_value)} "
+            f"| {p_text(row.p_pratt)} | {p_text(row.p_holm)} |"
         )
+    return lines + [""]
+
+
+def _reproduction_lines(frame: pd.DataFrame) -> list[str]:
+    if frame.empty:
+        return ["No published numbers to test.", ""]
+    counts = frame["verdict"].str.split(":").str[0].value_counts()
+    lines = [
+        "Whether our runs reproduce each published mean is decided by tests, not by Δ: "
+        "Welch's two-sample t-test against the published mean, std and n (H0: equal "
+        "means), and Schuirmann's two one-sided tests (TOST, H0: the means differ by at "
+        f"least the margin, ±{stats.EQUIVALENCE_MARGIN:g} published σ). Reproduced: TOST "
+        "shows equivalence at α = 0.05; different: not equivalent and Welch rejects "
+        "equal means; inconclusive: neither.",
+        "",
+        "Verdicts: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) + ".",
+        "",
+        "| benchmark | target | method | ours (n) | published (n) | margin | Welch p "
+        "| TOST p | verdict |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in frame.itertuples():
+        n_pub = "?" if np.isnan(row.published_n) else f"{row.published_n:.0f}"
+        lines.append(
+            f"| {row.benchmark} | {row.target} | {row.method} "
+            f"| {number(row.mean)} ± {number(row.std)} ({row.n}) "
+            f"| {number(row.published_mean)} ± {number(row.published_std)} ({n_pub}) "
+            f"| ± {number(row.margin, 3)} | {p_text(row.welch_p)} | {p_text(row.tost_p)} "
+            f"| {row.verdict} |"
+        )
+    return lines + [""]
+
+
+def _protocol_lines(study: Study) -> list[str]:
+    """Per benchmark, what answered an evaluation and how: from the parent run's params."""
+    lines = [
+        "| benchmark | evaluator | evaluator class | distribution | source sha256 "
+        "| seed policy | cost | ranked target |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for b in study.benchmarks:
+        params, search = b.record.params, b.resolved["search"]
+        label = study.target[b.name]
+        seed = f" (seed {search['seed']})" if search["seed_policy"] == "fixed" else ""
+        lines.append(
+            f"| {b.name} | {params.get('evaluator', 'tabular')} "
+            f"| `{params.get('evaluator.class', '?')}` "
+            f"| {params.get('evaluator.distribution', '?')} "
+            f"{params.get('evaluator.version', '?')} "
+            f"| `{params.get('evaluator.source_sha256', '?')[:16]}` "
+            f"| {search['seed_policy']}{seed} | {search.get('cost', 'table')} "
+            f"| {label} ({b.roles[label] or 'no role'}) |"
+        )
+    return lines + [""]
+
+
+def _methods_lines(study: Study) -> list[str]:
+    """Each method as its record holds it: hyperparameters given in the spec and where its
+    plugin class came from (benchmarks sharing all of it share one row)."""
+    rows: dict[tuple[str, ...], list[str]] = {}
+    for b in study.benchmarks:
+        for strategy in b.resolved["strategies"]:
+            params = b.record.child_params.get(strategy["name"], {})
+            given = ", ".join(f"{k} = {v}" for k, v in sorted(strategy["params"].items()))
+            key = (
+                strategy["name"],
+                strategy["kind"],
+                given or "none (the class's defaults)",
+                f"`{params.get('origin.class', '?')}`",
+                f"{params.get('origin.distribution', '?')} {params.get('origin.version', '?')}",
+                f"`{params.get('origin.source_sha256', '?')[:16]}`",
+            )
+            rows.setdefault(key, []).append(b.name)
+    lines = [
+        "Hyperparameters as the spec gives them (the rest are the class's defaults, pinned "
+        "by its source sha256); the plugin's class, its distribution and version, and the "
+        "sha256 of its source file (first 16 hex digits; in full in each strategy run's "
+        "params).",
+        "",
+        "| method | benchmarks | kind | hyperparameters | class | distribution | source sha256 |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    every = len(study.benchmarks)
+    for key, names in rows.items():
+        where = "all" if len(names) == every and every > 1 else ", ".join(names)
+        lines.append(f"| {key[0]} | {where} | " + " | ".join(key[1:]) + " |")
     return lines + [""]
 
 
@@ -270,14 +416,17 @@ def write_report(
     records: list[ExperimentRecord], out: Path, target: str | None = None
 ) -> list[Path]:
     """Write the report of ``records`` into the folder ``out``; returns the files written,
-    ``report.md`` first. ``target`` is the target label ranked and tested (default: each
-    benchmark's first)."""
+    ``report.md`` first. ``target`` is the target ranked and tested: a label, or
+    ``role:validation`` / ``role:test`` (default: :func:`~harness.report.study.choose_targets`)."""
     check_writable(out / REPORT, "report file")
     study = build_study(records, target)
     summary = stats.summary(study)
-    ranks = stats.average_ranks(study)
-    friedman = stats.friedman(study)
-    pairs = stats.pairwise(study)
+    pool = stats.pool(study)
+    groups = stats.identical_groups(study)
+    ranks = stats.average_ranks(study, pool)
+    friedman = stats.friedman(study, pool)
+    pairs = stats.pairwise(study, pool)
+    reproduction = stats.reproduction(summary)
     auc = anytime.auc_table(study)
     bias = anytime.selection_bias(study)
     items = audit.checklist(study)
@@ -289,7 +438,10 @@ def write_report(
         written += files
         if files:
             figures[b.name] = files[0].name
-    cd = plots.cd_figure(friedman, study.methods, out / "cd-diagram") if friedman else []
+    # the diagram of the widest family: the pooled one, or a single benchmark's
+    shown = friedman[-1]
+    drawable = len(shown.methods) >= 3 and shown.blocks >= 2
+    cd = plots.cd_figure(shown, pairs, study.methods, out / "cd-diagram") if drawable else []
     written += cd
     written += plots.profile_figure(study, out / "performance-profile")
 
@@ -305,6 +457,8 @@ def write_report(
     written.append(_csv(out / OVERHEAD, overhead_frame(study)))
     if not bias.empty:
         written.append(_csv(out / "selection-bias.csv", bias))
+    if not reproduction.empty:
+        written.append(_csv(out / "reproduction.csv", reproduction))
 
     title = (
         study.benchmarks[0].resolved["experiment"]["title"]
@@ -317,17 +471,27 @@ def write_report(
         f"Generated by `harness report` (harness {__version__}) from the MLflow "
         "records alone. Files beside this one: `table.md`, `table.tex` (booktabs), "
         "`table.csv`, `per-seed.csv`, `ranks.csv`, `pairwise.csv`, `anytime-auc.csv`, "
-        f"`{OVERHEAD}` and the figures (PNG and SVG).",
+        + ("`reproduction.csv`, " if not reproduction.empty else "")
+        + f"`{OVERHEAD}` and the figures (PNG and SVG).",
         "",
         "## Records",
         "",
         *_records_lines(study),
         "",
+        "How each benchmark answered an evaluation (from the parent run's params), and the "
+        "target it ranks and tests, with its role: validation or test of the search's data.",
+        "",
+        *_protocol_lines(study),
+        "## Methods",
+        "",
+        *_methods_lines(study),
         "## Results",
         "",
         "Each cell: mean ± sample std over seeds of the target's seed mean for each run's "
-        "final architecture (the best by the search signal); Δ = (ours − published) / "
-        "published std. Mean rank: 1 = best, ranked within each seed, ties averaged.",
+        "final architecture (the best by the search signal). Δ = (ours − published) / "
+        "published std describes the gap; it is not a test (see Reproduction). Mean rank: "
+        "1 = best, the methods ranked within each seed, ties averaged, then averaged over "
+        "seeds.",
         "",
         *main,
         "### Spread, intervals and regret",
@@ -346,16 +510,31 @@ def write_report(
         "## Average ranks",
         "",
         "Mean rank of each method per benchmark on its ranked target "
-        f"({', '.join(f'{k}: {v}' for k, v in study.target.items())}), seed-matched; `all`: "
-        "the mean over benchmarks.",
+        f"({', '.join(f'{k}: {v}' for k, v in study.target.items())}), seed-matched"
+        + (
+            "."
+            if len(study.benchmarks) == 1
+            else "; `all`: the mean over the benchmarks that enter the pooled tests "
+            "(– where none can be pooled)."
+        ),
         "",
         *ranks_markdown(ranks),
         "",
         "## Statistical tests",
         "",
-        *_pairing_lines(study),
+        *_pairing_lines(study, pool),
+        "### Duplicated evidence",
+        "",
+        *_duplicate_lines(groups, pool),
+        "### Omnibus",
+        "",
         *_friedman_lines(friedman, cd[0].name if cd else None),
+        "### Pairs",
+        "",
         *_pairwise_lines(pairs),
+        "## Reproduction",
+        "",
+        *_reproduction_lines(reproduction),
         "## Anytime performance",
         "",
         "Median over seeds with the distribution-free 95% interval of the median; over "
