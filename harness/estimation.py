@@ -489,17 +489,24 @@ def score_all(
         rate = finished / max(time.perf_counter() - started, 1e-9)
         log.info("estimate: %d/%d architectures (%.1f per second)", finished, total, rate)
 
-    run_chunks(
-        _score_chunk,
-        todo,
-        store,
-        executor=executor,
-        workers=workers,
-        initializer=_init_worker,
-        initargs=(spec,),
-        scheduler=scheduler,
-        fingerprint=source_sha256,
-    )
+    if executor in ("serial", "processes") and workers == 1:
+        # one worker: score here with the estimators already set up above (a supernet's
+        # training, a predictor's fit), rather than set them all up again in a subprocess
+        global _worker
+        _worker = (spec, estimators)
+        run_chunks(_score_chunk, todo, store)
+    else:
+        run_chunks(
+            _score_chunk,
+            todo,
+            store,
+            executor=executor,
+            workers=workers,
+            initializer=_init_worker,
+            initargs=(spec,),
+            scheduler=scheduler,
+            fingerprint=source_sha256,
+        )
     return parts, len(todo) == len(pending)
 
 

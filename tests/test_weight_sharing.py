@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import tomllib
 
 import numpy as np
@@ -16,6 +17,7 @@ from mlflow.tracking import MlflowClient
 from harness.cli import main
 from harness.data.core import Dataset, Split
 from harness.errors import ConfigError
+from harness.estimators import Estimator, Score
 from harness.models.supernet import EdgeRule, build_supernet
 from harness.one_shot.methods import METHODS, cosine_lr
 from harness.one_shot.setup import OneShotSetup
@@ -326,3 +328,32 @@ def test_weight_sharing_runs_go_one_per_chunk(mlflow_store, tmp_path, monkeypatc
     monkeypatch.setattr(experiment, "run_chunks", record)
     outcomes = experiment.run_experiment(spec, benchmark)
     assert sizes == [1, 1, 1, 1] and len(outcomes) == 4
+
+
+class CountingSetup(Estimator):
+    """Appends a line to the file ``SETUPS`` names at every set-up: how often an estimate
+    sets its estimators up (a supernet's training is minutes)."""
+
+    def setup(self) -> None:
+        with open(os.environ["SETUPS"], "a") as log:
+            log.write("setup\n")
+
+    def score(self, arch: int, seed: int) -> Score:
+        return Score(float(arch), 0.0)
+
+
+def test_an_estimate_with_one_worker_sets_its_estimators_up_once(
+    mlflow_store, tmp_path, monkeypatch
+):
+    raw = tomllib.loads((REPO / "benchmarks/weight-sharing/supernet-digits.toml").read_text())
+    raw["estimate"].update(
+        out=str(tmp_path / "est.h5"), results=str(tmp_path / "out"), sample=300, workers=1
+    )
+    raw["estimator"] = [{"name": "count", "kind": "test_weight_sharing:CountingSetup"}]
+    raw["ground_truth"]["table"] = str(REPO / "tabular" / "nb201-digits.h5")
+    raw["reference"][0]["label"] = "training"
+    spec = tmp_path / "est.toml"
+    spec.write_text(dump_toml(raw))
+    monkeypatch.setenv("SETUPS", str(tmp_path / "setups"))
+    assert main(["estimate", str(spec)]) == 0
+    assert (tmp_path / "setups").read_text().splitlines() == ["setup"]
