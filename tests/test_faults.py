@@ -26,6 +26,7 @@ from conftest import (
     TABLE5,
     assert_clean_failure,
     dump_toml,
+    folder_bytes,
     harness_cli,
     needs_nb201,
     needs_nbgraph,
@@ -653,3 +654,270 @@ def test_workers_exit_when_harness_run_is_killed(tmp_path, nb201_built):
             os.killpg(process.pid, signal.SIGKILL)
         except ProcessLookupError:  # nothing of it left
             pass
+
+
+# -- finished records whose artifacts were damaged -------------------------------------------
+
+DIGITS = Path(__file__).resolve().parents[1] / "benchmarks" / "digits" / "compare.toml"
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory) -> Path:
+    """A folder with a sqlite store holding the digits demo at 5 seeds (3 strategies)."""
+    folder = tmp_path_factory.mktemp("finished")
+    raw = tomllib.loads(DIGITS.read_text())
+    raw["table"]["path"] = str((DIGITS.parent / raw["table"]["path"]).resolve())
+    raw["runs"]["seeds"] = {"start": 0, "count": 5}
+    raw["experiment"]["results"] = "results/digits"
+    (folder / "spec.toml").write_text(dump_toml(raw))
+    done = harness_cli("run", "spec.toml", "--executor", "serial", cwd=folder)
+    assert done.returncode == 0, done.stderr
+    return folder
+
+
+def copy_record(source: Path, folder: Path) -> tuple[str, str]:
+    """``source``'s store and artifacts copied to ``folder``, pointing at the copies:
+    (the experiment run id, its first strategy's run id)."""
+    import shutil
+    import sqlite3
+
+    shutil.copytree(source / "mlartifacts", folder / "mlartifacts")
+    shutil.copy(source / "mlflow.db", folder / "mlflow.db")
+    with sqlite3.connect(folder / "mlflow.db") as db:
+        for table, column in (("experiments", "artifact_location"), ("runs", "artifact_uri")):
+            db.execute(
+                f"update {table} set {column} = replace({column}, ?, ?)",
+                (source.as_uri(), folder.as_uri()),
+            )
+        parent = db.execute(
+            "select run_uuid from tags where key = 'harness.role' and value = 'experiment'"
+        ).fetchone()[0]
+        child = db.execute(
+            "select run_uuid from tags where key = 'harness.strategy' and value = 'REA'"
+        ).fetchone()[0]
+    return parent, child
+
+
+def artifact(folder: Path, run_id: str, name: str) -> Path:
+    return folder / "mlartifacts" / run_id / "artifacts" / name
+
+
+def _runs_edit(edit):
+    def apply(path: Path) -> None:
+        import pandas as pd
+
+        frame = pd.read_csv(path)
+        edit(frame)
+        path.write_text(frame.to_csv(index=False))
+
+    return apply
+
+
+def _json_edit(edit):
+    def apply(path: Path) -> None:
+        import json
+
+        value = json.loads(path.read_text())
+        edit(value)
+        path.write_text(json.dumps(value))
+
+    return apply
+
+
+def _truncate(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+DAMAGE = {
+    "incumbents-truncated": ("parent", "incumbents.parquet", _truncate, "as parquet"),
+    "incumbents-garbage": (
+        "parent",
+        "incumbents.parquet",
+        lambda p: p.write_bytes(b"garbage" * 9),
+        "as parquet",
+    ),
+    "trajectories-truncated": ("child", "trajectories.parquet", _truncate, "as parquet"),
+    "runs-empty": ("child", "runs.csv", lambda p: p.write_bytes(b""), "as CSV"),
+    "runs-not-utf8": ("child", "runs.csv", lambda p: p.write_bytes(b"\xff\xfe,a\n\xff,1\n"), "CSV"),
+    "runs-abc": ("child", "runs.csv", lambda p: p.write_bytes(b"abc"), "no column 'seed'"),
+    "runs-no-target": (
+        "child",
+        "runs.csv",
+        _runs_edit(lambda f: f.pop("target.valid")),
+        "no column 'target.valid'",
+    ),
+    "runs-nan-target": (
+        "child",
+        "runs.csv",
+        _runs_edit(lambda f: f.__setitem__("target.valid", float("nan"))),
+        "nan in 'target.valid'",
+    ),
+    "runs-seeds-all-0": (
+        "child",
+        "runs.csv",
+        _runs_edit(lambda f: f.__setitem__("seed", 0)),
+        "contradict the resolved spec",
+    ),
+    "runs-seeds-shifted": (
+        "child",
+        "runs.csv",
+        _runs_edit(lambda f: f.__setitem__("seed", f["seed"] + 100)),
+        "contradict the resolved spec",
+    ),
+    "resolved-garbage": (
+        "parent",
+        "resolved_spec.json",
+        lambda p: p.write_bytes(b"{garbage"),
+        "is not JSON",
+    ),
+    "resolved-list": ("parent", "resolved_spec.json", lambda p: p.write_text("[]"), "a list"),
+    "resolved-no-strategies": (
+        "parent",
+        "resolved_spec.json",
+        _json_edit(lambda v: v.__setitem__("strategies", [])),
+        "names no strategies",
+    ),
+    "table-empty": ("parent", "table.json", lambda p: p.write_text("{}"), "table.json"),
+    "table-nan-optimum": (
+        "parent",
+        "table.json",
+        _json_edit(lambda v: v["optimal"].__setitem__("valid", float("nan"))),
+        "optimum of target 'valid'",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(DAMAGE))
+def test_a_report_of_a_damaged_record_fails_in_one_line(
+    finished, tmp_path, monkeypatch, capsys, case
+):
+    parent, child = copy_record(finished, tmp_path)
+    whose, name, damage, needle = DAMAGE[case]
+    run_id = parent if whose == "parent" else child
+    damage(artifact(tmp_path, run_id, name))
+    code = report_in(tmp_path, monkeypatch, parent, "--out", "out")
+    assert_one_line(code, capsys, f"run {run_id}: artifact {name!r}", needle, "run its spec again")
+    assert not (tmp_path / "out").exists()
+
+
+def report_in(folder: Path, monkeypatch, *args: str) -> int:
+    """``harness report ARGS`` in this process, in ``folder`` with its store."""
+    from harness.cli import main
+
+    monkeypatch.chdir(folder)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{folder / 'mlflow.db'}")
+    return main(["report", *args])
+
+
+def assert_one_line(code: int, capsys, *needles: str) -> str:
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and err[0].startswith("harness: error: "), err
+    for needle in needles:
+        assert needle in err[0], err[0]
+    return err[0]
+
+
+def test_a_report_of_a_record_without_its_spec_hash_fails_in_one_line(
+    finished, tmp_path, monkeypatch, capsys
+):
+    import sqlite3
+
+    parent, _ = copy_record(finished, tmp_path)
+    with sqlite3.connect(tmp_path / "mlflow.db") as db:
+        db.execute("delete from params where key = 'spec_hash' and run_uuid = ?", (parent,))
+    code = report_in(tmp_path, monkeypatch, parent, "--out", "out")
+    assert_one_line(code, capsys, f"run {parent} has no spec_hash")
+
+
+@pytest.mark.parametrize("twice", [("NAME", "NAME"), ("NAME", "spec.toml"), ("ID", "NAME")])
+def test_one_record_named_twice_in_a_report_fails_in_one_line(
+    finished, monkeypatch, capsys, tmp_path, twice
+):
+    parent, _ = copy_record(finished, tmp_path)
+    (tmp_path / "spec.toml").write_text((finished / "spec.toml").read_text())
+    names = [{"NAME": "digits-compare", "ID": parent}.get(n, n) for n in twice]
+    code = report_in(tmp_path, monkeypatch, *names, "--out", "out")
+    assert_one_line(code, capsys, "name the same record", parent)
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_failed_write_leaves_the_earlier_report_as_it_was(finished, tmp_path):
+    """A file size limit (as a full disk would) stops the report at its first figure."""
+    import resource
+    import shutil
+
+    parent, _ = copy_record(finished, tmp_path)
+    out = shutil.copytree(finished / "results" / "digits", tmp_path / "out")
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    (out / "report.md").write_text("the earlier report\n")
+    before["report.md"] = b"the earlier report\n"
+
+    def limited() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails: EFBIG
+        resource.setrlimit(resource.RLIMIT_FSIZE, (50_000, 50_000))
+
+    done = subprocess.run(
+        [sys.executable, "-m", "harness.cli", "report", parent, "--out", "out"],
+        cwd=tmp_path,
+        env={**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        preexec_fn=limited,
+    )
+    assert_clean_failure(done, "report folder out: cannot write", "left as it was")
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no stage left
+
+
+def test_a_report_replaces_an_earlier_one_whole_and_keeps_files_it_did_not_write(
+    finished, tmp_path, monkeypatch
+):
+    import shutil
+
+    parent, _ = copy_record(finished, tmp_path)
+    out = shutil.copytree(finished / "results" / "digits", tmp_path / "out")
+    fresh = folder_bytes(out)
+    (out / "anytime-gone.png").write_bytes(b"a figure of an experiment no longer reported")
+    (out / "table.md").write_text("an old table\n")
+    assert report_in(tmp_path, monkeypatch, parent, "--out", "out") == 0
+    assert folder_bytes(out) == fresh
+    (out / "notes.txt").write_text("mine")  # not a report's file: kept, and the rest replaced
+    (out / "anytime-gone.png").write_bytes(b"stale")
+    assert report_in(tmp_path, monkeypatch, parent, "--out", "out") == 0
+    assert (out / "notes.txt").read_text() == "mine"
+    assert folder_bytes(out) == {**fresh, "notes.txt": b"mine"}
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_numpy_errors_raised_by_a_plugin_do_not_break_the_report(finished, tmp_path, monkeypatch):
+    """Plugin code may call ``np.seterr(all="raise")`` in the process that then reports."""
+    parent, _ = copy_record(finished, tmp_path)
+    before = np.seterr(all="raise")
+    try:
+        assert report_in(tmp_path, monkeypatch, parent, "--out", "out") == 0
+    finally:
+        np.seterr(**before)
+    assert folder_bytes(tmp_path / "out") == folder_bytes(finished / "results" / "digits")
+
+
+def record_statuses(folder: Path) -> list[str]:
+    import sqlite3
+
+    with sqlite3.connect(folder / "mlflow.db") as db:
+        return sorted({r[0] for r in db.execute("select status from runs")})
+
+
+def test_a_record_that_cannot_be_written_leaves_no_running_run(finished, tmp_path):
+    """The artifact store is a file, not a folder: the record fails after its parent run
+    was created; that run is marked FAILED, and the same command succeeds once it is fixed."""
+    spec = tmp_path / "spec.toml"
+    spec.write_text((finished / "spec.toml").read_text().replace('"count" = 5', '"count" = 2'))
+    (tmp_path / "mlartifacts").write_text("not a folder")
+    done = without_progress(harness_cli("run", "spec.toml", "--executor", "serial", cwd=tmp_path))
+    assert_clean_failure(done, "cannot record experiment 'digits-compare'", "marked FAILED")
+    assert record_statuses(tmp_path) == ["FAILED"]
+    (tmp_path / "mlartifacts").unlink()
+    again = harness_cli("run", "spec.toml", "--executor", "serial", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert record_statuses(tmp_path) == ["FAILED", "FINISHED"]

@@ -7,11 +7,14 @@ another machine, gives the same bytes.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
-from harness.atomic import check_writable, write_text
+from harness.atomic import check_writable, staged_folder, write_text
+from harness.errors import HarnessError
 from harness.places import project_root
 from harness.record import ExperimentRecord
 from harness.report import REPORT, TABLE, anytime, audit, plots, stats
@@ -253,13 +256,44 @@ def default_folder(records: list[ExperimentRecord], root: Path | None = None) ->
     )[0]
 
 
+#: the files a report folder holds: what an earlier report left there may be replaced
+REPORT_FILE = re.compile(
+    r"(report\.md|table\.(md|tex|csv)|(per-seed|ranks|pairwise|anytime-auc|selection-bias)\.csv"
+    rf"|{re.escape(OVERHEAD)}|(cd-diagram|performance-profile|anytime-.+)\.(png|svg))"
+)
+
+
 def write_report(
     records: list[ExperimentRecord], out: Path, target: str | None = None
 ) -> list[Path]:
     """Write the report of ``records`` into the folder ``out``; returns the files written,
     ``report.md`` first. ``target`` is the target label ranked and tested (default: each
-    benchmark's first)."""
+    benchmark's first).
+
+    The folder is written whole or not at all (:func:`staged_folder`): an error or a kill
+    leaves an earlier report as it was, never new figures beside old tables. Numerical
+    warnings stay local: whatever ``numpy.seterr`` plugin code set, the report is the same.
+    """
     check_writable(out / REPORT, "report file")
+    with staged_folder(out, REPORT_FILE.fullmatch) as stage:
+        try:
+            with np.errstate(all="ignore"):
+                written = _write_report(records, stage, target)
+        except OSError as error:
+            raise HarnessError(
+                f"report folder {out}: cannot write {_final_name(error.filename)} "
+                f"({error.strerror or error}); the folder was left as it was"
+            ) from None
+    return [out / path.name for path in written]
+
+
+def _final_name(filename: str | None) -> str:
+    """The report file a temporary file (``.NAME.tmp-...``) was to become."""
+    name = Path(filename or "?").name
+    return name[1:].split(".tmp-")[0] if ".tmp-" in name else name
+
+
+def _write_report(records: list[ExperimentRecord], out: Path, target: str | None) -> list[Path]:
     study = build_study(records, target)
     summary = stats.summary(study)
     ranks = stats.average_ranks(study)
