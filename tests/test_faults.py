@@ -102,6 +102,33 @@ def test_an_output_table_that_is_a_fifo_is_refused_and_kept(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.h5"]
 
 
+def file_size_limit(limit: int):
+    """A ``preexec_fn`` under which writing past ``limit`` bytes fails (EFBIG), as a full
+    disk fails it (ENOSPC); a test can set it where it cannot mount a small file system."""
+    import resource
+
+    def apply() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # fail the write, not the process
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    return apply
+
+
+@needs_nbgraph()
+def test_a_table_that_does_not_fit_fails_in_one_line_and_leaves_nothing(tmp_path):
+    done = subprocess.run(
+        [sys.executable, "-m", "harness.cli", "import", "nbgraph", "--dataset", "cora"]
+        + ["--out", "t.h5"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        preexec_fn=file_size_limit(200_000),  # the table is 386 KB
+    )
+    assert_clean_failure(done, "cannot write table t.h5", "File too large")
+    assert list(tmp_path.iterdir()) == []
+
+
 # -- inputs that would block: FIFOs in place of files ----------------------------------------
 
 
