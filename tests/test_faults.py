@@ -870,7 +870,6 @@ def test_one_record_named_twice_in_a_report_fails_in_one_line(
 
 def test_a_failed_write_leaves_the_earlier_report_as_it_was(finished, tmp_path):
     """A file size limit (as a full disk would) stops the report at its first figure."""
-    import resource
     import shutil
 
     parent, _ = copy_record(finished, tmp_path)
@@ -879,10 +878,6 @@ def test_a_failed_write_leaves_the_earlier_report_as_it_was(finished, tmp_path):
     (out / "report.md").write_text("the earlier report\n")
     before["report.md"] = b"the earlier report\n"
 
-    def limited() -> None:
-        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails: EFBIG
-        resource.setrlimit(resource.RLIMIT_FSIZE, (50_000, 50_000))
-
     done = subprocess.run(
         [sys.executable, "-m", "harness.cli", "report", parent, "--out", "out"],
         cwd=tmp_path,
@@ -890,7 +885,7 @@ def test_a_failed_write_leaves_the_earlier_report_as_it_was(finished, tmp_path):
         capture_output=True,
         text=True,
         timeout=120,
-        preexec_fn=limited,
+        preexec_fn=file_size_limit(50_000),
     )
     assert_clean_failure(done, "report folder out: cannot write", "left as it was")
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
@@ -948,3 +943,54 @@ def test_a_record_that_cannot_be_written_leaves_no_running_run(finished, tmp_pat
     again = harness_cli("run", "spec.toml", "--executor", "serial", cwd=tmp_path)
     assert again.returncode == 0, again.stderr
     assert record_statuses(tmp_path) == ["FAILED", "FINISHED"]
+
+
+def test_a_scheduler_address_where_no_dask_scheduler_answers_fails_in_one_line(finished, tmp_path):
+    """An HTTP server accepts the connection and waits for a request Dask never sends."""
+    import http.server
+
+    pytest.importorskip("distributed")
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), http.server.SimpleHTTPRequestHandler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    address = f"tcp://127.0.0.1:{server.server_address[1]}"
+    (tmp_path / "spec.toml").write_text((finished / "spec.toml").read_text())
+    tic = time.monotonic()
+    try:
+        done = harness_cli("run", "spec.toml", "--scheduler", address, cwd=tmp_path)
+    finally:
+        server.shutdown()
+    assert time.monotonic() - tic < 90
+    assert_clean_failure(done, f"--scheduler {address}: no Dask scheduler answered within")
+    assert not (tmp_path / "results").exists()
+
+
+# -- memory that grows with the seeds -------------------------------------------------------
+
+
+def test_a_bootstrap_interval_needs_memory_linear_in_the_seeds():
+    """5,000 seeds: one unbatched BCa call holds 2,000 x 5,000 resamples and 5,000 x 4,999
+    jackknife values at once (about 500 MB; 50,000 seeds would need 50 GB). Batched, it
+    holds about 30 MB, and the interval is the same to the bit."""
+    import tracemalloc
+
+    from scipy import stats
+
+    from harness.report import stats as report_stats
+
+    values = np.random.default_rng(0).normal(size=5_000)
+    tracemalloc.start()
+    try:
+        interval = report_stats.bootstrap_interval(values, "b/t/m")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 100e6, f"{peak / 1e6:.0f} MB"
+    small = values[:300]
+    whole = stats.bootstrap(
+        (small,),
+        np.mean,
+        n_resamples=report_stats.RESAMPLES,
+        rng=report_stats.bootstrap_generator("b/t/m"),
+    ).confidence_interval
+    assert report_stats.bootstrap_interval(small, "b/t/m") == (whole.low, whole.high)
+    assert interval[0] < values.mean() < interval[1]
