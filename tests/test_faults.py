@@ -360,6 +360,20 @@ class ShrinkingForAll(RandomSearch):
         type(self.space).num_archs = 3
 
 
+class Idle(RandomSearch):
+    \"\"\"Random search that never has anything to propose.\"\"\"
+
+    def ask(self):
+        return None
+
+
+class Listing(RandomSearch):
+    \"\"\"Random search that answers ask with a million architecture indices.\"\"\"
+
+    def ask(self):
+        return list(range(10**6))
+
+
 class Exiting(RandomSearch):
     \"\"\"Random search whose 55th run in a process ends it: ``$HOW`` says how.\"\"\"
 
@@ -531,6 +545,26 @@ def without_progress(done: subprocess.CompletedProcess) -> subprocess.CompletedP
     kept = [line for line in done.stderr.splitlines() if not PROGRESS.match(line)]
     done.stderr = "\n".join(kept)
     return done
+
+
+@needs_nb201()
+@pytest.mark.parametrize(
+    ("kind", "needle"),
+    [
+        ("hostile:Idle", "proposed nothing: its ask returned None"),
+        ("hostile:Listing", "returned [0, 1, 2, 3, 4, 5, ...] from ask, not a Proposal"),
+    ],
+    ids=["none", "million"],
+)
+def test_a_strategy_that_proposes_nothing_or_a_huge_list_is_named_in_a_short_line(
+    small_spec, plugin, kind, needle
+):
+    spec = small_spec(two_strategies(kind))
+    done = harness_cli(
+        "run", str(spec), "--executor", "serial", cwd=spec.parent, PYTHONPATH=pythonpath(plugin)
+    )
+    assert_clean_failure(done, "[strategy 'P']", needle)
+    assert "budget" not in done.stderr and len(done.stderr) < 1000
 
 
 @needs_nb201()
