@@ -1028,3 +1028,26 @@ def test_a_bootstrap_interval_needs_memory_linear_in_the_seeds():
     ).confidence_interval
     assert report_stats.bootstrap_interval(small, "b/t/m") == (whole.low, whole.high)
     assert interval[0] < values.mean() < interval[1]
+
+
+# -- statistics that are undefined say so, without warnings ---------------------------------
+
+
+@pytest.mark.parametrize("case", ["one-seed", "identical-methods"])
+def test_undefined_statistics_leak_no_warning_and_say_what_they_are(finished, tmp_path, case):
+    raw = tomllib.loads((finished / "spec.toml").read_text())
+    if case == "one-seed":
+        raw["runs"]["seeds"] = {"start": 0, "count": 1}
+    else:  # three names for one strategy: every seed ties all three
+        raw["strategy"] = [{"name": n, "kind": "random_search"} for n in ("A", "B", "C")]
+    (tmp_path / "spec.toml").write_text(dump_toml(raw))
+    done = harness_cli(
+        "run", "spec.toml", "--executor", "serial", cwd=tmp_path, PYTHONWARNINGS="default"
+    )
+    assert done.returncode == 0, done.stderr
+    leaked = [line for line in done.stderr.splitlines() if "Warning" in line]
+    assert [w for w in leaked if "mlflow" not in w and "sqlalchemy" not in w] == []
+    report = (tmp_path / "results" / "digits" / "report.md").read_text()
+    if case == "identical-methods":
+        assert "χ² = nan" not in report
+        assert "over 5 blocks and 3 methods is undefined: every block ties" in report

@@ -8,6 +8,7 @@ another machine, gives the same bytes.
 from __future__ import annotations
 
 import re
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -88,6 +89,12 @@ def _pairing_lines(study: Study) -> list[str]:
 def _friedman_lines(result: stats.Friedman | None, figure: str | None) -> list[str]:
     if result is None:
         return ["Friedman's test needs three or more methods that ran every benchmark.", ""]
+    if np.isnan(result.statistic):
+        return [
+            f"Friedman's test over {result.blocks} blocks and {len(result.methods)} methods is "
+            "undefined: every block ties every method, so nothing tells them apart.",
+            "",
+        ]
     lines = [
         f"Friedman test over {result.blocks} blocks and {len(result.methods)} methods "
         f"({result.dropped} incomplete blocks left out): χ² = {result.statistic:.2f}, "
@@ -277,7 +284,10 @@ def write_report(
     check_writable(out / REPORT, "report file")
     with staged_folder(out, REPORT_FILE.fullmatch) as stage:
         try:
-            with np.errstate(all="ignore"):
+            with np.errstate(all="ignore"), warnings.catch_warnings():
+                # a statistic undefined for these values (one seed, all ties) shows as "–"
+                # in the report; numpy's and SciPy's warnings about it would only repeat that
+                warnings.simplefilter("ignore", RuntimeWarning)  # SciPy's statistics' too
                 written = _write_report(records, stage, target)
         except OSError as error:
             raise HarnessError(
