@@ -1051,3 +1051,42 @@ def test_undefined_statistics_leak_no_warning_and_say_what_they_are(finished, tm
     if case == "identical-methods":
         assert "χ² = nan" not in report
         assert "over 5 blocks and 3 methods is undefined: every block ties" in report
+
+
+# -- a search variable with gaps is refused before the search --------------------------------
+
+
+def test_a_sealed_metric_with_gaps_fails_before_the_search_naming_spec_and_field(
+    finished, tmp_path
+):
+    import dataclasses
+
+    from harness.table import Table, write_table
+
+    shipped = Table.load(DIGITS.parent / "../../tabular/nb201-digits.h5")
+    variables = dict(shipped._variables)
+    key = ("digits", "e4", "test", "accuracy")
+    mask, values = variables[key].mask.copy(), variables[key].values.copy()
+    mask[[7, 4000], :, -1], values[[7, 4000], :, -1] = False, np.nan  # never measured on test
+    variables[key] = dataclasses.replace(variables[key], values=values, mask=mask)
+    digest = write_table(
+        tmp_path / "gaps.h5",
+        **{f: getattr(shipped, f) for f in ("benchmark_id", "space", "archs", "protocol")},
+        **{f: getattr(shipped, f) for f in ("cost_model", "provenance", "notes")},
+        variables=variables,
+        properties=shipped._properties,
+    )
+    raw = tomllib.loads((finished / "spec.toml").read_text())
+    raw["table"] = {"path": "gaps.h5", "sha256": digest}
+    raw["report"]["target"] = raw["report"]["target"][:1]  # the valid target: no gaps
+    (tmp_path / "spec.toml").write_text(dump_toml(raw))
+    done = harness_cli("run", "spec.toml", cwd=tmp_path)
+    assert_clean_failure(
+        done,
+        "spec.toml",
+        "[search.sealed.test_accuracy]",
+        "no value for 2 architectures of table",
+        "gaps.h5",
+        "the first: 7",
+    )
+    assert not (tmp_path / WORK_DIR).exists() and not (tmp_path / "mlflow.db").exists()
