@@ -204,8 +204,11 @@ def _publish(stage: Path, folder: Path, owned: Callable[[str], bool]) -> None:
     entries = list(os.scandir(folder)) if folder.is_dir() else None
     if entries is None:
         raise NotADirectoryError(errno.ENOTDIR, "not a folder", str(folder))
-    if not folder.is_symlink() and all(
-        e.is_file(follow_symlinks=False) and owned(e.name) for e in entries
+    here = Path.cwd().resolve()
+    if (
+        not folder.is_symlink()
+        and folder.resolve() not in (here, *here.parents)  # the working folder stays put
+        and all(e.is_file(follow_symlinks=False) and owned(e.name) for e in entries)
     ):
         old = folder.with_name(f".{folder.name}.stage-{os.getpid()}-old-{secrets.token_hex(6)}")
         os.rename(folder, old)

@@ -931,6 +931,8 @@ def test_a_report_replaces_an_earlier_one_whole_and_keeps_files_it_did_not_write
 ):
     import shutil
 
+    from harness.cli import main
+
     parent, _ = copy_record(finished, tmp_path)
     out = shutil.copytree(finished / "results" / "digits", tmp_path / "out")
     fresh = folder_bytes(out)
@@ -943,6 +945,10 @@ def test_a_report_replaces_an_earlier_one_whole_and_keeps_files_it_did_not_write
     assert report_in(tmp_path, monkeypatch, parent, "--out", "out") == 0
     assert (out / "notes.txt").read_text() == "mine"
     assert folder_bytes(out) == {**fresh, "notes.txt": b"mine"}
+    (out / "notes.txt").unlink()
+    monkeypatch.chdir(out)  # the working folder itself is written into, never replaced
+    assert main(["report", parent, "--out", "."]) == 0
+    assert Path.cwd().samefile(out) and folder_bytes(out) == fresh
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
 
 
@@ -1090,3 +1096,63 @@ def test_a_sealed_metric_with_gaps_fails_before_the_search_naming_spec_and_field
         "the first: 7",
     )
     assert not (tmp_path / WORK_DIR).exists() and not (tmp_path / "mlflow.db").exists()
+
+
+# -- a target says which way is better ------------------------------------------------------
+
+
+def test_a_spec_that_sets_no_direction_keeps_its_hash():
+    from harness.report.folders import published_spec_hashes
+    from harness.spec import load_spec
+
+    repo = DIGITS.parents[2]
+    for spec, folder in ((DIGITS, "digits-compare"), (TABLE5, "nb201-table5")):
+        published = published_spec_hashes(repo / "results" / folder)
+        assert load_spec(spec).spec_hash[:16] in published.values()
+
+
+def test_a_loss_target_is_better_lower_unless_the_spec_says_otherwise(
+    finished, tmp_path, monkeypatch
+):
+    import json
+
+    import pandas as pd
+    from scipy import stats
+
+    import harness
+    from harness.record import load_experiment
+    from harness.spec import load_spec
+    from harness.table import Table
+
+    raw = tomllib.loads((finished / "spec.toml").read_text())
+    raw["report"]["target"] = [
+        {"label": "valid", "metric": "digits/e4/valid/accuracy"},
+        {"label": "loss", "metric": "digits/e4/valid/loss"},
+        {"label": "loss_up", "metric": "digits/e4/valid/loss", "direction": "max"},
+    ]
+    (tmp_path / "spec.toml").write_text(dump_toml(raw))
+    spec = load_spec(tmp_path / "spec.toml")
+    assert [t.get("direction") for t in spec.resolved["targets"]] == [None, None, "max"]
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    done = harness.run(tmp_path / "spec.toml", executor="serial")
+    record = load_experiment(done.run_id)
+    assert json.loads(record.params["target_directions"]) == {
+        "valid": "max",
+        "loss": "min",
+        "loss_up": "max",
+    }
+    loss = Table.load(Path(raw["table"]["path"])).variable("digits", "e4", "valid", "loss")
+    means = loss.seed_mean()[:, -1]
+    assert record.table["optimal"]["loss"] == pytest.approx(float(np.nanmin(means)))
+    assert record.table["optimal"]["loss_up"] == pytest.approx(float(np.nanmax(means)))
+
+    harness.make_report([done.run_id], out=tmp_path / "by-loss", target="loss")
+    per_seed = pd.read_csv(tmp_path / "by-loss" / "per-seed.csv")
+    assert (per_seed["regret"] >= 0).all()
+    losses = per_seed[per_seed.target == "loss"]
+    values = losses.pivot(index="seed", columns="method", values="value")
+    methods = [s["name"] for s in raw["strategy"]]
+    expected = stats.rankdata(values[methods].to_numpy(), axis=1).mean(axis=0)  # lowest first
+    ranks = pd.read_csv(tmp_path / "by-loss" / "ranks.csv").set_index("method")
+    assert ranks.loc[methods].iloc[:, 0].to_numpy() == pytest.approx(expected)
