@@ -397,6 +397,7 @@ def _record(
         "seeds": f"{len(spec.seeds)} seeds: {spec.seeds[0]}..{spec.seeds[-1]}",
         "workers": spec.workers,
         "overrides": spec.overrides,
+        "target_directions": {t.label: t.better for t in spec.targets},
         **{f"search.{k}": v for k, v in spec.resolved["search"].items()},
         **{f"budget.{k}": v for k, v in spec.resolved["budget"].items()},
     }

@@ -26,11 +26,13 @@ from harness.importers import IMPORTERS
 from harness.strategies import resolve_params, strategy_class
 from harness.values import (
     BUDGET_FIELDS,
+    DIRECTIONS,
     OVERRUN_RULES,
     Budget,
     MetricRef,
     SearchProtocol,
     SeedPolicy,
+    target_direction,
 )
 
 SECTIONS = (
@@ -107,7 +109,11 @@ STRATEGY_FIELDS = {
     ),
 }
 REPORT_FIELDS = {"target": Field(list, []), "anytime": Field(str, None, optional=True)}
-TARGET_FIELDS = {"label": Field(str), "metric": Field(str)}
+TARGET_FIELDS = {
+    "label": Field(str),
+    "metric": Field(str),
+    "direction": Field(str, None, choices=DIRECTIONS, optional=True),
+}
 DEVIATIONS_FIELDS = {"items": Field(list, [], items=str)}
 OVERRIDE_KEYS = ("seeds", "strategies", "budget")
 
@@ -133,6 +139,14 @@ class Target:
 
     label: str
     ref: MetricRef
+    #: ``max`` or ``min``, as the spec set it (None: by the metric's name, see
+    #: :func:`~harness.values.target_direction`)
+    direction: str | None = None
+
+    @property
+    def better(self) -> str:
+        """Which way this target is better: ``max`` or ``min``."""
+        return target_direction(self.ref.metric, self.direction)
 
 
 @dataclass(frozen=True)
@@ -361,7 +375,13 @@ def _parse(raw: dict[str, Any], path: Path, overrides: dict[str, Any], text: str
         "budget": budget.as_dict(),
         "runs": _resolved_runs(seeds, runs),
         "strategies": [_resolved_strategy(s) for s in strategies],
-        "targets": [{"label": t.label, "metric": str(t.ref)} for t in targets],
+        # a direction the spec sets is recorded; one left to the metric's name keeps the
+        # hash specs had before targets had directions
+        "targets": [
+            {"label": t.label, "metric": str(t.ref)}
+            | ({} if t.direction is None else {"direction": t.direction})
+            for t in targets
+        ],
         "anytime": report["anytime"],
         "published": {
             "source": source,
@@ -476,7 +496,7 @@ def _targets(entries: Sequence[Any], dataset: str, schedule: str) -> tuple[Targe
                 raise ConfigError(f"{fields['label']!r} is used twice", "label")
             with at("metric"):
                 ref = _metric(fields["metric"], dataset, schedule)
-        targets.append(Target(fields["label"], ref))
+        targets.append(Target(fields["label"], ref, fields["direction"]))
     return tuple(targets)
 
 

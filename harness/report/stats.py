@@ -67,10 +67,10 @@ def rank_matrix(values: np.ndarray) -> np.ndarray:
 
 
 def paired(frame: pd.DataFrame, methods: list[str]) -> tuple[pd.DataFrame, int]:
-    """``value`` as one row per (benchmark, seed) block and one column per method; blocks
-    some method lacks are dropped (their count is returned)."""
+    """``score`` (the value, higher is better) as one row per (benchmark, seed) block and
+    one column per method; blocks some method lacks are dropped (their count is returned)."""
     table = frame.pivot_table(
-        index=["benchmark", "seed"], columns="method", values="value", aggfunc="first"
+        index=["benchmark", "seed"], columns="method", values="score", aggfunc="first"
     )
     table = table.reindex(columns=methods)
     complete = table.dropna()

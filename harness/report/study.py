@@ -18,6 +18,7 @@ import pandas as pd
 
 from harness.errors import ConfigError
 from harness.record import ExperimentRecord, load_incumbents, load_trajectories
+from harness.values import target_direction
 
 
 @dataclass
@@ -43,6 +44,15 @@ class Benchmark:
         return [s["name"] for s in self.resolved["strategies"]]
 
     @property
+    def better(self) -> dict[str, str]:
+        """Per target, which way it is better (``max`` or ``min``): as the spec set it,
+        else by the metric's name."""
+        return {
+            t["label"]: target_direction(t.get("metric", ""), t.get("direction"))
+            for t in self.resolved["targets"]
+        }
+
+    @property
     def optimal(self) -> dict[str, float]:
         """The table's best value of each target, stored with its sha256 at run time."""
         return {k: float(v) for k, v in self.record.table["optimal"].items()}
@@ -62,7 +72,9 @@ class Study:
     """Benchmarks and their runs as one long frame (``scores``).
 
     ``scores`` has one row per (benchmark, method, seed, target): ``value`` (the run's
-    final architecture's seed-mean target) and ``regret`` (the table's optimum minus it).
+    final architecture's seed-mean target), ``regret`` (its distance from the table's
+    optimum, ≥ 0) and ``score`` (the value, negated for a target that is better lower:
+    what ranks and tests compare, higher is better).
     ``target`` names, per benchmark, the target ranks and tests use (default: its first).
     """
 
@@ -108,11 +120,12 @@ def build_study(records: list[ExperimentRecord], target: str | None = None) -> S
         chosen[b.name] = target or b.labels[0]
     rows = []
     for b in benchmarks:
-        optimal = b.optimal
+        optimal, better = b.optimal, b.better
         for method in b.methods:
             runs = b.record.runs[method]
             for label in b.labels:
                 values = runs[f"target.{label}"].to_numpy(dtype=np.float64)
+                sign = -1.0 if better[label] == "min" else 1.0
                 rows.append(
                     pd.DataFrame(
                         {
@@ -121,7 +134,8 @@ def build_study(records: list[ExperimentRecord], target: str | None = None) -> S
                             "seed": runs["seed"].to_numpy(),
                             "target": label,
                             "value": values,
-                            "regret": optimal[label] - values,
+                            "regret": sign * (optimal[label] - values),
+                            "score": sign * values,
                         }
                     )
                 )

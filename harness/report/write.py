@@ -329,7 +329,8 @@ def _write_report(records: list[ExperimentRecord], out: Path, target: str | None
     write_text(out / "table.tex", latex(study, summary))
     written += [out / TABLE, out / "table.tex"]
     written.append(_csv(out / "table.csv", summary))
-    written.append(_csv(out / "per-seed.csv", study.scores, float_format=None))
+    per_seed = study.scores.drop(columns="score")  # the value, signed: nothing new
+    written.append(_csv(out / "per-seed.csv", per_seed, float_format=None))
     written.append(_csv(out / "ranks.csv", ranks.reset_index(names="method")))
     written.append(_csv(out / "pairwise.csv", pairs))
     written.append(_csv(out / "anytime-auc.csv", auc))
