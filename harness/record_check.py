@@ -18,9 +18,9 @@ import pandas as pd
 
 from harness.errors import HarnessError
 
-#: the ``runs.csv`` columns a report or re-run reads, besides ``target.<label>``
-RUN_COLUMNS = (
-    "seed",
+#: the ``runs.csv`` columns a report reads, besides ``seed`` and ``target.<label>`` (which
+#: every record holds; a re-run reads no other)
+REPORT_RUN_COLUMNS = (
     "evaluations",
     "distinct_archs",
     "epochs",
@@ -76,14 +76,20 @@ def parse_parquet(
     except Exception as error:  # pyarrow raises its own types (ArrowInvalid, OSError, ...)
         text = " ".join(str(error).split())[:200] or type(error).__name__
         raise damaged(run_id, artifact, f"cannot be read as parquet ({text})") from None
-    _has_columns(run_id, artifact, frame, columns)
-    return frame
-
-
-def _has_columns(run_id: str, artifact: str, frame: pd.DataFrame, columns: Any) -> None:
     missing = [c for c in columns if c not in frame.columns]
     if missing:
         raise damaged(run_id, artifact, f"has no column {missing[0]!r}")
+    return frame
+
+
+def check_columns(run_id: str, artifact: str, frame: pd.DataFrame, columns: Any) -> None:
+    """``frame`` holds every one of ``columns``, numeric."""
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise damaged(run_id, artifact, f"has no column {missing[0]!r}")
+    for column in columns:
+        if not pd.api.types.is_numeric_dtype(frame[column]):
+            raise damaged(run_id, artifact, f"holds text in the numeric column {column!r}")
 
 
 def _field(run_id: str, artifact: str, value: Any, path: str, check: Callable[[Any], bool]) -> Any:
@@ -140,13 +146,10 @@ def check_table_info(run_id: str, artifact: str, info: dict[str, Any], labels: l
 def check_runs(
     run_id: str, artifact: str, runs: pd.DataFrame, labels: list[str], seeds: list[int]
 ) -> None:
-    """A strategy's ``runs.csv``: every column a report reads, numeric; finite targets; and
-    exactly the seeds the resolved spec ran, each once."""
+    """A strategy's ``runs.csv``: numeric seeds and targets, finite targets, and exactly the
+    seeds the resolved spec ran, each once."""
     targets = [f"target.{label}" for label in labels]
-    _has_columns(run_id, artifact, runs, (*RUN_COLUMNS, *targets))
-    for column in (*RUN_COLUMNS, *targets):
-        if not pd.api.types.is_numeric_dtype(runs[column]):
-            raise damaged(run_id, artifact, f"holds text in the numeric column {column!r}")
+    check_columns(run_id, artifact, runs, ("seed", *targets))
     for column in targets:
         bad = ~np.isfinite(runs[column].to_numpy(np.float64))
         if bad.any():

@@ -608,7 +608,9 @@ def test_a_strategy_call_past_its_time_limit_fails_in_one_line(small_spec, plugi
         WHERE=where,
         PYTHONPATH=pythonpath(plugin),
     )
-    assert_clean_failure(done, "[strategy 'P']", "within 1.5 s", "call_timeout_s")
+    assert_clean_failure(
+        without_progress(done), "[strategy 'P']", "within 1.5 s", "call_timeout_s"
+    )
     assert time.monotonic() - tic < 60
     assert finished_records(spec.parent) == []
     assert not list((spec.parent / WORK_DIR).glob("*"))
@@ -807,6 +809,12 @@ DAMAGE = {
         _runs_edit(lambda f: f.pop("target.valid")),
         "no column 'target.valid'",
     ),
+    "runs-no-evaluations": (
+        "child",
+        "runs.csv",
+        _runs_edit(lambda f: f.pop("evaluations")),
+        "no column 'evaluations'",
+    ),
     "runs-nan-target": (
         "child",
         "runs.csv",
@@ -859,6 +867,19 @@ def test_a_report_of_a_damaged_record_fails_in_one_line(
     code = report_in(tmp_path, monkeypatch, parent, "--out", "out")
     assert_one_line(code, capsys, f"run {run_id}: artifact {name!r}", needle, "run its spec again")
     assert not (tmp_path / "out").exists()
+
+
+def test_a_record_without_the_columns_only_a_report_reads_can_still_be_rerun(
+    finished, tmp_path, monkeypatch, capsys
+):
+    from harness.cli import main
+
+    parent, child = copy_record(finished, tmp_path)
+    _runs_edit(lambda f: f.pop("distinct_archs"))(artifact(tmp_path, child, "runs.csv"))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    assert main(["rerun", child, "--seed", "3"]) == 0
+    assert "identical to the record" in capsys.readouterr().out
 
 
 def report_in(folder: Path, monkeypatch, *args: str) -> int:

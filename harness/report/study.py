@@ -17,7 +17,8 @@ import numpy as np
 import pandas as pd
 
 from harness.errors import ConfigError
-from harness.record import ExperimentRecord, load_incumbents, load_trajectories
+from harness.record import RUNS, ExperimentRecord, load_incumbents, load_trajectories
+from harness.record_check import REPORT_RUN_COLUMNS, check_columns
 from harness.values import target_direction
 
 
@@ -123,6 +124,7 @@ def build_study(records: list[ExperimentRecord], target: str | None = None) -> S
         optimal, better = b.optimal, b.better
         for method in b.methods:
             runs = b.record.runs[method]
+            check_columns(b.record.children[method], RUNS, runs, REPORT_RUN_COLUMNS)
             for label in b.labels:
                 values = runs[f"target.{label}"].to_numpy(dtype=np.float64)
                 sign = -1.0 if better[label] == "min" else 1.0
