@@ -438,6 +438,13 @@ def make_report(
     if out is not None:  # a bad destination ends the command before any record is read
         _check_folder(out, "--out")
     found = [_find(name, newest) for name in names]
+    for index, chosen in enumerate(found):
+        twin = next((i for i in range(index) if found[i].run_id == chosen.run_id), None)
+        if twin is not None and found[twin].store == chosen.store:
+            raise HarnessError(
+                f"{names[twin]!r} and {names[index]!r} name the same record (run "
+                f"{chosen.run_id}); name each experiment once"
+            )
     records = [load_experiment(f.run_id, f.store) for f in found]
     if out is not None:
         folder = Path(out)

@@ -17,9 +17,10 @@ from __future__ import annotations
 import errno
 import os
 import secrets
+import shutil
 import stat
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -158,3 +159,70 @@ def write_text(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` atomically."""
     with replacing(path) as temporary:
         temporary.write_text(text)
+
+
+@contextmanager
+def staged_folder(folder: Path, owned: Callable[[str], bool]) -> Iterator[Path]:
+    """A new folder beside ``folder`` to write into; only if the block succeeds does it
+    become ``folder``, so a reader never finds a mix of two writings or half of one.
+
+    ``folder`` is replaced whole when it is absent or holds only files ``owned`` names
+    (what an earlier writing put there); a folder holding anything else (``--out .``) keeps
+    it: the new files are renamed in one by one and the owned files not written again
+    removed. A stage left behind by a killed process is removed the next time.
+    """
+    try:
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        for stale in folder.parent.glob(f".{folder.name}.stage-*"):
+            pid = stale.name.removeprefix(f".{folder.name}.stage-").split("-")[0]
+            if pid.isdigit() and not _alive(int(pid)):
+                shutil.rmtree(stale, ignore_errors=True)
+        stage = Path(
+            tempfile.mkdtemp(prefix=f".{folder.name}.stage-{os.getpid()}-", dir=folder.parent)
+        )
+    except OSError as error:
+        raise HarnessError(
+            f"cannot write the folder {folder} ({error.strerror}); choose another"
+        ) from None
+    try:
+        yield stage
+        try:
+            _publish(stage, folder, owned)
+        except OSError as error:
+            raise HarnessError(
+                f"cannot write the folder {folder} ({error.strerror}); its files were left "
+                "as they were"
+            ) from None
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+
+
+def _publish(stage: Path, folder: Path, owned: Callable[[str], bool]) -> None:
+    if not folder.exists() and not folder.is_symlink():
+        os.rename(stage, folder)
+        return
+    entries = list(os.scandir(folder)) if folder.is_dir() else None
+    if entries is None:
+        raise NotADirectoryError(errno.ENOTDIR, "not a folder", str(folder))
+    here = Path.cwd().resolve()
+    if (
+        not folder.is_symlink()
+        and folder.resolve() not in (here, *here.parents)  # the working folder stays put
+        and all(e.is_file(follow_symlinks=False) and owned(e.name) for e in entries)
+    ):
+        old = folder.with_name(f".{folder.name}.stage-{os.getpid()}-old-{secrets.token_hex(6)}")
+        os.rename(folder, old)
+        try:
+            os.rename(stage, folder)
+        except OSError:
+            os.rename(old, folder)
+            raise
+        shutil.rmtree(old, ignore_errors=True)
+        return
+    written = set(os.listdir(stage))
+    for name in sorted(written):
+        check_output(folder / name)
+        os.replace(stage / name, folder / name)
+    for entry in entries:
+        if entry.name not in written and entry.is_file(follow_symlinks=False) and owned(entry.name):
+            os.unlink(entry.path)

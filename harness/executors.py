@@ -217,6 +217,39 @@ def _exit_with_parent(parent: int) -> None:
     threading.Thread(target=watch, name="harness-parent-watchdog", daemon=True).start()
 
 
+def _check_scheduler(scheduler: str) -> None:
+    """Refuse an address where no Dask scheduler answers within :data:`CONNECT_TIMEOUT_S`:
+    Dask's ``Client`` waits forever for a server that accepts the connection but speaks
+    another protocol (an HTTP server, say)."""
+    import asyncio
+
+    from distributed.comm import connect
+
+    async def identity() -> Any:
+        limit = CONNECT_TIMEOUT_S
+        comm = await asyncio.wait_for(connect(scheduler, timeout=limit), limit)
+        try:
+            await asyncio.wait_for(comm.write({"op": "identity", "reply": True}), limit)
+            return await asyncio.wait_for(comm.read(), limit)
+        finally:
+            comm.abort()
+
+    try:
+        reply = asyncio.run(identity())
+    except Exception as error:  # noqa: BLE001 - any failure to talk to it says the same
+        text = " ".join(str(error).split())[:200]
+        raise HarnessError(
+            f"--scheduler {scheduler}: no Dask scheduler answered within {CONNECT_TIMEOUT_S} s "
+            f"({type(error).__name__}{': ' + text if text else ''}); start one with "
+            "`dask scheduler` or check the address"
+        ) from None
+    if not isinstance(reply, dict) or reply.get("type") != "Scheduler":
+        raise HarnessError(
+            f"--scheduler {scheduler}: the server there is not a Dask scheduler (it answered "
+            f"{str(reply)[:80]!r}); check the address"
+        )
+
+
 @contextmanager
 def _dask_client(workers: int, scheduler: str | None) -> Iterator[Any]:
     """A client of the cluster at ``scheduler``, or of a loopback cluster started here;
@@ -225,6 +258,7 @@ def _dask_client(workers: int, scheduler: str | None) -> Iterator[Any]:
     from distributed import Client, LocalCluster
 
     if scheduler is not None:
+        _check_scheduler(scheduler)
         try:
             client = Client(scheduler, timeout=CONNECT_TIMEOUT_S)
         except (OSError, TimeoutError, ValueError) as error:

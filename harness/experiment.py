@@ -163,8 +163,13 @@ class Benchmark:
         return targets
 
     def optimal(self) -> dict[str, float]:
-        """Per target, the best value any architecture reaches (the table's optimal row)."""
-        return {label: float(vector.max()) for label, vector in self.targets.items()}
+        """Per target, the best value any architecture reaches (the table's optimal row):
+        the highest, or the lowest for a target that is better lower."""
+        better = {t.label: t.better for t in self.spec.targets}
+        return {
+            label: float(vector.min() if better[label] == "min" else vector.max())
+            for label, vector in self.targets.items()
+        }
 
     def run(self, strategy_spec: StrategySpec, seed: int) -> RunOutcome:
         """One run: the strategy searches from its master ``seed`` until the budget stops it.

@@ -34,6 +34,16 @@ from harness.experiment import RUN_STREAMS, Benchmark, RunOutcome
 from harness.places import check_uri, sqlite_path, store_uri
 from harness.plugins import origin
 from harness.protocol import split_hash_of
+from harness.record_check import (
+    TRAJECTORY_COLUMNS,
+    check_resolved,
+    check_runs,
+    check_table_info,
+    damaged,
+    parse_csv,
+    parse_json,
+    parse_parquet,
+)
 from harness.seeding import stream_scheme
 from harness.spec import ExperimentSpec
 from harness.strategies import needs_one_shot, strategy_class
@@ -275,10 +285,35 @@ def record_experiment(
     """
     uri = tracking_uri(store)
     client = _client(create=True, store=uri)
+    created: list[str] = []
     with store_lock(uri):
-        experiment_id = _experiment_id(client, spec.name, uri)
-        mark_interrupted(client, experiment_id)
-        return _record(client, experiment_id, spec, benchmark, outcomes, environment)
+        try:
+            experiment_id = _experiment_id(client, spec.name, uri)
+            mark_interrupted(client, experiment_id)
+            return _record(client, experiment_id, spec, benchmark, outcomes, environment, created)
+        except BaseException as error:
+            _mark_failed(client, created)
+            if isinstance(error, OSError | MlflowException):
+                text = " ".join(str(error).split())[:300]
+                raise HarnessError(
+                    f"cannot record experiment {spec.name!r} in the MLflow store {uri} "
+                    f"({type(error).__name__}: {text}); "
+                    + ("what it wrote there is marked FAILED; " if created else "")
+                    + "free space or fix the store, then run the same command again"
+                ) from None
+            raise
+
+
+def _mark_failed(client: MlflowClient, run_ids: list[str]) -> None:
+    """Mark the runs of a record that could not be completed FAILED, where the store still
+    takes writes (where it does not, the next record marks them KILLED: their writer is
+    gone, :func:`mark_interrupted`)."""
+    for run_id in reversed(run_ids):
+        try:
+            client.set_tag(run_id, "harness.interrupted", "true")
+            client.set_terminated(run_id, status="FAILED")
+        except Exception:  # noqa: BLE001 - the store failed already; the error says so
+            log.debug("harness: run %s could not be marked FAILED", run_id)
 
 
 def _alive(host: str | None, pid: str | None) -> bool:
@@ -326,7 +361,9 @@ def _record(
     benchmark: Benchmark,
     outcomes: list[RunOutcome],
     environment: dict[str, Any],
+    created: list[str],
 ) -> str:
+    """Write the record; ``created`` collects the id of each run as it is created."""
     table = benchmark.table
     protocol_hash = config_hash(table.protocol)
     parent = client.create_run(
@@ -340,6 +377,7 @@ def _record(
         },
     )
     pid = parent.info.run_id
+    created.append(pid)
     params = {
         "spec_hash": spec.spec_hash,
         "spec_name": spec.name,
@@ -362,6 +400,7 @@ def _record(
         "seeds": f"{len(spec.seeds)} seeds: {spec.seeds[0]}..{spec.seeds[-1]}",
         "workers": spec.workers,
         "overrides": spec.overrides,
+        "target_directions": {t.label: t.better for t in spec.targets},
         **{f"search.{k}": v for k, v in spec.resolved["search"].items()},
         **{f"budget.{k}": v for k, v in spec.resolved["budget"].items()},
     }
@@ -403,6 +442,7 @@ def _record(
             },
         )
         cid = child.info.run_id
+        created.append(cid)
         runs = runs_frame(mine, benchmark)
         child_params = {
             "strategy.name": strategy.name,
@@ -501,7 +541,9 @@ def load_experiment(parent_id: str, store: str | None = None) -> ExperimentRecor
         filter_string=f"tags.mlflow.parentRunId = '{parent_id}'",
         max_results=1000,
     )
-    resolved = json.loads(_download(client, parent_id, RESOLVED_SPEC))
+    resolved = parse_json(parent_id, RESOLVED_SPEC, _download(client, parent_id, RESOLVED_SPEC))
+    check_resolved(parent_id, RESOLVED_SPEC, resolved)
+    labels = [t["label"] for t in resolved["targets"]]
     by_name = {run.data.tags.get("harness.strategy"): run for run in found}
     missing = [s["name"] for s in resolved["strategies"] if s["name"] not in by_name]
     if missing:
@@ -510,15 +552,27 @@ def load_experiment(parent_id: str, store: str | None = None) -> ExperimentRecor
             "experiment was interrupted); run its spec again"
         )
     children = {s["name"]: by_name[s["name"]].info.run_id for s in resolved["strategies"]}
-    runs = {
-        name: pd.read_csv(io.BytesIO(_download(client, cid, RUNS)))
-        for name, cid in children.items()
-    }
+    runs = {}
+    for name, cid in children.items():
+        runs[name] = parse_csv(cid, RUNS, _download(client, cid, RUNS))
+        check_runs(cid, RUNS, runs[name], labels, resolved["runs"]["seeds"])
+    table = parse_json(parent_id, TABLE_INFO, _download(client, parent_id, TABLE_INFO))
+    check_table_info(parent_id, TABLE_INFO, table, labels)
+    spec_text = _download(client, parent_id, SPEC_TEXT)
+    try:
+        text = spec_text.decode()
+    except UnicodeDecodeError:
+        raise damaged(parent_id, SPEC_TEXT, "is not UTF-8 text") from None
+    if not parent.data.params.get("spec_hash"):
+        raise HarnessError(
+            f"run {parent_id} has no spec_hash param; the record is damaged: run its spec "
+            "again to record it anew"
+        )
     return ExperimentRecord(
         parent_id=parent_id,
         resolved=resolved,
-        spec_text=_download(client, parent_id, SPEC_TEXT).decode(),
-        table=json.loads(_download(client, parent_id, TABLE_INFO)),
+        spec_text=text,
+        table=table,
         params=dict(parent.data.params),
         tags=dict(parent.data.tags),
         children=children,
@@ -530,7 +584,8 @@ def load_experiment(parent_id: str, store: str | None = None) -> ExperimentRecor
 
 def load_trajectories(child_id: str, store: str | None = None) -> pd.DataFrame:
     client = _client(store=store)
-    return pd.read_parquet(io.BytesIO(_download(client, child_id, TRAJECTORIES)))
+    data = _download(client, child_id, TRAJECTORIES)
+    return parse_parquet(child_id, TRAJECTORIES, data, TRAJECTORY_COLUMNS)
 
 
 def load_incumbents(parent_id: str, store: str | None = None) -> pd.DataFrame | None:
@@ -539,7 +594,8 @@ def load_incumbents(parent_id: str, store: str | None = None) -> pd.DataFrame | 
     client = _client(store=store)
     if INCUMBENTS not in {a.path for a in client.list_artifacts(parent_id)}:
         return None
-    return pd.read_parquet(io.BytesIO(_download(client, parent_id, INCUMBENTS)))
+    data = _download(client, parent_id, INCUMBENTS)
+    return parse_parquet(parent_id, INCUMBENTS, data, ("arch_index", "signal"))
 
 
 def find_parent(child_id: str, store: str | None = None) -> str:

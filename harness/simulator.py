@@ -65,6 +65,7 @@ from __future__ import annotations
 import ctypes
 import heapq
 import os
+import reprlib
 import signal
 import threading
 import time
@@ -303,7 +304,9 @@ def checked_proposal(
     paused training of ``trials`` of the same architecture, to continue it further."""
     name = type(strategy).__name__
     if not isinstance(proposal, Proposal):
-        raise StrategyError(f"strategy {name} returned {proposal!r} from ask, not a Proposal")
+        raise StrategyError(
+            f"strategy {name} returned {reprlib.repr(proposal)} from ask, not a Proposal"
+        )
     try:
         arch = evaluator.space.check_index(proposal.arch)
     except HarnessError as error:
@@ -317,12 +320,13 @@ def checked_proposal(
         shown = evaluator.fidelities
         allowed = f"{shown[0]}..{shown[-1]}" if len(shown) > 3 else ", ".join(map(str, shown))
         raise StrategyError(
-            f"strategy {name} proposed epoch {epoch!r}; this benchmark evaluates {allowed}"
+            f"strategy {name} proposed epoch {reprlib.repr(epoch)}; this benchmark evaluates "
+            f"{allowed}"
         )
     trial = proposal.trial
     if trial is None:
         return Proposal(arch, int(epoch))
-    claim = f"strategy {name} continued trial {trial!r} to epoch {epoch}"
+    claim = f"strategy {name} continued trial {reprlib.repr(trial)} to epoch {epoch}"
     if isinstance(trial, bool) or not isinstance(trial, (int, np.integer)):
         raise StrategyError(f"{claim}: a trial is the int id a tell reported")
     if not 0 <= trial < len(trials):
@@ -462,6 +466,11 @@ def simulate(
         stop_reason = "strategy has nothing to propose"
     for worker, begun, observation, trial in discarded:
         trajectory.append(worker, begun, observation, False, (best_arch, best_signal), trial, False)
+    if completed == 0 and started == 0 and stop_reason == "strategy has nothing to propose":
+        raise StrategyError(
+            f"strategy {type(strategy).__name__} proposed nothing: its ask returned None "
+            "(nothing to propose yet) before any evaluation had started"
+        )
     if completed == 0:
         raise ConfigError("is too small: not a single evaluation fits in it", "budget")
     return RunResult(
@@ -486,7 +495,7 @@ def _setup_cost(strategy: Strategy) -> float:
     cost = getattr(strategy, "setup_cost_s", 0.0)
     if isinstance(cost, bool) or not isinstance(cost, (int, float)) or not 0 <= cost < np.inf:
         raise StrategyError(
-            f"strategy {type(strategy).__name__} set setup_cost_s to {cost!r}; it is a finite, "
-            "non-negative number of simulated seconds"
+            f"strategy {type(strategy).__name__} set setup_cost_s to {reprlib.repr(cost)}; it "
+            "is a finite, non-negative number of simulated seconds"
         )
     return float(cost)

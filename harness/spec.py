@@ -41,12 +41,14 @@ from harness.values import (
     BUDGET_FIELDS,
     COST_SOURCES,
     DEFAULT_OVERRUN,
+    DIRECTIONS,
     OVERRUN_RULES,
     SEED_POLICIES,
     Budget,
     MetricRef,
     SearchProtocol,
     SeedPolicy,
+    target_direction,
 )
 
 #: names that end up in MLflow keys and run names: checked here, before any search runs
@@ -164,6 +166,13 @@ REPORT_FIELDS = {
 TARGET_FIELDS = {
     "label": Field(str, help="the column's name in the report"),
     "metric": Field(str, help=f"{METRIC}, of each run's final architecture"),
+    "direction": Field(
+        str,
+        None,
+        choices=DIRECTIONS,
+        optional=True,
+        help="which way is better (default: min for a loss, time or seconds metric, else max)",
+    ),
 }
 DEVIATIONS_FIELDS = {"items": Field(list, [], items=str, help="lines the report lists")}
 
@@ -296,6 +305,14 @@ class Target:
 
     label: str
     ref: MetricRef
+    #: ``max`` or ``min``, as the spec set it (None: by the metric's name, see
+    #: :func:`~harness.values.target_direction`)
+    direction: str | None = None
+
+    @property
+    def better(self) -> str:
+        """Which way this target is better: ``max`` or ``min``."""
+        return target_direction(self.ref.metric, self.direction)
 
 
 @dataclass(frozen=True)
@@ -537,7 +554,13 @@ def _parse(raw: dict[str, Any], path: Path, overrides: dict[str, Any], text: str
         "budget": budget.as_dict(),
         "runs": _resolved_runs(seeds, runs),
         "strategies": [_resolved_strategy(s) for s in strategies],
-        "targets": [{"label": t.label, "metric": str(t.ref)} for t in targets],
+        # a direction the spec sets is recorded; one left to the metric's name keeps the
+        # hash specs had before targets had directions
+        "targets": [
+            {"label": t.label, "metric": str(t.ref)}
+            | ({} if t.direction is None else {"direction": t.direction})
+            for t in targets
+        ],
         "anytime": report["anytime"],
         "published": {
             "source": source,
@@ -761,7 +784,7 @@ def _targets(entries: Sequence[Any], dataset: str, schedule: str) -> tuple[Targe
                 raise ConfigError(f"{fields['label']!r} is used twice", "label")
             with at("metric"):
                 ref = _metric(fields["metric"], dataset, schedule)
-            targets.append(Target(fields["label"], ref))
+            targets.append(Target(fields["label"], ref, fields["direction"]))
     problems.raise_any()
     return tuple(targets)
 

@@ -837,13 +837,26 @@ def write_table(
         "provenance": _json(provenance),
         "notes": _json(notes),
     }
+    # built in memory, then written as plain bytes: HDF5 writing to a full disk fails in
+    # its destructors (a crash), where a Python write raises an OSError the CLI reports
+    with h5py.File(
+        f"{path.name}-in-memory", "w", driver="core", backing_store=False
+    ) as f:
+        _write_contents(f, attrs, arch_array, variables, checked)
+        f.flush()
+        image = f.id.get_file_image()
     with replacing(path) as tmp:
-        with h5py.File(tmp, "x") as f:
-            _write_contents(f, attrs, arch_array, variables, checked)
-        with open(tmp, "rb+") as fh:
-            os.fsync(fh.fileno())
-        sha256 = file_sha256(tmp)
-    return sha256
+        try:
+            with open(tmp, "xb") as fh:
+                fh.write(image)
+                fh.flush()
+                os.fsync(fh.fileno())
+        except OSError as error:
+            raise TableError(
+                f"cannot write table {path} ({error.strerror}); free space there or choose "
+                "another path"
+            ) from None
+    return hashlib.sha256(image).hexdigest()
 
 
 def _epochs_text(epochs: tuple[int, ...]) -> str:

@@ -30,6 +30,18 @@ DEFAULT_OVERRUN = "discard"
 #: where an evaluation's cost comes from: the table's recorded times, or this run's own
 #: measured training time (live runs only)
 COST_SOURCES = ("table", "live")
+#: which way a report target is better: higher (``max``) or lower (``min``)
+DIRECTIONS = ("max", "min")
+#: metric names ending so are lower-is-better unless a target says otherwise
+LOWER_IS_BETTER = ("loss", "time", "seconds", "_s")
+
+
+def target_direction(metric: str, direction: str | None = None) -> str:
+    """``direction`` if given, else ``min`` for a metric whose name (its last part) ends
+    in loss, time or seconds (``_s``), else ``max``."""
+    if direction is not None:
+        return direction
+    return "min" if str(metric).split("/")[-1].endswith(LOWER_IS_BETTER) else "max"
 
 
 def is_test_split(split: str) -> bool:

@@ -26,6 +26,7 @@ from conftest import (
     TABLE5,
     assert_clean_failure,
     dump_toml,
+    folder_bytes,
     harness_cli,
     needs_nb201,
     needs_nbgraph,
@@ -99,6 +100,33 @@ def test_an_output_table_that_is_a_fifo_is_refused_and_kept(tmp_path):
     assert_clean_failure(done, str(out), "FIFO")
     assert stat.S_ISFIFO(os.lstat(out).st_mode)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.h5"]
+
+
+def file_size_limit(limit: int):
+    """A ``preexec_fn`` under which writing past ``limit`` bytes fails (EFBIG), as a full
+    disk fails it (ENOSPC); a test can set it where it cannot mount a small file system."""
+    import resource
+
+    def apply() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # fail the write, not the process
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    return apply
+
+
+@needs_nbgraph()
+def test_a_table_that_does_not_fit_fails_in_one_line_and_leaves_nothing(tmp_path):
+    done = subprocess.run(
+        [sys.executable, "-m", "harness.cli", "import", "nbgraph", "--dataset", "cora"]
+        + ["--out", "t.h5"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        preexec_fn=file_size_limit(200_000),  # the table is 386 KB
+    )
+    assert_clean_failure(done, "cannot write table t.h5", "File too large")
+    assert list(tmp_path.iterdir()) == []
 
 
 # -- inputs that would block: FIFOs in place of files ----------------------------------------
@@ -332,6 +360,20 @@ class ShrinkingForAll(RandomSearch):
         type(self.space).num_archs = 3
 
 
+class Idle(RandomSearch):
+    \"\"\"Random search that never has anything to propose.\"\"\"
+
+    def ask(self):
+        return None
+
+
+class Listing(RandomSearch):
+    \"\"\"Random search that answers ask with a million architecture indices.\"\"\"
+
+    def ask(self):
+        return list(range(10**6))
+
+
 class Exiting(RandomSearch):
     \"\"\"Random search whose 55th run in a process ends it: ``$HOW`` says how.\"\"\"
 
@@ -506,6 +548,26 @@ def without_progress(done: subprocess.CompletedProcess) -> subprocess.CompletedP
 
 
 @needs_nb201()
+@pytest.mark.parametrize(
+    ("kind", "needle"),
+    [
+        ("hostile:Idle", "proposed nothing: its ask returned None"),
+        ("hostile:Listing", "returned [0, 1, 2, 3, 4, 5, ...] from ask, not a Proposal"),
+    ],
+    ids=["none", "million"],
+)
+def test_a_strategy_that_proposes_nothing_or_a_huge_list_is_named_in_a_short_line(
+    small_spec, plugin, kind, needle
+):
+    spec = small_spec(two_strategies(kind))
+    done = harness_cli(
+        "run", str(spec), "--executor", "serial", cwd=spec.parent, PYTHONPATH=pythonpath(plugin)
+    )
+    assert_clean_failure(done, "[strategy 'P']", needle)
+    assert "budget" not in done.stderr and len(done.stderr) < 1000
+
+
+@needs_nb201()
 @pytest.mark.parametrize("code", ["0", "3"])
 def test_a_strategy_module_that_exits_on_import_fails_in_one_line(small_spec, plugin, code):
     spec = small_spec(two_strategies("exits_on_import:Anything"))
@@ -546,7 +608,9 @@ def test_a_strategy_call_past_its_time_limit_fails_in_one_line(small_spec, plugi
         WHERE=where,
         PYTHONPATH=pythonpath(plugin),
     )
-    assert_clean_failure(done, "[strategy 'P']", "within 1.5 s", "call_timeout_s")
+    assert_clean_failure(
+        without_progress(done), "[strategy 'P']", "within 1.5 s", "call_timeout_s"
+    )
     assert time.monotonic() - tic < 60
     assert finished_records(spec.parent) == []
     assert not list((spec.parent / WORK_DIR).glob("*"))
@@ -653,3 +717,463 @@ def test_workers_exit_when_harness_run_is_killed(tmp_path, nb201_built):
             os.killpg(process.pid, signal.SIGKILL)
         except ProcessLookupError:  # nothing of it left
             pass
+
+
+# -- finished records whose artifacts were damaged -------------------------------------------
+
+DIGITS = Path(__file__).resolve().parents[1] / "benchmarks" / "digits" / "compare.toml"
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory) -> Path:
+    """A folder with a sqlite store holding the digits demo at 5 seeds (3 strategies)."""
+    folder = tmp_path_factory.mktemp("finished")
+    raw = tomllib.loads(DIGITS.read_text())
+    raw["table"]["path"] = str((DIGITS.parent / raw["table"]["path"]).resolve())
+    raw["runs"]["seeds"] = {"start": 0, "count": 5}
+    raw["experiment"]["results"] = "results/digits"
+    (folder / "spec.toml").write_text(dump_toml(raw))
+    done = harness_cli("run", "spec.toml", "--executor", "serial", cwd=folder)
+    assert done.returncode == 0, done.stderr
+    return folder
+
+
+def copy_record(source: Path, folder: Path) -> tuple[str, str]:
+    """``source``'s store and artifacts copied to ``folder``, pointing at the copies:
+    (the experiment run id, its first strategy's run id)."""
+    import shutil
+    import sqlite3
+
+    shutil.copytree(source / "mlartifacts", folder / "mlartifacts")
+    shutil.copy(source / "mlflow.db", folder / "mlflow.db")
+    with sqlite3.connect(folder / "mlflow.db") as db:
+        for table, column in (("experiments", "artifact_location"), ("runs", "artifact_uri")):
+            db.execute(
+                f"update {table} set {column} = replace({column}, ?, ?)",
+                (source.as_uri(), folder.as_uri()),
+            )
+        parent = db.execute(
+            "select run_uuid from tags where key = 'harness.role' and value = 'experiment'"
+        ).fetchone()[0]
+        child = db.execute(
+            "select run_uuid from tags where key = 'harness.strategy' and value = 'REA'"
+        ).fetchone()[0]
+    return parent, child
+
+
+def artifact(folder: Path, run_id: str, name: str) -> Path:
+    return folder / "mlartifacts" / run_id / "artifacts" / name
+
+
+def _runs_edit(edit):
+    def apply(path: Path) -> None:
+        import pandas as pd
+
+        frame = pd.read_csv(path)
+        edit(frame)
+        path.write_text(frame.to_csv(index=False))
+
+    return apply
+
+
+def _json_edit(edit):
+    def apply(path: Path) -> None:
+        import json
+
+        value = json.loads(path.read_text())
+        edit(value)
+        path.write_text(json.dumps(value))
+
+    return apply
+
+
+def _truncate(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+DAMAGE = {
+    "incumbents-truncated": ("parent", "incumbents.parquet", _truncate, "as parquet"),
+    "incumbents-garbage": (
+        "parent",
+        "incumbents.parquet",
+        lambda p: p.write_bytes(b"garbage" * 9),
+        "as parquet",
+    ),
+    "trajectories-truncated": ("child", "trajectories.parquet", _truncate, "as parquet"),
+    "runs-empty": ("child", "runs.csv", lambda p: p.write_bytes(b""), "as CSV"),
+    "runs-not-utf8": ("child", "runs.csv", lambda p: p.write_bytes(b"\xff\xfe,a\n\xff,1\n"), "CSV"),
+    "runs-abc": ("child", "runs.csv", lambda p: p.write_bytes(b"abc"), "no column 'seed'"),
+    "runs-no-target": (
+        "child",
+        "runs.csv",
+        _runs_edit(lambda f: f.pop("target.valid")),
+        "no column 'target.valid'",
+    ),
+    "runs-no-evaluations": (
+        "child",
+        "runs.csv",
+        _runs_edit(lambda f: f.pop("evaluations")),
+        "no column 'evaluations'",
+    ),
+    "runs-nan-target": (
+        "child",
+        "runs.csv",
+        _runs_edit(lambda f: f.__setitem__("target.valid", float("nan"))),
+        "nan in 'target.valid'",
+    ),
+    "runs-seeds-all-0": (
+        "child",
+        "runs.csv",
+        _runs_edit(lambda f: f.__setitem__("seed", 0)),
+        "contradict the resolved spec",
+    ),
+    "runs-seeds-shifted": (
+        "child",
+        "runs.csv",
+        _runs_edit(lambda f: f.__setitem__("seed", f["seed"] + 100)),
+        "contradict the resolved spec",
+    ),
+    "resolved-garbage": (
+        "parent",
+        "resolved_spec.json",
+        lambda p: p.write_bytes(b"{garbage"),
+        "is not JSON",
+    ),
+    "resolved-list": ("parent", "resolved_spec.json", lambda p: p.write_text("[]"), "a list"),
+    "resolved-no-strategies": (
+        "parent",
+        "resolved_spec.json",
+        _json_edit(lambda v: v.__setitem__("strategies", [])),
+        "names no strategies",
+    ),
+    "table-empty": ("parent", "table.json", lambda p: p.write_text("{}"), "table.json"),
+    "table-nan-optimum": (
+        "parent",
+        "table.json",
+        _json_edit(lambda v: v["optimal"].__setitem__("valid", float("nan"))),
+        "optimum of target 'valid'",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(DAMAGE))
+def test_a_report_of_a_damaged_record_fails_in_one_line(
+    finished, tmp_path, monkeypatch, capsys, case
+):
+    parent, child = copy_record(finished, tmp_path)
+    whose, name, damage, needle = DAMAGE[case]
+    run_id = parent if whose == "parent" else child
+    damage(artifact(tmp_path, run_id, name))
+    code = report_in(tmp_path, monkeypatch, parent, "--out", "out")
+    assert_one_line(code, capsys, f"run {run_id}: artifact {name!r}", needle, "run its spec again")
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_record_without_the_columns_only_a_report_reads_can_still_be_rerun(
+    finished, tmp_path, monkeypatch, capsys
+):
+    from harness.cli import main
+
+    parent, child = copy_record(finished, tmp_path)
+    _runs_edit(lambda f: f.pop("distinct_archs"))(artifact(tmp_path, child, "runs.csv"))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    assert main(["rerun", child, "--seed", "3"]) == 0
+    assert "identical to the record" in capsys.readouterr().out
+
+
+def report_in(folder: Path, monkeypatch, *args: str) -> int:
+    """``harness report ARGS`` in this process, in ``folder`` with its store."""
+    from harness.cli import main
+
+    monkeypatch.chdir(folder)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{folder / 'mlflow.db'}")
+    return main(["report", *args])
+
+
+def assert_one_line(code: int, capsys, *needles: str) -> str:
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and err[0].startswith("harness: error: "), err
+    for needle in needles:
+        assert needle in err[0], err[0]
+    return err[0]
+
+
+def test_a_report_of_a_record_without_its_spec_hash_fails_in_one_line(
+    finished, tmp_path, monkeypatch, capsys
+):
+    import sqlite3
+
+    parent, _ = copy_record(finished, tmp_path)
+    with sqlite3.connect(tmp_path / "mlflow.db") as db:
+        db.execute("delete from params where key = 'spec_hash' and run_uuid = ?", (parent,))
+    code = report_in(tmp_path, monkeypatch, parent, "--out", "out")
+    assert_one_line(code, capsys, f"run {parent} has no spec_hash")
+
+
+@pytest.mark.parametrize("twice", [("NAME", "NAME"), ("NAME", "spec.toml"), ("ID", "NAME")])
+def test_one_record_named_twice_in_a_report_fails_in_one_line(
+    finished, monkeypatch, capsys, tmp_path, twice
+):
+    parent, _ = copy_record(finished, tmp_path)
+    (tmp_path / "spec.toml").write_text((finished / "spec.toml").read_text())
+    names = [{"NAME": "digits-compare", "ID": parent}.get(n, n) for n in twice]
+    code = report_in(tmp_path, monkeypatch, *names, "--out", "out")
+    assert_one_line(code, capsys, "name the same record", parent)
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_failed_write_leaves_the_earlier_report_as_it_was(finished, tmp_path):
+    """A file size limit (as a full disk would) stops the report at its first figure."""
+    import shutil
+
+    parent, _ = copy_record(finished, tmp_path)
+    out = shutil.copytree(finished / "results" / "digits", tmp_path / "out")
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    (out / "report.md").write_text("the earlier report\n")
+    before["report.md"] = b"the earlier report\n"
+
+    done = subprocess.run(
+        [sys.executable, "-m", "harness.cli", "report", parent, "--out", "out"],
+        cwd=tmp_path,
+        env={**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        preexec_fn=file_size_limit(50_000),
+    )
+    assert_clean_failure(done, "report folder out: cannot write", "left as it was")
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no stage left
+
+
+def test_a_report_replaces_an_earlier_one_whole_and_keeps_files_it_did_not_write(
+    finished, tmp_path, monkeypatch
+):
+    import shutil
+
+    from harness.cli import main
+
+    parent, _ = copy_record(finished, tmp_path)
+    out = shutil.copytree(finished / "results" / "digits", tmp_path / "out")
+    fresh = folder_bytes(out)
+    (out / "anytime-gone.png").write_bytes(b"a figure of an experiment no longer reported")
+    (out / "table.md").write_text("an old table\n")
+    assert report_in(tmp_path, monkeypatch, parent, "--out", "out") == 0
+    assert folder_bytes(out) == fresh
+    (out / "notes.txt").write_text("mine")  # not a report's file: kept, and the rest replaced
+    (out / "anytime-gone.png").write_bytes(b"stale")
+    assert report_in(tmp_path, monkeypatch, parent, "--out", "out") == 0
+    assert (out / "notes.txt").read_text() == "mine"
+    assert folder_bytes(out) == {**fresh, "notes.txt": b"mine"}
+    (out / "notes.txt").unlink()
+    monkeypatch.chdir(out)  # the working folder itself is written into, never replaced
+    assert main(["report", parent, "--out", "."]) == 0
+    assert Path.cwd().samefile(out) and folder_bytes(out) == fresh
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_numpy_errors_raised_by_a_plugin_do_not_break_the_report(finished, tmp_path, monkeypatch):
+    """Plugin code may call ``np.seterr(all="raise")`` in the process that then reports."""
+    parent, _ = copy_record(finished, tmp_path)
+    before = np.seterr(all="raise")
+    try:
+        assert report_in(tmp_path, monkeypatch, parent, "--out", "out") == 0
+    finally:
+        np.seterr(**before)
+    assert folder_bytes(tmp_path / "out") == folder_bytes(finished / "results" / "digits")
+
+
+def record_statuses(folder: Path) -> list[str]:
+    import sqlite3
+
+    with sqlite3.connect(folder / "mlflow.db") as db:
+        return sorted({r[0] for r in db.execute("select status from runs")})
+
+
+def test_a_record_that_cannot_be_written_leaves_no_running_run(finished, tmp_path):
+    """The artifact store is a file, not a folder: the record fails after its parent run
+    was created; that run is marked FAILED, and the same command succeeds once it is fixed."""
+    spec = tmp_path / "spec.toml"
+    spec.write_text((finished / "spec.toml").read_text().replace('"count" = 5', '"count" = 2'))
+    (tmp_path / "mlartifacts").write_text("not a folder")
+    done = without_progress(harness_cli("run", "spec.toml", "--executor", "serial", cwd=tmp_path))
+    assert_clean_failure(done, "cannot record experiment 'digits-compare'", "marked FAILED")
+    assert record_statuses(tmp_path) == ["FAILED"]
+    (tmp_path / "mlartifacts").unlink()
+    again = harness_cli("run", "spec.toml", "--executor", "serial", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert record_statuses(tmp_path) == ["FAILED", "FINISHED"]
+
+
+def test_a_scheduler_address_where_no_dask_scheduler_answers_fails_in_one_line(finished, tmp_path):
+    """An HTTP server accepts the connection and waits for a request Dask never sends."""
+    import http.server
+
+    pytest.importorskip("distributed")
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), http.server.SimpleHTTPRequestHandler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    address = f"tcp://127.0.0.1:{server.server_address[1]}"
+    (tmp_path / "spec.toml").write_text((finished / "spec.toml").read_text())
+    tic = time.monotonic()
+    try:
+        done = harness_cli("run", "spec.toml", "--scheduler", address, cwd=tmp_path)
+    finally:
+        server.shutdown()
+    assert time.monotonic() - tic < 90
+    assert_clean_failure(done, f"--scheduler {address}: no Dask scheduler answered within")
+    assert not (tmp_path / "results").exists()
+
+
+# -- memory that grows with the seeds -------------------------------------------------------
+
+
+def test_a_bootstrap_interval_needs_memory_linear_in_the_seeds():
+    """5,000 seeds: one unbatched BCa call holds 2,000 x 5,000 resamples and 5,000 x 4,999
+    jackknife values at once (about 500 MB; 50,000 seeds would need 50 GB). Batched, it
+    holds about 30 MB, and the interval is the same to the bit."""
+    import tracemalloc
+
+    from scipy import stats
+
+    from harness.report import stats as report_stats
+
+    values = np.random.default_rng(0).normal(size=5_000)
+    tracemalloc.start()
+    try:
+        interval = report_stats.bootstrap_interval(values, "b/t/m")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 100e6, f"{peak / 1e6:.0f} MB"
+    small = values[:300]
+    whole = stats.bootstrap(
+        (small,),
+        np.mean,
+        n_resamples=report_stats.RESAMPLES,
+        rng=report_stats.bootstrap_generator("b/t/m"),
+    ).confidence_interval
+    assert report_stats.bootstrap_interval(small, "b/t/m") == (whole.low, whole.high)
+    assert interval[0] < values.mean() < interval[1]
+
+
+# -- statistics that are undefined say so, without warnings ---------------------------------
+
+
+@pytest.mark.parametrize("case", ["one-seed", "identical-methods"])
+def test_undefined_statistics_leak_no_warning_and_say_what_they_are(finished, tmp_path, case):
+    raw = tomllib.loads((finished / "spec.toml").read_text())
+    if case == "one-seed":
+        raw["runs"]["seeds"] = {"start": 0, "count": 1}
+    else:  # three names for one strategy: every seed ties all three
+        raw["strategy"] = [{"name": n, "kind": "random_search"} for n in ("A", "B", "C")]
+    (tmp_path / "spec.toml").write_text(dump_toml(raw))
+    done = harness_cli(
+        "run", "spec.toml", "--executor", "serial", cwd=tmp_path, PYTHONWARNINGS="default"
+    )
+    assert done.returncode == 0, done.stderr
+    leaked = [line for line in done.stderr.splitlines() if "Warning" in line]
+    assert [w for w in leaked if "mlflow" not in w and "sqlalchemy" not in w] == []
+    report = (tmp_path / "results" / "digits" / "report.md").read_text()
+    if case == "identical-methods":
+        assert "χ² = nan" not in report
+        assert "over 5 blocks and 3 methods is undefined: every block ties" in report
+
+
+# -- a search variable with gaps is refused before the search --------------------------------
+
+
+def test_a_sealed_metric_with_gaps_fails_before_the_search_naming_spec_and_field(
+    finished, tmp_path
+):
+    import dataclasses
+
+    from harness.table import Table, write_table
+
+    shipped = Table.load(DIGITS.parent / "../../tabular/nb201-digits.h5")
+    variables = dict(shipped._variables)
+    key = ("digits", "e4", "test", "accuracy")
+    mask, values = variables[key].mask.copy(), variables[key].values.copy()
+    mask[[7, 4000], :, -1], values[[7, 4000], :, -1] = False, np.nan  # never measured on test
+    variables[key] = dataclasses.replace(variables[key], values=values, mask=mask)
+    digest = write_table(
+        tmp_path / "gaps.h5",
+        **{f: getattr(shipped, f) for f in ("benchmark_id", "space", "archs", "protocol")},
+        **{f: getattr(shipped, f) for f in ("cost_model", "provenance", "notes")},
+        variables=variables,
+        properties=shipped._properties,
+    )
+    raw = tomllib.loads((finished / "spec.toml").read_text())
+    raw["table"] = {"path": "gaps.h5", "sha256": digest}
+    raw["report"]["target"] = raw["report"]["target"][:1]  # the valid target: no gaps
+    (tmp_path / "spec.toml").write_text(dump_toml(raw))
+    done = harness_cli("run", "spec.toml", cwd=tmp_path)
+    assert_clean_failure(
+        done,
+        "spec.toml",
+        "[search.sealed.test_accuracy]",
+        "no value for 2 architectures of table",
+        "gaps.h5",
+        "the first: 7",
+    )
+    assert not (tmp_path / WORK_DIR).exists() and not (tmp_path / "mlflow.db").exists()
+
+
+# -- a target says which way is better ------------------------------------------------------
+
+
+def test_a_spec_that_sets_no_direction_keeps_its_hash():
+    from harness.report.folders import published_spec_hashes
+    from harness.spec import load_spec
+
+    repo = DIGITS.parents[2]
+    for spec, folder in ((DIGITS, "digits-compare"), (TABLE5, "nb201-table5")):
+        published = published_spec_hashes(repo / "results" / folder)
+        assert load_spec(spec).spec_hash[:16] in published.values()
+
+
+def test_a_loss_target_is_better_lower_unless_the_spec_says_otherwise(
+    finished, tmp_path, monkeypatch
+):
+    import json
+
+    import pandas as pd
+    from scipy import stats
+
+    import harness
+    from harness.record import load_experiment
+    from harness.spec import load_spec
+    from harness.table import Table
+
+    raw = tomllib.loads((finished / "spec.toml").read_text())
+    raw["report"]["target"] = [
+        {"label": "valid", "metric": "digits/e4/valid/accuracy"},
+        {"label": "loss", "metric": "digits/e4/valid/loss"},
+        {"label": "loss_up", "metric": "digits/e4/valid/loss", "direction": "max"},
+    ]
+    (tmp_path / "spec.toml").write_text(dump_toml(raw))
+    spec = load_spec(tmp_path / "spec.toml")
+    assert [t.get("direction") for t in spec.resolved["targets"]] == [None, None, "max"]
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    done = harness.run(tmp_path / "spec.toml", executor="serial")
+    record = load_experiment(done.run_id)
+    assert json.loads(record.params["target_directions"]) == {
+        "valid": "max",
+        "loss": "min",
+        "loss_up": "max",
+    }
+    loss = Table.load(Path(raw["table"]["path"])).variable("digits", "e4", "valid", "loss")
+    means = loss.seed_mean()[:, -1]
+    assert record.table["optimal"]["loss"] == pytest.approx(float(np.nanmin(means)))
+    assert record.table["optimal"]["loss_up"] == pytest.approx(float(np.nanmax(means)))
+
+    harness.make_report([done.run_id], out=tmp_path / "by-loss", target="loss")
+    per_seed = pd.read_csv(tmp_path / "by-loss" / "per-seed.csv")
+    assert (per_seed["regret"] >= 0).all()
+    losses = per_seed[per_seed.target == "loss"]
+    values = losses.pivot(index="seed", columns="method", values="value")
+    methods = [s["name"] for s in raw["strategy"]]
+    expected = stats.rankdata(values[methods].to_numpy(), axis=1).mean(axis=0)  # lowest first
+    ranks = pd.read_csv(tmp_path / "by-loss" / "ranks.csv").set_index("method")
+    assert ranks.loc[methods].iloc[:, 0].to_numpy() == pytest.approx(expected)

@@ -17,7 +17,7 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1] / "harness"
 LAYERS = [
     {"errors", "version"},
-    {"config", "atomic", "seeding", "executors", "places"},
+    {"config", "atomic", "seeding", "executors", "places", "record_check"},
     {"values", "plugins", "resume", "parts"},
     {"spaces", "table", "protocol", "proxy_protocol", "data", "models", "environment"},
     {"evaluators", "estimators", "train", "strategies", "simulator", "one_shot"},

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 from conftest import REPO, assert_clean_failure, harness_cli, needs_nb201
@@ -39,6 +41,32 @@ def test_isomorphism_classes_count_each_class_once():
         stats.kendalltau([1.0, 3.0, 2.0, 6.0], [1.0, 3.0, 4.0, 5.0])[0]
     )
     assert found.top_k_overlap == {1: 0.0}
+
+
+@pytest.mark.parametrize(
+    ("proxy", "needle"),
+    [
+        (np.full(50, np.nan), "0 cells hold both the proxy (0 cells hold it)"),
+        (np.where(np.arange(50) == 3, 1.0, np.nan), "1 cells hold both"),
+        (np.full(50, 0.5), "the proxy is 0.5 on all 50 cells compared"),
+    ],
+    ids=["all-nan", "one-cell", "constant"],
+)
+def test_a_metric_that_ranks_nothing_is_an_error_not_nan(recwarn, proxy, needle):
+    from harness.errors import TableError
+
+    with pytest.raises(TableError, match=re.escape(needle)) as raised:
+        fidelity(proxy, np.arange(50.0))
+    assert "\n" not in str(raised.value)
+    assert not recwarn.list  # no numpy or scipy warning on the way
+
+
+def test_a_top_decile_of_equal_values_is_left_out_without_warnings(recwarn):
+    reference = np.r_[np.arange(90.0), np.full(10, 100.0)]
+    proxy = np.r_[np.arange(90.0), np.full(10, 7.0)]
+    found = fidelity(proxy, reference, top_k=(10,))
+    assert [a.cells for a in found.agreements] == ["all cells"]
+    assert not recwarn.list
 
 
 @needs_nb201()

@@ -289,9 +289,31 @@ class TabularEvaluator(Evaluator):
                             f"{lookup.ref} has {list(lookup.seeds)} and {signal} has "
                             f"{list(self.seeds)}"
                         )
+        self._check_coverage(search.epoch)
         self.costs = TableCosts(table, search, self.fidelities, self.seeds)
         self.has_costs = self.costs.recorded
         self._final: dict[MetricRef, np.ndarray] = {}
+
+    def _check_coverage(self, epoch: int) -> None:
+        """Refuse, before any search, a visible or sealed variable with gaps where the
+        signal has values: a run would otherwise stop at the first architecture it hits."""
+        signal, shown, hidden = self._at(epoch)
+        for section, lookups in (("visible", shown), ("sealed", hidden)):
+            for name, lookup in lookups.items():
+                if signal.vector is not None and lookup.vector is not None:
+                    gaps = np.isfinite(signal.vector) & ~np.isfinite(lookup.vector)
+                elif signal.vector is None and lookup.vector is None:
+                    gaps = (signal.mask & ~lookup.mask).any(axis=1)
+                else:
+                    continue
+                if gaps.any():
+                    raise ConfigError(
+                        f"{name!r} ({lookup.ref} at epoch {epoch}) has no value for "
+                        f"{int(gaps.sum()):,} architectures of table {self.table.path} that "
+                        f"the search signal has (the first: {int(gaps.argmax())}); choose a "
+                        "variable that covers every cell the signal does",
+                        f"search.{section}.{name}",
+                    )
 
     def _lookup(self, ref: MetricRef, epoch: int) -> _Lookup:
         mean = None

@@ -58,17 +58,34 @@ def fidelity(
     reference: np.ndarray,
     classes: np.ndarray | None = None,
     top_k: tuple[int, ...] = TOP_K,
+    names: tuple[str, str] = ("the proxy", "the reference"),
 ) -> Fidelity:
     """Compare two tables' values of the same cells (``classes``: each cell's isomorphism
-    class representative, if the space has them)."""
+    class representative, if the space has them; ``names``: the two, for errors).
+
+    Fewer than two cells with both values, or values all equal on either side, rank
+    nothing: that is an error, not a τ of nan beside a top-k overlap of ties."""
     both = np.isfinite(proxy) & np.isfinite(reference)
+    if both.sum() < 2:
+        raise TableError(
+            f"{int(both.sum())} cells hold both {names[0]} ({int(np.isfinite(proxy).sum())} "
+            f"cells hold it) and {names[1]} ({int(np.isfinite(reference).sum())}); a ranking "
+            "needs two: compare variables that hold values"
+        )
+    for name, values in zip(names, (proxy[both], reference[both]), strict=True):
+        if values.min() == values.max():
+            raise TableError(
+                f"{name} is {values[0]:g} on all {len(values)} cells compared: equal values "
+                "rank nothing; compare a variable that tells cells apart"
+            )
     agreements = [_agreement("all cells", proxy[both], reference[both])]
     if classes is not None:
         unique = both & (classes == np.arange(len(classes)))
         agreements.append(_agreement("one per isomorphism class", proxy[unique], reference[unique]))
     p, r = proxy[both], reference[both]
     decile = r >= np.quantile(r, 0.9)
-    if decile.sum() > 2:  # a rank correlation needs a few cells
+    if decile.sum() > 2 and np.ptp(p[decile]) > 0 and np.ptp(r[decile]) > 0:
+        # a rank correlation needs a few cells, and values that differ
         agreements.append(_agreement("reference's top decile", p[decile], r[decile]))
     percentile = 100 * stats.rankdata(p) / len(p)
     order_p, order_r = np.argsort(-p, kind="stable"), np.argsort(-r, kind="stable")
@@ -92,6 +109,7 @@ def compare_tables(
         resolve_metric(proxy, proxy_ref).astype(np.float64),
         resolve_metric(reference, reference_ref).astype(np.float64),
         None if (classes == np.arange(len(classes))).all() else classes,
+        names=(f"{proxy.path} {proxy_ref}", f"{reference.path} {reference_ref}"),
     )
 
 

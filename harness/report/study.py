@@ -17,8 +17,9 @@ import numpy as np
 import pandas as pd
 
 from harness.errors import ConfigError
-from harness.record import ExperimentRecord, load_incumbents, load_trajectories
-from harness.values import MetricRef
+from harness.record import RUNS, ExperimentRecord, load_incumbents, load_trajectories
+from harness.record_check import REPORT_RUN_COLUMNS, check_columns
+from harness.values import MetricRef, target_direction
 
 #: what a target measures for the search: the validation or the test split of the data the
 #: search ran on (a ``--target`` of ``role:<role>`` picks each benchmark's first such target)
@@ -81,6 +82,14 @@ class Benchmark:
         """The first target of ``role``, if any."""
         return next((label for label, r in self.roles.items() if r == role), None)
 
+    def better(self) -> dict[str, str]:
+        """Per target, which way it is better (``max`` or ``min``): as the spec set it,
+        else by the metric's name."""
+        return {
+            t["label"]: target_direction(t.get("metric", ""), t.get("direction"))
+            for t in self.resolved["targets"]
+        }
+
     @property
     def optimal(self) -> dict[str, float]:
         """The table's best value of each target, stored with its sha256 at run time."""
@@ -101,7 +110,9 @@ class Study:
     """Benchmarks and their runs as one long frame (``scores``).
 
     ``scores`` has one row per (benchmark, method, seed, target): ``value`` (the run's
-    final architecture's seed-mean target) and ``regret`` (the table's optimum minus it).
+    final architecture's seed-mean target), ``regret`` (its distance from the table's
+    optimum, ≥ 0) and ``score`` (the value, negated for a target that is better lower:
+    what ranks and tests compare, higher is better).
     ``target`` names, per benchmark, the target ranks and tests use (default: its first).
     """
 
@@ -188,11 +199,13 @@ def build_study(records: list[ExperimentRecord], target: str | None = None) -> S
     chosen = choose_targets(benchmarks, target)
     rows = []
     for b in benchmarks:
-        optimal = b.optimal
+        optimal, better = b.optimal, b.better
         for method in b.methods:
             runs = b.record.runs[method]
+            check_columns(b.record.children[method], RUNS, runs, REPORT_RUN_COLUMNS)
             for label in b.labels:
                 values = runs[f"target.{label}"].to_numpy(dtype=np.float64)
+                sign = -1.0 if better[label] == "min" else 1.0
                 rows.append(
                     pd.DataFrame(
                         {
@@ -201,7 +214,8 @@ def build_study(records: list[ExperimentRecord], target: str | None = None) -> S
                             "seed": runs["seed"].to_numpy(),
                             "target": label,
                             "value": values,
-                            "regret": optimal[label] - values,
+                            "regret": sign * (optimal[label] - values),
+                            "score": sign * values,
                         }
                     )
                 )

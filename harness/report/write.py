@@ -7,12 +7,15 @@ another machine, gives the same bytes.
 
 from __future__ import annotations
 
+import re
+import warnings
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from harness.atomic import check_writable, write_text
+from harness.atomic import check_writable, staged_folder, write_text
+from harness.errors import HarnessError
 from harness.places import project_root
 from harness.record import ExperimentRecord
 from harness.report import REPORT, TABLE, anytime, audit, plots, stats
@@ -412,13 +415,47 @@ def default_folder(records: list[ExperimentRecord], root: Path | None = None) ->
     )[0]
 
 
+#: the files a report folder holds: what an earlier report left there may be replaced
+REPORT_FILE = re.compile(
+    r"(report\.md|table\.(md|tex|csv)|(per-seed|ranks|pairwise|anytime-auc|selection-bias)\.csv"
+    rf"|{re.escape(OVERHEAD)}|(cd-diagram|performance-profile|anytime-.+)\.(png|svg))"
+)
+
+
 def write_report(
     records: list[ExperimentRecord], out: Path, target: str | None = None
 ) -> list[Path]:
     """Write the report of ``records`` into the folder ``out``; returns the files written,
     ``report.md`` first. ``target`` is the target ranked and tested: a label, or
-    ``role:validation`` / ``role:test`` (default: :func:`~harness.report.study.choose_targets`)."""
+    ``role:validation`` / ``role:test`` (default: :func:`~harness.report.study.choose_targets`).
+
+    The folder is written whole or not at all (:func:`staged_folder`): an error or a kill
+    leaves an earlier report as it was, never new figures beside old tables. Numerical
+    warnings stay local: whatever ``numpy.seterr`` plugin code set, the report is the same.
+    """
     check_writable(out / REPORT, "report file")
+    with staged_folder(out, REPORT_FILE.fullmatch) as stage:
+        try:
+            with np.errstate(all="ignore"), warnings.catch_warnings():
+                # a statistic undefined for these values (one seed, all ties) shows as "–"
+                # in the report; numpy's and SciPy's warnings about it would only repeat that
+                warnings.simplefilter("ignore", RuntimeWarning)  # SciPy's statistics' too
+                written = _write_report(records, stage, target)
+        except OSError as error:
+            raise HarnessError(
+                f"report folder {out}: cannot write {_final_name(error.filename)} "
+                f"({error.strerror or error}); the folder was left as it was"
+            ) from None
+    return [out / path.name for path in written]
+
+
+def _final_name(filename: str | None) -> str:
+    """The report file a temporary file (``.NAME.tmp-...``) was to become."""
+    name = Path(filename or "?").name
+    return name[1:].split(".tmp-")[0] if ".tmp-" in name else name
+
+
+def _write_report(records: list[ExperimentRecord], out: Path, target: str | None) -> list[Path]:
     study = build_study(records, target)
     summary = stats.summary(study)
     pool = stats.pool(study)
@@ -450,7 +487,8 @@ def write_report(
     write_text(out / "table.tex", latex(study, summary))
     written += [out / TABLE, out / "table.tex"]
     written.append(_csv(out / "table.csv", summary))
-    written.append(_csv(out / "per-seed.csv", study.scores, float_format=None))
+    per_seed = study.scores.drop(columns="score")  # the value, signed: nothing new
+    written.append(_csv(out / "per-seed.csv", per_seed, float_format=None))
     written.append(_csv(out / "ranks.csv", ranks.reset_index(names="method")))
     written.append(_csv(out / "pairwise.csv", pairs))
     written.append(_csv(out / "anytime-auc.csv", auc))
