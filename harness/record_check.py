@@ -137,9 +137,7 @@ def check_table_info(run_id: str, artifact: str, info: dict[str, Any], labels: l
     optimal = _field(run_id, artifact, info, "optimal", lambda v: isinstance(v, dict))
     for label in labels:
         value = optimal.get(label)
-        if isinstance(value, bool) or not (
-            isinstance(value, int | float) and math.isfinite(value)
-        ):
+        if isinstance(value, bool) or not (isinstance(value, int | float) and math.isfinite(value)):
             raise damaged(run_id, artifact, f"holds {value!r} as the optimum of target {label!r}")
 
 

@@ -839,9 +839,7 @@ def write_table(
     }
     # built in memory, then written as plain bytes: HDF5 writing to a full disk fails in
     # its destructors (a crash), where a Python write raises an OSError the CLI reports
-    with h5py.File(
-        f"{path.name}-in-memory", "w", driver="core", backing_store=False
-    ) as f:
+    with h5py.File(f"{path.name}-in-memory", "w", driver="core", backing_store=False) as f:
         _write_contents(f, attrs, arch_array, variables, checked)
         f.flush()
         image = f.id.get_file_image()

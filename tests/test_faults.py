@@ -608,9 +608,7 @@ def test_a_strategy_call_past_its_time_limit_fails_in_one_line(small_spec, plugi
         WHERE=where,
         PYTHONPATH=pythonpath(plugin),
     )
-    assert_clean_failure(
-        without_progress(done), "[strategy 'P']", "within 1.5 s", "call_timeout_s"
-    )
+    assert_clean_failure(without_progress(done), "[strategy 'P']", "within 1.5 s", "call_timeout_s")
     assert time.monotonic() - tic < 60
     assert finished_records(spec.parent) == []
     assert not list((spec.parent / WORK_DIR).glob("*"))
@@ -1077,7 +1075,8 @@ def test_undefined_statistics_leak_no_warning_and_say_what_they_are(finished, tm
     report = (tmp_path / "results" / "digits" / "report.md").read_text()
     if case == "identical-methods":
         assert "χ² = nan" not in report
-        assert "over 5 blocks and 3 methods is undefined: every block ties" in report
+        # identical methods are one method to the tests: too few for Friedman's
+        assert "undefined: needs three or more distinct methods (1 here)" in report
 
 
 # -- a search variable with gaps is refused before the search --------------------------------

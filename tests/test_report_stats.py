@@ -69,6 +69,7 @@ def study_of(*benchmarks: Benchmark, target: str | None = None) -> Study:
                 "seed": runs["seed"],
                 "target": label,
                 "value": runs[f"target.{label}"],
+                "score": runs[f"target.{label}"],  # higher is better: the value itself
                 "regret": 100.0 - runs[f"target.{label}"],
             }
         )

@@ -82,6 +82,7 @@ class Benchmark:
         """The first target of ``role``, if any."""
         return next((label for label, r in self.roles.items() if r == role), None)
 
+    @property
     def better(self) -> dict[str, str]:
         """Per target, which way it is better (``max`` or ``min``): as the spec set it,
         else by the metric's name."""
