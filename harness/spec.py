@@ -22,7 +22,7 @@ from typing import Any
 
 from harness.config import Field, at, config_hash, parse_toml, read_text, spec_error, validate
 from harness.errors import ConfigError
-from harness.importers import IMPORTERS
+from harness.importers import importer_class
 from harness.strategies import resolve_params, strategy_class
 from harness.values import (
     BUDGET_FIELDS,
@@ -62,7 +62,7 @@ TABLE_FIELDS = {
     "build": Field(dict, None, optional=True),
 }
 BUILD_FIELDS = {
-    "importer": Field(str, choices=tuple(IMPORTERS)),
+    "importer": Field(str),
     "source": Field(str, None, optional=True),
     "dataset": Field(str, None, optional=True),
 }
@@ -281,6 +281,8 @@ def _parse(raw: dict[str, Any], path: Path, overrides: dict[str, Any], text: str
         if table["build"] is not None:
             with at("build"):
                 build = validate(table["build"], BUILD_FIELDS)
+                with at("importer"):
+                    importer_class(build["importer"])
             if build["source"] is not None:
                 build["source"] = _path(base, build["source"], "build.source")
 

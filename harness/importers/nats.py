@@ -44,7 +44,8 @@ import numpy as np
 
 from harness.atomic import check_regular, read_regular
 from harness.data.safe_pickle import _RestrictedUnpickler
-from harness.errors import DatasetError, TableError
+from harness.errors import ConfigError, DatasetError, TableError
+from harness.importers.base import Importer
 from harness.importers.nb201 import SPLITS, TRAINING
 from harness.spaces.base import SearchSpace
 from harness.spaces.nats_sss import CELL, NATSSizeSpace
@@ -57,6 +58,7 @@ __all__ = [
     "DATASETS",
     "MAX_DECOMPRESSED_BYTES",
     "MAX_NODES",
+    "NATSImporter",
     "build_nats_table",
     "read_nats_file",
 ]
@@ -1004,3 +1006,12 @@ def build_nats_table(source: Path, out: Path) -> str:
         },
         notes=_notes(archive, len(records), collector, ignored),
     )
+
+
+class NATSImporter(Importer):
+    """An official NATS-Bench simple archive; ``source`` is its folder."""
+
+    def build(self, out: Path, source: Path | None, dataset: str | None) -> str:
+        if source is None:
+            raise ConfigError("the nats importer needs a source folder", "source")
+        return build_nats_table(source, out)
