@@ -423,8 +423,8 @@ def build_parser() -> argparse.ArgumentParser:
     imp = commands.add_parser("import", help="build a benchmark table from published data")
     imp.add_argument(
         "benchmark",
-        choices=tuple(IMPORTERS),
-        help="; ".join(f"{name}: {needs}" for name, needs in IMPORTERS.items()),
+        help="; ".join(f"{name}: {needs}" for name, needs in IMPORTERS.items())
+        + "; or a plugin: an entry point in group harness.importers, or package.module:Class",
     )
     imp.add_argument("--source", help="folder of the published data files")
     imp.add_argument("--dataset", help="dataset to import (nbgraph)")

@@ -115,6 +115,11 @@ class Benchmark:
                     f"{table.path}: report target {label!r} is missing for "
                     f"{int(np.isnan(vector).sum())} architectures"
                 )
+        #: the report targets' variables, by label (what each run's final architecture
+        #: is measured on)
+        self.target_refs = {t.label: t.ref for t in spec.targets}
+        #: what every run shares of the space, checked unchanged after each run
+        self.space_state = space_state(self.space)
         with at("search.evaluator"):
             self.evaluator_class = evaluator_class(setup.kind)
         self.evaluator: Evaluator = self.evaluator_class.for_benchmark(
@@ -176,7 +181,6 @@ class Benchmark:
 
         The strategy works on its own copy of the space; a strategy that changes the space
         every run shares (its class) is stopped with an error naming it."""
-        before = space_state(self.space)
         timeout = self.spec.call_timeout_s or CALL_TIMEOUT_S
         try:
             try:
@@ -204,7 +208,7 @@ class Benchmark:
                 self.spec.workers,
                 timeout,
             )
-            if space_state(self.space) != before:
+            if space_state(self.space) != self.space_state:
                 raise StrategyError(
                     f"changed the {self.space.name} search space that every run shares (its "
                     f"class {type(self.space).__qualname__}); a strategy may set attributes on "
@@ -214,9 +218,7 @@ class Benchmark:
             raise StrategyError(f"[strategy {strategy_spec.name!r}] seed {seed}: {error}") from None
         except ConfigError as error:
             raise spec_error(self.spec.path, error) from None
-        targets = self.evaluator.final_metrics(
-            result.incumbent_arch, {t.label: t.ref for t in self.spec.targets}
-        )
+        targets = self.evaluator.final_metrics(result.incumbent_arch, self.target_refs)
         return RunOutcome(
             strategy=strategy_spec.name,
             seed=seed,

@@ -63,20 +63,22 @@ code again, so a call blocked inside C code ends only when that returns.
 from __future__ import annotations
 
 import ctypes
-import heapq
 import os
 import reprlib
 import signal
 import threading
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from heapq import heappop, heappush
+from operator import attrgetter
+from time import perf_counter, sleep
 from typing import Any
 
 import numpy as np
 
 from harness.errors import CallTimeout, ConfigError, HarnessError, StrategyError
 from harness.evaluators.base import Evaluator
+from harness.spaces.base import SearchSpace
 from harness.strategies.base import Strategy
 from harness.values import Budget, Observation, Proposal, Resume
 
@@ -88,7 +90,8 @@ MAX_EVALUATIONS = 1_000_000
 CALL_TIMEOUT_S = 600.0
 
 
-#: thread id -> (monotonic deadline, seconds) of the strategy call that thread is in
+#: thread id -> (deadline on the perf_counter clock, seconds) of the strategy call that
+#: thread is in
 _deadlines: dict[int, tuple[float, float]] = {}
 #: thread id -> seconds, of a call the watchdog ended (the exception is on its way)
 _expired: dict[int, float] = {}
@@ -116,7 +119,7 @@ def _interrupt(ident: int, exception: type[BaseException] | None) -> None:
 def _watch() -> None:
     main = threading.main_thread().ident
     while True:
-        now = time.monotonic()
+        now = perf_counter()
         nearest = WATCH_EVERY_S
         for ident, (deadline, seconds) in list(_deadlines.items()):
             if now < deadline:
@@ -130,7 +133,7 @@ def _watch() -> None:
                 signal.pthread_kill(ident, signal.SIGALRM)  # ends a sleep in the call too
             else:
                 _interrupt(ident, CallTimeout)
-        time.sleep(max(nearest, 0.01))
+        sleep(max(nearest, 0.01))
 
 
 def _forget_watchdog() -> None:  # a forked child has no watchdog thread and no calls yet
@@ -167,15 +170,21 @@ def limited(seconds: float | None, call: Callable[..., Any], *args: Any) -> Any:
     if _watchdog is None or not _signal_tried:
         _start_watchdog()
     ident = threading.get_ident()
-    _deadlines[ident] = (time.monotonic() + seconds, seconds)
+    _deadlines[ident] = (perf_counter() + seconds, seconds)
     try:
         return call(*args)
     finally:
-        if _deadlines.pop(ident, None) is None:  # the watchdog took it: ended, or about to be
-            with _lock:  # (the watchdog marks it expired under the lock)
-                pending = _expired.pop(ident, None) is not None
-            if pending and not (_signal_ready and ident == threading.main_thread().ident):
-                _interrupt(ident, None)  # it returned just in time: no exception after all
+        if _deadlines.pop(ident, None) is None:
+            _taken(ident)
+
+
+def _taken(ident: int) -> None:
+    """The watchdog took the deadline of thread ``ident``'s call: it ended the call, or is
+    about to. If the call returned first, take back the exception not raised yet."""
+    with _lock:  # (the watchdog marks it expired under the lock)
+        pending = _expired.pop(ident, None) is not None
+    if pending and not (_signal_ready and ident == threading.main_thread().ident):
+        _interrupt(ident, None)  # it returned just in time: no exception after all
 
 
 @dataclass
@@ -201,37 +210,6 @@ class Trajectory:
     visible: dict[str, list[float]] = field(default_factory=dict)
     sealed: dict[str, list[float]] = field(default_factory=dict)
     measured_s: list[float] = field(default_factory=list)
-
-    def append(
-        self,
-        worker: int,
-        start: float,
-        observation: Observation,
-        completed: bool,
-        incumbent: tuple[int, float],
-        trial: int,
-        told: bool,
-    ) -> None:
-        self.worker.append(worker)
-        self.start_s.append(start)
-        self.end_s.append(start + observation.cost_s)
-        self.arch.append(observation.arch)
-        self.epoch.append(observation.epoch)
-        self.cost_s.append(observation.cost_s)
-        self.signal.append(observation.signal)
-        self.seed_used.append(observation.seed)
-        self.completed.append(completed)
-        self.incumbent_arch.append(incumbent[0])
-        self.incumbent_signal.append(incumbent[1])
-        self.trial.append(trial)
-        self.resumed_from.append(observation.resumed_from)
-        self.told.append(told)
-        for name, value in observation.metrics.items():
-            self.visible.setdefault(name, []).append(value)
-        for name, value in observation.sealed.items():
-            self.sealed.setdefault(name, []).append(value)
-        if observation.measured_s is not None:
-            self.measured_s.append(observation.measured_s)
 
     def __len__(self) -> int:
         return len(self.arch)
@@ -259,32 +237,26 @@ class RunResult:
     search_log: dict[str, Any] | None = None
 
 
-def _strategy_call(
-    strategy: Strategy,
-    what: str,
-    call: Callable[..., Any],
-    *args: Any,
-    timeout_s: float | None = None,
-) -> Any:
-    """Run one strategy call for at most ``timeout_s`` seconds; anything it raises becomes
-    a one-line StrategyError."""
-    try:
-        return limited(timeout_s, call, *args)
-    except KeyboardInterrupt:  # Ctrl-C, not the strategy's doing
-        raise
-    except CallTimeout:
-        raise StrategyError(
-            f"strategy {type(strategy).__name__} did not return from {what} within "
-            f"{timeout_s:g} s; raise [runs] call_timeout_s if it needs longer"
-        ) from None
-    except BaseException as error:  # plugin code: it may raise anything, sys.exit included
-        detail = " ".join(str(error).split())
-        raise StrategyError(
-            f"strategy {type(strategy).__name__} raised in {what}: {type(error).__name__}: {detail}"
-        ) from error
+def _failed(
+    strategy: Strategy, what: str, error: BaseException, timeout_s: float | None
+) -> StrategyError:
+    """The one-line error of a strategy call that raised ``error`` (or ran out of time)."""
+    name = type(strategy).__name__
+    if isinstance(error, CallTimeout):
+        return StrategyError(
+            f"strategy {name} did not return from {what} within {timeout_s:g} s; "
+            "raise [runs] call_timeout_s if it needs longer"
+        )
+    detail = " ".join(str(error).split())
+    return StrategyError(f"strategy {name} raised in {what}: {type(error).__name__}: {detail}")
 
 
-@dataclass
+def _cause(error: BaseException) -> BaseException | None:
+    """What a StrategyError is raised from: the strategy's own error, not a timeout."""
+    return None if isinstance(error, CallTimeout) else error
+
+
+@dataclass(slots=True)
 class _Trial:
     """One training of this run: its architecture, seed, and how far it has completed."""
 
@@ -343,6 +315,85 @@ def checked_proposal(
     return Proposal(arch, int(epoch), int(trial))
 
 
+class _ProposalCheck:
+    """:func:`checked_proposal` for one run, with a quick path for the common proposal: a
+    new training of an int architecture in range at an int epoch the benchmark offers
+    (a Proposal holding only ints is immutable, so it needs no copy)."""
+
+    def __init__(self, evaluator: Evaluator, strategy: Strategy) -> None:
+        self.evaluator, self.strategy = evaluator, strategy
+        space = evaluator.space
+        plain = type(space).check_index is SearchSpace.check_index
+        self._archs = space.num_archs if plain else 0  # a space's own check: no quick path
+        self._epochs = frozenset(evaluator.fidelities)
+
+    def __call__(self, asked: object, trials: Sequence[_Trial]) -> Proposal:
+        if type(asked) is Proposal and asked.trial is None:
+            arch, epoch = asked.arch, asked.epoch
+            if type(arch) is int and type(epoch) is int and 0 <= arch < self._archs:
+                if epoch in self._epochs:
+                    return asked
+        return checked_proposal(asked, self.evaluator, self.strategy, trials)
+
+
+#: one completed evaluation: (worker, start, observation, incumbent arch, incumbent
+#: signal, trial, told)
+_Row = tuple[int, float, Observation, int, float, int, bool]
+
+
+def _trajectory(
+    rows: list[_Row],
+    discarded: list[tuple[int, float, Observation, int]],
+    incumbent: tuple[int, float],
+) -> Trajectory:
+    """The trajectory of the completed rows, in the order they were told, then the
+    discarded evaluations (not completed, not told, beside the final incumbent); built
+    column by column at the end of a run (a row is one tuple while it runs)."""
+    rows = rows + [(w, start, o, *incumbent, trial, False) for w, start, o, trial in discarded]
+    worker, start_s, observations, best_arch, best_signal, trial, told = map(
+        list, zip(*rows, strict=True)
+    )
+    arch, epoch, cost_s, signal, seed, resumed_from = map(
+        list, zip(*map(_RECORDED, observations), strict=True)
+    )
+    return Trajectory(
+        worker=worker,
+        start_s=start_s,
+        end_s=[start + cost for start, cost in zip(start_s, cost_s, strict=True)],
+        arch=arch,
+        epoch=epoch,
+        cost_s=cost_s,
+        signal=signal,
+        seed_used=seed,
+        completed=[True] * (len(rows) - len(discarded)) + [False] * len(discarded),
+        incumbent_arch=best_arch,
+        incumbent_signal=best_signal,
+        trial=trial,
+        resumed_from=resumed_from,
+        told=told,
+        visible=_columns([o.metrics for o in observations]),
+        sealed=_columns([o.sealed for o in observations]),
+        measured_s=[o.measured_s for o in observations if o.measured_s is not None],
+    )
+
+
+#: what a trajectory row records of its observation, besides the metrics
+_RECORDED = attrgetter("arch", "epoch", "cost_s", "signal", "seed", "resumed_from")
+
+
+def _columns(mappings: list[Mapping[str, float]]) -> dict[str, list[float]]:
+    """Name -> the values of that name, in order, over ``mappings``; names in the order
+    they first appear."""
+    names = list(mappings[0])
+    if all(list(mapping) == names for mapping in mappings):  # the usual case: one key set
+        return {name: [mapping[name] for mapping in mappings] for name in names}
+    columns: dict[str, list[float]] = {}
+    for mapping in mappings:
+        for name, value in mapping.items():
+            columns.setdefault(name, []).append(value)
+    return columns
+
+
 def simulate(
     strategy: Strategy,
     evaluator: Evaluator,
@@ -366,23 +417,34 @@ def simulate(
             f"{setup_s:g} simulated seconds, the whole budget",
             "budget",
         )
-    trajectory = Trajectory()
-    #: (end, start order, worker, begun, proposal, observation, trial, told)
-    in_flight: list[tuple[float, int, int, float, Proposal, Observation, int, bool]] = []
+    #: (worker, start, observation, incumbent arch, incumbent signal, trial, told), in
+    #: the order the strategy was told
+    rows: list[_Row] = []
+    #: (end, start order, worker, begun, epoch, observation, trial, told, proposal)
+    in_flight: list[tuple[float, int, int, float, int, Observation, int, bool, Proposal]] = []
     trials: list[_Trial] = []
     started = started_epochs = 0
-    completed = completed_epochs = 0
+    completed_epochs = 0
     best_arch, best_epoch, best_signal = -1, -1, -np.inf
     clock = setup_s
     stop_reason = "budget exhausted"
     discarded: list[tuple[int, float, Observation, int]] = []
-    strategy_wall = 0.0
     active = set(range(workers))
     waiting: list[int] = []
+    seconds, evaluations, epochs = budget.seconds, budget.evaluations, budget.epochs
+    evaluate, check = evaluator.evaluate, _ProposalCheck(evaluator, strategy)
+    # each strategy call below is timed (strategy_wall_s) and, while it runs, holds a
+    # deadline in _deadlines that the watchdog enforces; written out in place, not through
+    # limited(): two calls an evaluation, where a function call is a tenth of the cost
+    ask, tell, ident = strategy.ask, strategy.tell, threading.get_ident()
+    timeout = np.inf if call_timeout_s is None else call_timeout_s
+    if call_timeout_s is not None and (_watchdog is None or not _signal_tried):
+        _start_watchdog()
+    strategy_wall = 0.0
 
     def start(worker: int, now: float) -> None:
-        nonlocal started, started_epochs, strategy_wall, stop_reason
-        if budget.evaluations is not None and started >= budget.evaluations:
+        nonlocal started, started_epochs, stop_reason, strategy_wall
+        if evaluations is not None and started >= evaluations:
             active.discard(worker)
             stop_reason = "evaluations budget"
             return
@@ -392,33 +454,46 @@ def simulate(
                 "benchmark's costs exhaust, or an evaluations budget",
                 "budget",
             )
-        tic = time.perf_counter()
-        asked = _strategy_call(strategy, "ask", strategy.ask, timeout_s=call_timeout_s)
-        strategy_wall += time.perf_counter() - tic
+        tic = perf_counter()
+        try:
+            _deadlines[ident] = (tic + timeout, timeout)
+            try:
+                asked = ask()
+            finally:
+                if _deadlines.pop(ident, None) is None:
+                    _taken(ident)
+        except KeyboardInterrupt:  # Ctrl-C, not the strategy's doing
+            raise
+        except BaseException as error:  # plugin code: it may raise anything, sys.exit included
+            raise _failed(strategy, "ask", error, call_timeout_s) from _cause(error)
+        strategy_wall += perf_counter() - tic
         if asked is None:
             waiting.append(worker)
             return
-        proposal = checked_proposal(asked, evaluator, strategy, trials)
-        resume = None
-        if proposal.trial is not None:
-            paused = trials[proposal.trial]
-            resume = Resume(paused.epoch, paused.seed)
-        trained = proposal.epoch - (0 if resume is None else resume.epoch)
-        if budget.epochs is not None and started_epochs + trained > budget.epochs:
-            active.discard(worker)
-            stop_reason = "epochs budget"
-            return
-        if resume is None:
-            observation = evaluator.evaluate(proposal, rng)
+        proposal = check(asked, trials)
+        epoch = proposal.epoch
+        if proposal.trial is None:
+            if epochs is not None and started_epochs + epoch > epochs:
+                active.discard(worker)
+                stop_reason = "epochs budget"
+                return
+            observation = evaluate(proposal, rng)
             trial = len(trials)
             trials.append(_Trial(observation.arch, observation.seed))
+            trained = epoch
         else:
-            observation = evaluator.evaluate(proposal, rng, resume)
             trial = proposal.trial
-            trials[trial].running = True
+            paused = trials[trial]
+            trained = epoch - paused.epoch
+            if epochs is not None and started_epochs + trained > epochs:
+                active.discard(worker)
+                stop_reason = "epochs budget"
+                return
+            observation = evaluate(proposal, rng, Resume(paused.epoch, paused.seed))
+            paused.running = True
         end = now + observation.cost_s
         told = True
-        if budget.seconds is not None and end > budget.seconds:
+        if seconds is not None and end > seconds:
             active.discard(worker)
             stop_reason = "seconds budget"
             if budget.overrun == "discard":
@@ -428,66 +503,77 @@ def simulate(
             told = budget.overrun == "finish"
         started += 1
         started_epochs += trained
-        heapq.heappush(in_flight, (end, started, worker, now, proposal, observation, trial, told))
+        heappush(in_flight, (end, started, worker, now, epoch, observation, trial, told, proposal))
 
     for worker in range(workers):
         start(worker, setup_s)
     while in_flight:
-        end, _, worker, begun, proposal, observation, trial, told = heapq.heappop(in_flight)
+        end, _, worker, begun, epoch, observation, trial, told, proposal = heappop(in_flight)
         clock = end
-        trials[trial].epoch, trials[trial].running = proposal.epoch, False
+        paused = trials[trial]
+        paused.epoch, paused.running = epoch, False
         if told:
-            tic = time.perf_counter()
-            _strategy_call(
-                strategy,
-                "tell",
-                strategy.tell,
-                proposal,
-                observation.visible(trial),
-                timeout_s=call_timeout_s,
-            )
-            strategy_wall += time.perf_counter() - tic
-        completed += 1
-        completed_epochs += proposal.epoch - observation.resumed_from
-        if (observation.epoch, observation.signal) > (best_epoch, best_signal):
-            best_arch, best_epoch, best_signal = (
-                observation.arch,
-                observation.epoch,
-                observation.signal,
-            )
-        trajectory.append(worker, begun, observation, True, (best_arch, best_signal), trial, told)
-        free = sorted([worker, *waiting]) if told else [worker]
-        if told:
+            visible = observation.visible(trial)
+            tic = perf_counter()
+            try:
+                _deadlines[ident] = (tic + timeout, timeout)
+                try:
+                    tell(proposal, visible)
+                finally:
+                    if _deadlines.pop(ident, None) is None:
+                        _taken(ident)
+            except KeyboardInterrupt:
+                raise
+            except BaseException as error:
+                raise _failed(strategy, "tell", error, call_timeout_s) from _cause(error)
+            strategy_wall += perf_counter() - tic
+        completed_epochs += epoch - observation.resumed_from
+        reached = observation.epoch
+        if reached > best_epoch or (reached == best_epoch and observation.signal > best_signal):
+            best_arch, best_epoch, best_signal = observation.arch, reached, observation.signal
+        rows.append((worker, begun, observation, best_arch, best_signal, trial, told))
+        if not told:
+            free: list[int] = [worker]
+        elif waiting:
+            free = sorted([worker, *waiting])
             waiting.clear()
+        else:
+            free = [worker]
         for each in free:
             if each in active:
                 start(each, end)
     if waiting and not in_flight and set(waiting) & active:
         stop_reason = "strategy has nothing to propose"
-    for worker, begun, observation, trial in discarded:
-        trajectory.append(worker, begun, observation, False, (best_arch, best_signal), trial, False)
-    if completed == 0 and started == 0 and stop_reason == "strategy has nothing to propose":
+    if not rows and started == 0 and stop_reason == "strategy has nothing to propose":
         raise StrategyError(
             f"strategy {type(strategy).__name__} proposed nothing: its ask returned None "
             "(nothing to propose yet) before any evaluation had started"
         )
-    if completed == 0:
+    if not rows:
         raise ConfigError("is too small: not a single evaluation fits in it", "budget")
     return RunResult(
-        trajectory=trajectory,
+        trajectory=_trajectory(rows, discarded, (best_arch, best_signal)),
         incumbent_arch=best_arch,
         incumbent_signal=float(best_signal),
         incumbent_epoch=best_epoch,
         simulated_seconds=clock,
-        evaluations=completed,
+        evaluations=len(rows),
         epochs=completed_epochs,
         stop_reason=stop_reason,
         strategy_wall_s=strategy_wall,
         setup_s=setup_s,
-        search_log=_strategy_call(
-            strategy, "search_log", strategy.search_log, timeout_s=call_timeout_s
-        ),
+        search_log=_search_log(strategy, call_timeout_s),
     )
+
+
+def _search_log(strategy: Strategy, timeout_s: float | None) -> dict[str, Any] | None:
+    """What the strategy's own search did, for the record (a plugin call like the others)."""
+    try:
+        return limited(timeout_s, strategy.search_log)
+    except KeyboardInterrupt:
+        raise
+    except BaseException as error:  # plugin code: it may raise anything, sys.exit included
+        raise _failed(strategy, "search_log", error, timeout_s) from _cause(error)
 
 
 def _setup_cost(strategy: Strategy) -> float:

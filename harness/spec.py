@@ -34,7 +34,7 @@ from harness.config import (
     validate,
 )
 from harness.errors import ConfigError
-from harness.importers import IMPORTERS
+from harness.importers import importer_class
 from harness.places import project_root
 from harness.strategies import resolve_params, strategy_class
 from harness.values import (
@@ -85,7 +85,11 @@ TABLE_FIELDS = {
     ),
 }
 BUILD_FIELDS = {
-    "importer": Field(str, choices=tuple(IMPORTERS), help="the importer that builds the table"),
+    "importer": Field(
+        str,
+        help="the importer that builds the table: a built-in name, an entry point in "
+        "group harness.importers, or package.module:Class",
+    ),
     "source": Field(
         str, None, optional=True, help="folder of the published data, relative to the spec"
     ),
@@ -486,6 +490,8 @@ def _parse(raw: dict[str, Any], path: Path, overrides: dict[str, Any], text: str
             if table["build"] is not None:
                 with at("build"):
                     build = validate(table["build"], BUILD_FIELDS)
+                    with at("importer"):
+                        importer_class(build["importer"])
                 if build["source"] is not None:
                     build["source"] = _path(base, build["source"], "build.source")
     if "search" in raw:

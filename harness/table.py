@@ -9,46 +9,61 @@ A table is untrusted input (anyone can pin a hostile file's hash in their own sp
 link, storage layout, shape and attribute is checked before it is followed or read, and a
 file this machine has not parsed before is parsed in a child process first, since the
 HDF5 library itself can crash or hang on a corrupt file.
+
+This module loads and describes tables; the format's value types are in
+:mod:`harness.table_format`, writing in :mod:`harness.table_write`, the child process in
+:mod:`harness.table_probe` (``from harness.table import ...`` reaches all of them).
 """
 
 from __future__ import annotations
 
 import errno
-import functools
 import hashlib
 import json
 import logging
 import math
 import os
-import signal
-import subprocess
 import sys
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from itertools import count, pairwise
+from itertools import count
 from pathlib import Path
-from typing import Any
 
 import h5py
 import numpy as np
 
-from harness.atomic import read_regular, replacing, write_text
-from harness.errors import HarnessError, TableError
+from harness.atomic import read_regular
+from harness.errors import TableError
+from harness.table_format import (
+    FORMAT,
+    FORMAT_VERSION,
+    REBUILD,
+    SCORES,
+    PropertyKey,
+    Variable,
+    VariableKey,
+    check_name,
+    checked_property,
+    file_sha256,
+    key_text,
+    one_line,
+    quoted,
+)
+from harness.table_probe import PROBE_REFUSED, probe
+from harness.table_write import write_table
 
-FORMAT = "harness-table"
-FORMAT_VERSION = 1
-
-VariableKey = tuple[str, str, str, str]
-"""``(dataset, schedule, split, metric)``."""
-
-PropertyKey = tuple[str, str]
-"""``(dataset, name)``."""
-
-#: metrics where higher is better, summarised by ``harness info``
-SCORES = ("accuracy", "roc_auc")
-_GZIP_LEVEL = 4
-_CHUNK_ELEMENTS = 1 << 16  # about 256 KiB of float32 per chunk
+__all__ = [
+    "FORMAT",
+    "FORMAT_VERSION",
+    "SCORES",
+    "PropertyKey",
+    "Table",
+    "Variable",
+    "VariableKey",
+    "file_sha256",
+    "summarize",
+    "write_table",
+]
 
 # What a table may declare, checked before anything is read, so that a small hostile file
 # can neither make the loader allocate absurd memory nor run away.
@@ -60,9 +75,7 @@ _MAX_EPOCHS = 100_000
 _MAX_ARCH_CHARS = 1_024
 _MAX_LABEL_CHARS = 256  # benchmark_id, space, each seed label
 _MAX_TEXT_CHARS = 1 << 20  # unit, source, derivation, each JSON attribute
-_MAX_SHOWN = 120  # characters of a value from the file quoted in a message
 
-_REBUILD = "rebuild it with `harness import` or `harness tabulate`"
 _ROOT = {"archs": h5py.Dataset, "properties": h5py.Group, "variables": h5py.Group}
 _LEAF = {"mask": h5py.Dataset, "values": h5py.Dataset}
 _OBJECT_TYPES = {h5py.Group: h5py.h5o.TYPE_GROUP, h5py.Dataset: h5py.h5o.TYPE_DATASET}
@@ -70,106 +83,9 @@ _FILTERS = frozenset({h5py.h5z.FILTER_DEFLATE, h5py.h5z.FILTER_SHUFFLE, h5py.h5z
 _FLOAT32, _BOOL = np.dtype(np.float32), np.dtype(np.bool_)
 #: what h5py, numpy and json raise on a malformed file; each becomes a TableError
 _READ_ERRORS = (OSError, KeyError, ValueError, TypeError, IndexError, RuntimeError, OverflowError)
-
-# The probe: a child process that parses a table first (see `_probe`).
-_PROBE_TIMEOUT_S = 30.0  # plus a second per MiB of file
-_PROBE_REFUSED = 3  # its exit status for a table it refuses, the reason on stdout
-_PROBE_CODE = (
-    "import sys; root = sys.argv[1]; root in sys.path or sys.path.insert(0, root); "
-    "from harness.table import _probe_main; _probe_main()"
-)
-_PACKAGE_ROOT = Path(__file__).resolve().parents[1]
-#: one BLAS thread (the probe does no linear algebra, and a thread per core takes time to
-#: start on a large machine), and UTF-8 output whatever characters a path holds
-_PROBE_ENV = {
-    "OMP_NUM_THREADS": "1",
-    "OPENBLAS_NUM_THREADS": "1",
-    "MKL_NUM_THREADS": "1",
-    "PYTHONIOENCODING": "utf-8:backslashreplace",
-}
 _IMAGE_NAMES = count()
-_VERIFIED: set[str] = set()  # sha256s probed by this process
 
 log = logging.getLogger(__name__)
-
-
-def file_sha256(path: Path) -> str:
-    """Hex sha256 of a file's bytes: the identity a benchmark spec pins."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def _read_only(array: np.ndarray, dtype: type) -> np.ndarray:
-    """``array`` as ``dtype``, copied unless it already is a read-only array of it."""
-    out = np.asarray(array, dtype=dtype)
-    if out.flags.writeable:
-        out = out.copy()
-        out.flags.writeable = False
-    return out
-
-
-@dataclass(frozen=True, eq=False)
-class Variable:
-    """One measured quantity for every architecture, seed slot and epoch.
-
-    ``values`` is float32 ``[n_arch, n_seed, n_epoch]`` and ``mask`` bool of the same
-    shape; ``mask`` is the authority on availability (``values`` is NaN where it is
-    False). Seed labels: ``"mean"`` is a source-reported mean whose per-seed values are
-    unknown, ``"r0", "r1", ...`` are replicates whose seed ids the source does not name,
-    anything else is a real seed. ``epochs`` are the epochs of the last axis: 1-based
-    epochs of training, or 0 for the network at initialisation (an estimate file's scores).
-    Both arrays are read-only; writeable inputs are copied.
-    """
-
-    values: np.ndarray
-    mask: np.ndarray
-    seeds: tuple[str, ...]
-    epochs: tuple[int, ...]
-    unit: str
-    source: str
-    derivation: str = ""
-
-    def __post_init__(self) -> None:
-        values = _read_only(self.values, np.float32)
-        mask = _read_only(self.mask, np.bool_)
-        object.__setattr__(self, "values", values)
-        object.__setattr__(self, "mask", mask)
-        object.__setattr__(self, "seeds", tuple(str(s) for s in self.seeds))
-        object.__setattr__(self, "epochs", tuple(int(e) for e in self.epochs))
-        if values.ndim != 3 or mask.shape != values.shape:
-            raise ValueError(
-                f"values {values.shape} and mask {mask.shape} must share one "
-                "[n_arch, n_seed, n_epoch] shape"
-            )
-        if values.shape[1:] != (len(self.seeds), len(self.epochs)) or 0 in values.shape:
-            raise ValueError(
-                f"shape {values.shape} does not match {len(self.seeds)} seeds and "
-                f"{len(self.epochs)} epochs (none may be empty)"
-            )
-        if len(set(self.seeds)) != len(self.seeds):
-            raise ValueError(f"seed labels {self.seeds} are not unique")
-        if any(b <= a for a, b in pairwise(self.epochs)) or self.epochs[0] < 0:
-            raise ValueError(f"epochs {self.epochs} must be increasing numbers from 0")
-        if not np.array_equal(np.isfinite(values), mask):
-            raise ValueError("values must be finite where mask is True and NaN elsewhere")
-
-    def seed_mean(self) -> np.ndarray:
-        """Mean over available seed slots, ``[n_arch, n_epoch]`` float64; NaN if none."""
-        counts = self.mask.sum(axis=1)
-        sums = np.where(self.mask, self.values, 0.0).sum(axis=1, dtype=np.float64)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return np.where(counts > 0, sums / counts, np.nan)
-
-
-def _one_line(error: BaseException) -> str:
-    return " ".join(str(error).split()) or type(error).__name__
-
-
-def _key_text(key: Sequence[str]) -> str:
-    return "/".join(key)
 
 
 def _available(keys: Sequence[Sequence[str]], wanted: Sequence[str]) -> str:
@@ -179,7 +95,7 @@ def _available(keys: Sequence[Sequence[str]], wanted: Sequence[str]) -> str:
     )
     prefix = tuple(wanted[:depth])
     options = sorted({k[depth] for k in keys if tuple(k[:depth]) == prefix})
-    where = f" under {_key_text(prefix)}" if prefix else ""
+    where = f" under {key_text(prefix)}" if prefix else ""
     return f"available{where}: {', '.join(options) or 'none'}"
 
 
@@ -206,7 +122,7 @@ class Table:
 
         The file is read once and parsed from memory, so the bytes parsed are the bytes
         hashed. A table this machine has not parsed before is parsed in a child process
-        first, because the HDF5 library can crash on a corrupt file (:func:`_probe`).
+        first, because the HDF5 library can crash on a corrupt file (:func:`probe`).
         """
         path = Path(path)
         image = _read_image(path)
@@ -217,7 +133,7 @@ class Table:
                 "rebuild it with the import command named in the spec, or update the "
                 "spec's sha256 if the new table is intended"
             )
-        _probe(image, path, sha256)
+        probe(image, path, sha256)
         return cls._parse(image, path, sha256)
 
     @classmethod
@@ -227,15 +143,15 @@ class Table:
                 return cls._read(f, path, sha256)
         except _READ_ERRORS as error:
             raise TableError(
-                f"table {path} is not a readable harness table ({_one_line(error)}); {_REBUILD}"
+                f"table {path} is not a readable harness table ({one_line(error)}); {REBUILD}"
             ) from error
 
     @classmethod
     def _read(cls, f: h5py.File, path: Path, sha256: str) -> Table:
         if "format" not in f.attrs or _text_attr(f, "format", _MAX_LABEL_CHARS) != FORMAT:
-            shown = _shown(f.attrs["format"]) if "format" in f.attrs else "missing"
+            found = quoted(f.attrs["format"]) if "format" in f.attrs else "missing"
             raise TableError(
-                f"{path} is not a harness table (attribute format={shown}, expected "
+                f"{path} is not a harness table (attribute format={found}, expected "
                 f"{FORMAT!r}); pass a table built by `harness import` or `harness tabulate`"
             )
         version = _format_version(f, path)
@@ -294,7 +210,7 @@ class Table:
         key = (dataset, schedule, split, metric)
         if key not in self._variables:
             raise TableError(
-                f"table {self.path} has no variable {_key_text(key)}; "
+                f"table {self.path} has no variable {key_text(key)}; "
                 f"{_available(self.variables(), key)}"
             )
         return self._variables[key]
@@ -308,7 +224,7 @@ class Table:
         key = (dataset, name)
         if key not in self._properties:
             raise TableError(
-                f"table {self.path} has no property {_key_text(key)}; "
+                f"table {self.path} has no property {key_text(key)}; "
                 f"{_available(self.properties(), key)}"
             )
         return self._properties[key]
@@ -331,10 +247,10 @@ def _read_image(path: Path) -> bytes:
         if error.errno == errno.EINVAL or isinstance(error, IsADirectoryError):
             raise TableError(f"table {path} {error.strerror}; pass a harness table") from None
         raise TableError(
-            f"table {path} cannot be read ({_one_line(error)}); check its permissions"
+            f"table {path} cannot be read ({one_line(error)}); check its permissions"
         ) from error
     if not 0 < len(image) <= _MAX_FILE_BYTES:
-        raise TableError(f"table {path} is empty or still growing; {_REBUILD}")
+        raise TableError(f"table {path} is empty or still growing; {REBUILD}")
     return image
 
 
@@ -347,121 +263,27 @@ def _open_image(image: bytes) -> h5py.File:
     return h5py.File(h5py.h5f.open(name, h5py.h5f.ACC_RDONLY, fapl=fapl))
 
 
-def _probe(image: bytes, path: Path, sha256: str) -> None:
-    """Parse ``image`` in a child process first, unless this machine has done so before.
-
-    A segfault in the HDF5 library cannot be caught in the process it happens in; in a
-    child it becomes a TableError. A pinned sha256 does not skip this: anyone can pin the
-    hash of a hostile file in their own spec. Success is remembered per sha256 (and this
-    module's code and HDF5 version) in the user's cache folder, so a table is probed once.
-    """
-    if sha256 in _VERIFIED:
-        return
-    marker = _marker(sha256)
-    if marker is not None and os.path.isfile(marker):
-        _VERIFIED.add(sha256)
-        return
-    started = time.perf_counter()
-    timeout = _PROBE_TIMEOUT_S + len(image) / 2**20
-    try:
-        done = subprocess.run(
-            [sys.executable, "-P", "-c", _PROBE_CODE, str(_PACKAGE_ROOT), str(path)],
-            input=image,
-            capture_output=True,
-            timeout=timeout,
-            env={**os.environ, **_PROBE_ENV},
-            check=False,
-        )
-    except subprocess.TimeoutExpired:
-        raise TableError(
-            f"table {path} is corrupt: reading it did not finish within {timeout:.0f} s; {_REBUILD}"
-        ) from None
-    except OSError as error:
-        raise TableError(
-            f"table {path} could not be checked: starting {sys.executable} failed "
-            f"({_one_line(error)}); run harness with a working Python interpreter"
-        ) from error
-    if done.returncode == -signal.SIGINT:
-        raise KeyboardInterrupt
-    if done.returncode < 0:
-        raise TableError(
-            f"table {path} is corrupt: the HDF5 library crashed reading it (signal "
-            f"{-done.returncode}, {_signal_name(-done.returncode)}); {_REBUILD}"
-        )
-    if done.returncode == _PROBE_REFUSED:
-        raise TableError(_last_line(done.stdout))
-    if done.returncode != 0:
-        raise TableError(
-            f"table {path} could not be checked: the checking process failed with exit "
-            f"status {done.returncode} ({_shown(_last_line(done.stderr))}); {_REBUILD}"
-        )
-    _VERIFIED.add(sha256)
-    log.debug("table %s parsed in a child process in %.2f s", path, time.perf_counter() - started)
-    if marker is not None:
-        try:
-            write_text(marker, f"parsed by h5py {h5py.version.version}\n")
-        except (OSError, HarnessError) as error:  # a read-only cache: probe each time
-            log.debug("cannot remember that table %s was parsed (%s)", path, error)
-
-
 def _probe_main() -> None:
     """The probe process: parse the table image on stdin; exit status 0 if it is sound."""
     try:
         Table._parse(sys.stdin.buffer.read(), Path(sys.argv[2]), "")
     except TableError as error:
-        print(_one_line(error))
-        sys.exit(_PROBE_REFUSED)
-
-
-def _marker(sha256: str) -> Path | None:
-    """The cache file that says this machine has parsed the table ``sha256`` safely."""
-    root = os.environ.get("XDG_CACHE_HOME", "")
-    if not os.path.isabs(root):
-        root = os.path.expanduser(os.path.join("~", ".cache"))
-    if not os.path.isabs(root):
-        return None
-    return Path(root, "harness", "verified-tables", _probe_context(), sha256)
-
-
-@functools.cache
-def _probe_context() -> str:
-    """What a probe's verdict depends on besides the bytes: this code and the HDF5 build."""
-    digest = hashlib.sha256(Path(__file__).read_bytes())
-    digest.update(f"h5py {h5py.version.version} HDF5 {h5py.version.hdf5_version}".encode())
-    return digest.hexdigest()[:16]
-
-
-def _signal_name(number: int) -> str:
-    try:
-        return signal.Signals(number).name
-    except ValueError:
-        return "unknown signal"
-
-
-def _last_line(text: bytes) -> str:
-    lines = text.decode(errors="replace").strip().splitlines()
-    return lines[-1] if lines else "no message"
-
-
-def _shown(value: Any) -> str:
-    """A value from the file for a message: one line, and short whatever the file holds."""
-    text = repr(value) if isinstance(value, str | bytes) else str(value)
-    text = " ".join(text.split())
-    return text if len(text) <= _MAX_SHOWN else text[: _MAX_SHOWN - 3] + "..."
+        print(one_line(error))
+        sys.exit(PROBE_REFUSED)
 
 
 def _format_version(f: h5py.File, path: Path) -> int:
     """The format version, which must be the int64 scalar 1; no other value is guessed at."""
     if "format_version" not in f.attrs:
-        raise TableError(f"table {path} has no format_version attribute; {_REBUILD}")
+        raise TableError(f"table {path} has no format_version attribute; {REBUILD}")
     attr = f.attrs.get_id("format_version")
     if attr.shape != ():
         shown = f"of shape {attr.shape}"
     elif attr.dtype == np.int64 and f.attrs["format_version"] == FORMAT_VERSION:
         return FORMAT_VERSION
     else:
-        shown = _shown(f.attrs["format_version"])
-    kind = "text" if h5py.check_string_dtype(attr.dtype) else _shown(attr.dtype)
+        shown = quoted(f.attrs["format_version"])
+    kind = "text" if h5py.check_string_dtype(attr.dtype) else quoted(attr.dtype)
     raise TableError(
         f"table {path} has format_version {shown} ({kind}), this harness reads the int64 "
         f"{FORMAT_VERSION}; rebuild the table with this harness or upgrade harness"
@@ -478,20 +300,20 @@ def _links(group: h5py.Group, kinds: Mapping[str, type] | type) -> list[str]:
     """
     names = sorted(group)
     if isinstance(kinds, Mapping) and names != sorted(kinds):
-        raise ValueError(f"{group.name} holds {_shown(names)}, expected {sorted(kinds)}")
+        raise ValueError(f"{group.name} holds {quoted(names)}, expected {sorted(kinds)}")
     for name in names:
         if len(name) > _MAX_LABEL_CHARS:
             raise ValueError(f"{group.name} holds a name of {len(name)} characters")
-        _check_name(name)
+        check_name(name)
         where = f"{group.name.rstrip('/')}/{name}"
         link = group.get(name, getlink=True)
         if isinstance(link, h5py.ExternalLink):
             raise ValueError(
-                f"{where} is an external link to {_shown(link.filename)}; a table must hold "
+                f"{where} is an external link to {quoted(link.filename)}; a table must hold "
                 "its data itself, since its sha256 covers only its own bytes"
             )
         if isinstance(link, h5py.SoftLink):
-            raise ValueError(f"{where} is a soft link to {_shown(link.path)}, not an object")
+            raise ValueError(f"{where} is a soft link to {quoted(link.path)}, not an object")
         if not isinstance(link, h5py.HardLink):
             raise ValueError(f"{where} is a link of an unknown kind")
         kind = kinds[name] if isinstance(kinds, Mapping) else kinds
@@ -531,12 +353,12 @@ def _stored_array(dataset: h5py.Dataset, dtype: np.dtype, shape: tuple[int, ...]
         )
     if dataset.external:
         raise ValueError(
-            f"{where} keeps its data in external files ({_shown(dataset.external)}) that "
+            f"{where} keeps its data in external files ({quoted(dataset.external)}) that "
             "the table's sha256 does not cover"
         )
     if dataset.dtype != dtype or dataset.shape != shape:
         raise ValueError(
-            f"{where} is {_shown(dataset.dtype)} of shape {dataset.shape}, expected {dtype} "
+            f"{where} is {quoted(dataset.dtype)} of shape {dataset.shape}, expected {dtype} "
             f"of shape {shape}"
         )
     _check_storage(dataset)
@@ -593,7 +415,7 @@ def _json_attr(f: h5py.File, name: str) -> dict:
     try:
         value = json.loads(text, parse_constant=_no_constant)
     except (ValueError, RecursionError) as error:
-        raise ValueError(f"attribute {name} is not JSON ({_one_line(error)})") from None
+        raise ValueError(f"attribute {name} is not JSON ({one_line(error)})") from None
     if not isinstance(value, dict):
         raise ValueError(f"attribute {name} is {type(value).__name__} JSON, not an object")
     return value
@@ -653,7 +475,7 @@ def _read_archs(dataset: h5py.Dataset) -> tuple[str, ...]:
         or not 0 < shape[0] <= _MAX_ARCHS
     ):
         raise ValueError(
-            f"/archs is {_shown(dtype)} of shape {shape}, expected 1 to {_MAX_ARCHS} ASCII "
+            f"/archs is {quoted(dtype)} of shape {shape}, expected 1 to {_MAX_ARCHS} ASCII "
             f"strings of at most {_MAX_ARCH_CHARS} bytes"
         )
     return tuple(_stored_array(dataset, dtype, shape).astype(str).tolist())
@@ -688,7 +510,7 @@ def _read_variable(group: h5py.Group, key: VariableKey, path: Path, n_arch: int)
         )
     except _READ_ERRORS as error:
         raise TableError(
-            f"table {path}: variable {_key_text(key)} is malformed ({_one_line(error)}); {_REBUILD}"
+            f"table {path}: variable {key_text(key)} is malformed ({one_line(error)}); {REBUILD}"
         ) from error
 
 
@@ -700,161 +522,11 @@ def _read_property(
         _check_arch_axis(stored, n_arch)
         values = _stored_array(stored, _FLOAT32, (n_arch,))
         mask = _stored_array(group["mask"], _BOOL, (n_arch,))
-        return _checked_property(values, mask, n_arch)
+        return checked_property(values, mask, n_arch)
     except _READ_ERRORS as error:
         raise TableError(
-            f"table {path}: property {_key_text(key)} is malformed ({_one_line(error)}); {_REBUILD}"
+            f"table {path}: property {key_text(key)} is malformed ({one_line(error)}); {REBUILD}"
         ) from error
-
-
-def _checked_property(
-    values: np.ndarray, mask: np.ndarray, n_arch: int
-) -> tuple[np.ndarray, np.ndarray]:
-    values, mask = _read_only(values, np.float32), _read_only(mask, np.bool_)
-    if values.shape != (n_arch,) or mask.shape != (n_arch,):
-        raise ValueError(f"values {values.shape} and mask {mask.shape} must be ({n_arch},)")
-    if not np.array_equal(np.isfinite(values), mask):
-        raise ValueError("values must be finite where mask is True and NaN elsewhere")
-    return values, mask
-
-
-def _json(obj: Mapping[str, Any]) -> str:
-    """Canonical JSON, so equal metadata always gives equal bytes."""
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), allow_nan=False)
-
-
-def _check_name(part: str) -> None:
-    if not isinstance(part, str) or not part or "/" in part or part == ".":
-        raise ValueError(f"invalid table name {part!r}: non-empty text without '/'")
-
-
-def _put(group: h5py.Group, name: str, array: np.ndarray) -> None:
-    """A compressed dataset with a chunk shape fixed by the array's shape."""
-    rest = int(np.prod(array.shape[1:], dtype=np.int64))
-    rows = max(1, min(array.shape[0], _CHUNK_ELEMENTS // max(rest, 1)))
-    group.create_dataset(
-        name,
-        data=array,
-        chunks=(rows, *array.shape[1:]),
-        compression="gzip",
-        compression_opts=_GZIP_LEVEL,
-        shuffle=True,
-        fletcher32=True,
-        track_times=False,
-    )
-
-
-def _constant_over_epochs(variable: Variable) -> bool:
-    first = (slice(None), slice(None), slice(0, 1))
-    return len(variable.epochs) > 1 and (
-        np.array_equal(variable.mask, np.broadcast_to(variable.mask[first], variable.mask.shape))
-        and np.array_equal(
-            variable.values,
-            np.broadcast_to(variable.values[first], variable.values.shape),
-            equal_nan=True,
-        )
-    )
-
-
-def _write_variable(group: h5py.Group, variable: Variable) -> None:
-    constant = _constant_over_epochs(variable)
-    stored = slice(0, 1) if constant else slice(None)
-    _put(group, "values", variable.values[:, :, stored])
-    _put(group, "mask", variable.mask[:, :, stored])
-    group.attrs["constant_over_epochs"] = constant
-    group.attrs["derivation"] = variable.derivation
-    group.attrs["epochs"] = np.asarray(variable.epochs, dtype=np.int64)
-    group.attrs["seeds"] = list(variable.seeds)
-    group.attrs["source"] = variable.source
-    group.attrs["unit"] = variable.unit
-
-
-def _write_contents(
-    f: h5py.File,
-    attrs: Mapping[str, Any],
-    archs: np.ndarray,
-    variables: Mapping[VariableKey, Variable],
-    properties: Mapping[PropertyKey, tuple[np.ndarray, np.ndarray]],
-) -> None:
-    for name in sorted(attrs):
-        f.attrs[name] = attrs[name]
-    _put(f, "archs", archs)
-    group = f.create_group("variables")
-    for key in sorted(variables):
-        _write_variable(group.create_group(_key_text(key)), variables[key])
-    group = f.create_group("properties")
-    for key in sorted(properties):
-        sub = group.create_group(_key_text(key))
-        values, mask = properties[key]
-        _put(sub, "values", values)
-        _put(sub, "mask", mask)
-
-
-def write_table(
-    path: Path,
-    *,
-    benchmark_id: str,
-    space: str,
-    archs: Sequence[str],
-    variables: Mapping[VariableKey, Variable],
-    properties: Mapping[PropertyKey, tuple[np.ndarray, np.ndarray]],
-    protocol: Mapping[str, Any],
-    cost_model: Mapping[str, Any],
-    provenance: Mapping[str, Any],
-    notes: Mapping[str, Any],
-) -> str:
-    """Write a table atomically and reproducibly; return its sha256.
-
-    The same inputs always give the same bytes. The file appears at ``path`` only when
-    complete: a failure leaves any previous file there untouched.
-    """
-    path = Path(path)
-    if not archs:
-        raise ValueError("a table needs at least one architecture")
-    try:
-        arch_array = np.array([a.encode("ascii") for a in archs], dtype=np.bytes_)
-    except UnicodeEncodeError as error:
-        raise ValueError(f"architecture strings must be ASCII: {error}") from error
-    for key, variable in variables.items():
-        for part in key:
-            _check_name(part)
-        if len(key) != 4 or variable.values.shape[0] != len(archs):
-            raise ValueError(f"variable {key}: needs a 4-part key and {len(archs)} architectures")
-    checked = {}
-    for key, (values, mask) in properties.items():
-        for part in key:
-            _check_name(part)
-        if len(key) != 2:
-            raise ValueError(f"property {key}: needs a (dataset, name) key")
-        checked[key] = _checked_property(values, mask, len(archs))
-    attrs = {
-        "format": FORMAT,
-        "format_version": np.int64(FORMAT_VERSION),
-        "benchmark_id": benchmark_id,
-        "space": space,
-        "protocol": _json(protocol),
-        "cost_model": _json(cost_model),
-        "provenance": _json(provenance),
-        "notes": _json(notes),
-    }
-    # built in memory, then written as plain bytes: HDF5 writing to a full disk fails in
-    # its destructors (a crash), where a Python write raises an OSError the CLI reports
-    with h5py.File(f"{path.name}-in-memory", "w", driver="core", backing_store=False) as f:
-        _write_contents(f, attrs, arch_array, variables, checked)
-        f.flush()
-        image = f.id.get_file_image()
-    with replacing(path) as tmp:
-        try:
-            with open(tmp, "xb") as fh:
-                fh.write(image)
-                fh.flush()
-                os.fsync(fh.fileno())
-        except OSError as error:
-            raise TableError(
-                f"cannot write table {path} ({error.strerror}); free space there or choose "
-                "another path"
-            ) from None
-    return hashlib.sha256(image).hexdigest()
 
 
 def _epochs_text(epochs: tuple[int, ...]) -> str:
@@ -897,17 +569,17 @@ def summarize(table: Table, space_strings: Sequence[str] | None = None) -> str:
             f"  {source.get('name')}  sha256 {source.get('sha256')}  {source.get('size')} bytes"
         )
     lines.append("variables (seeds; epochs; cells available):")
-    width = max((len(_key_text(k)) for k in table.variables()), default=0)
+    width = max((len(key_text(k)) for k in table.variables()), default=0)
     for key in table.variables():
         var = table.variable(*key)
         lines.append(
-            f"  {_key_text(key):<{width}}  [{','.join(var.seeds)}]; "
+            f"  {key_text(key):<{width}}  [{','.join(var.seeds)}]; "
             f"{_epochs_text(var.epochs)}; {100 * var.mask.mean():.1f}% ({var.unit})"
         )
     if table.properties():
         lines.append("properties (cells available):")
         for key in table.properties():
-            lines.append(f"  {_key_text(key)}  {100 * table.property(*key)[1].mean():.1f}%")
+            lines.append(f"  {key_text(key)}  {100 * table.property(*key)[1].mean():.1f}%")
     lines.append("best architecture by seed-mean score at the last epoch:")
     for dataset, schedule, split, metric in table.variables():
         if metric not in SCORES:

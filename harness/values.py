@@ -8,15 +8,16 @@ the file name.
 The seal on test metrics starts here: an :class:`Observation` is what an evaluator
 returns; a strategy only ever gets :meth:`Observation.visible`, a fresh object that holds
 no reference to the observation, to its sealed metrics, or to anything the simulator
-records from.
+records from. That copy is a tuple of immutable values, so it is made in one step and
+cannot be changed after it is made, not even with ``object.__setattr__``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any
+from typing import Any, NamedTuple
 
 from harness.config import Field, validate
 from harness.errors import ConfigError
@@ -170,8 +171,29 @@ class Resume:
     seed: str
 
 
-@dataclass(frozen=True, slots=True)
-class VisibleObservation:
+class _NoMetrics(Mapping[str, float]):
+    """The empty metrics of a told copy: no dict inside, so nothing can be put into it and
+    every copy without visible metrics shares it."""
+
+    __slots__ = ()
+
+    def __getitem__(self, key: str) -> float:
+        raise KeyError(key)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(())
+
+    def __len__(self) -> int:
+        return 0
+
+    def __repr__(self) -> str:
+        return "{}"
+
+
+NO_METRICS: Mapping[str, float] = _NoMetrics()
+
+
+class VisibleObservation(NamedTuple):
     """The part of an evaluation a strategy may use; a copy made for each ``tell``.
 
     ``signal`` is the search signal (higher is better), e.g. the validation accuracy
@@ -180,7 +202,7 @@ class VisibleObservation:
     ``signal_curve`` is the signal at every epoch up to ``epoch`` that the benchmark
     measures (its last value is ``signal``). ``trial`` identifies the training this
     evaluation belongs to (a :class:`Proposal` may continue it); ``resumed_from`` is the
-    epoch it continued from (0: a new training).
+    epoch it continued from (0: a new training). A tuple: immutable, made in one step.
     """
 
     arch: int
@@ -191,6 +213,9 @@ class VisibleObservation:
     signal_curve: tuple[float, ...] = ()
     trial: int = 0
     resumed_from: int = 0
+
+
+_new_tuple = tuple.__new__
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,23 +241,37 @@ class Observation:
     resumed_from: int = 0
 
     def __post_init__(self) -> None:
-        # the evaluator hands over dicts it built for this observation: read-only from here
-        object.__setattr__(self, "metrics", MappingProxyType(self.metrics))
-        object.__setattr__(self, "sealed", MappingProxyType(self.sealed))
+        # plain Python values, and the dicts the evaluator built for this observation
+        # read-only from here: what :meth:`visible` copies is then immutable already
+        set_ = object.__setattr__
+        set_(self, "arch", int(self.arch))
+        set_(self, "epoch", int(self.epoch))
+        set_(self, "signal", float(self.signal))
+        set_(self, "cost_s", float(self.cost_s))
+        set_(self, "metrics", MappingProxyType({str(k): float(v) for k, v in self.metrics.items()}))
+        set_(self, "sealed", MappingProxyType(self.sealed))
+        set_(self, "signal_curve", tuple(self.signal_curve))
+        set_(self, "resumed_from", int(self.resumed_from))
 
     def visible(self, trial: int = 0) -> VisibleObservation:
         """A fresh copy of the visible part; nothing reachable from it is sealed or shared.
 
-        ``trial`` is the id the simulator gave this training."""
-        return VisibleObservation(
-            arch=int(self.arch),
-            epoch=int(self.epoch),
-            signal=float(self.signal),
-            cost_s=float(self.cost_s),
-            metrics=MappingProxyType({str(k): float(v) for k, v in self.metrics.items()}),
-            signal_curve=tuple(self.signal_curve),
-            trial=int(trial),
-            resumed_from=int(self.resumed_from),
+        ``trial`` is the int id the simulator gave this training. Visible metrics are
+        copied into a new read-only dict, so what a strategy does to one copy's dict (it
+        can reach it through :mod:`gc`) reaches no other copy and no record."""
+        metrics = self.metrics
+        return _new_tuple(
+            VisibleObservation,
+            (
+                self.arch,
+                self.epoch,
+                self.signal,
+                self.cost_s,
+                MappingProxyType(dict(metrics)) if metrics else NO_METRICS,
+                self.signal_curve,
+                trial,
+                self.resumed_from,
+            ),
         )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 
+import numpy as np
 from conftest import REPO, assert_clean_failure, harness_cli
 
 from harness.evaluators import BUILTIN_EVALUATORS, EvaluatorSetup, evaluator_class
@@ -13,6 +14,7 @@ from harness.experiment import Benchmark
 from harness.record import load_experiment, newest_experiment_run
 from harness.spec import load_spec
 from harness.table import Table
+from harness.values import Proposal, Resume
 
 PLUGIN = '''
 from harness.evaluators.tabular import TabularEvaluator
@@ -75,3 +77,19 @@ def test_a_plugin_evaluator_runs_from_the_spec_and_its_origin_is_recorded(small_
     for name in plain.children:
         ours, theirs = plugin.runs[name], plain.runs[name]
         assert ours["final_arch_index"].tolist() == theirs["final_arch_index"].tolist()
+
+
+def test_a_repeated_query_gets_the_observation_built_the_first_time():
+    spec = load_spec(REPO / "benchmarks" / "digits" / "compare.toml")  # seed_policy 'draw'
+    evaluator = Benchmark(spec, Table.load(spec.table_path, spec.table_sha256)).evaluator
+    proposal = Proposal(7, spec.search.epoch)
+    rng = np.random.default_rng(0)
+    answers = [evaluator.evaluate(proposal, rng) for _ in range(12)]
+    by_seed = {answer.seed: answer for answer in answers}
+    assert len(by_seed) > 1  # the training is drawn for every query, as before
+    for answer in answers:
+        assert answer is by_seed[answer.seed]
+        slot = evaluator.seeds.index(answer.seed)
+        assert answer == evaluator._answer(7, spec.search.epoch, slot, 0)
+    resumed = evaluator.evaluate(proposal, rng, Resume(1, answers[0].seed))
+    assert resumed.resumed_from == 1 and resumed.cost_s < answers[0].cost_s

@@ -4,7 +4,8 @@ Layers, lowest first (DESIGN.md): leaf helpers and value types; spaces, tables,
 protocols, data, models; evaluators, estimators, training, strategies, simulator;
 experiment, spec, tabulate, estimate, verify, importers; record and report; the Python
 API; the CLI. Imports inside
-functions count too: a lazy import is still a dependency.
+functions count too: a lazy import is still a dependency. Within a layer, no module
+imports itself through others (an import circle).
 """
 
 from __future__ import annotations
@@ -19,7 +20,18 @@ LAYERS = [
     {"errors", "version"},
     {"config", "atomic", "seeding", "executors", "places", "record_check"},
     {"values", "plugins", "resume", "parts"},
-    {"spaces", "table", "protocol", "proxy_protocol", "data", "models", "environment"},
+    {
+        "spaces",
+        "table",
+        "table_format",
+        "table_probe",
+        "table_write",
+        "protocol",
+        "proxy_protocol",
+        "data",
+        "models",
+        "environment",
+    },
     {"evaluators", "estimators", "train", "strategies", "simulator", "one_shot"},
     {"importers", "spec", "experiment", "tabulate", "verify", "estimation", "testing"},
     {"record", "report", "reproduce"},
@@ -78,3 +90,48 @@ def test_only_spaces_and_importers_name_a_concrete_space(path):
     for name in harness_imports(path):
         assert not name.startswith(CONCRETE_SPACES), f"{path.name} imports {name}"
     assert "NB201Space" not in path.read_text()
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+MODULES = {module_name(path): path for path in PACKAGE.rglob("*.py")}
+
+
+def imported_modules(path: Path) -> set[str]:
+    """The harness modules a file imports, lazily too: ``from harness.x import y`` imports
+    module ``harness.x.y`` where that is a module, else ``harness.x``."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names = [f"{node.module}.{alias.name}" for alias in node.names]
+            names = [name if name in MODULES else node.module for name in names]
+        elif isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        else:
+            continue
+        found.update(name for name in names if name in MODULES)
+    return found
+
+
+def test_no_module_imports_itself_through_others():
+    graph = {name: sorted(imported_modules(path) - {name}) for name, path in MODULES.items()}
+    done: set[str] = set()
+    for start in sorted(graph):
+        path, todo = [], [(start, iter(graph[start]))]
+        while todo:  # depth first, the current path in `path`
+            name, following = todo[-1]
+            if not path or path[-1] != name:
+                path.append(name)
+            step = next(following, None)
+            if step is None:
+                done.add(name)
+                path.pop()
+                todo.pop()
+            elif step in path:
+                circle = path[path.index(step) :] + [step]
+                raise AssertionError(f"import circle: {' -> '.join(circle)}")
+            elif step not in done:
+                todo.append((step, iter(graph[step])))

@@ -60,11 +60,17 @@ class WalksReferrers(RandomSearch):
 
 
 class OverwritesSignal(RandomSearch):
-    """Makes every result it is told look like the best ever."""
+    """Tries to make every result it is told look like the best ever."""
+
+    def setup(self) -> None:
+        self.refused = 0
 
     def tell(self, proposal: Proposal, observation: VisibleObservation) -> None:
-        object.__setattr__(observation, "signal", 1e9)
-        object.__setattr__(observation, "cost_s", 0.0)
+        try:
+            object.__setattr__(observation, "signal", 1e9)
+            object.__setattr__(observation, "cost_s", 0.0)
+        except AttributeError:
+            self.refused += 1
 
 
 class MutatesMetrics(RandomSearch):
@@ -155,6 +161,16 @@ def test_what_a_strategy_does_to_its_copy_never_reaches_the_record(benchmark, cl
     assert outcome.targets == reference.targets
     assert frame.equals(expected)
     assert (frame["visible.train_loss"] > 0).all()
+
+
+def test_the_told_copy_refuses_every_write(benchmark):
+    visible = benchmark.evaluator.evaluate(Proposal(5, 12), np.random.default_rng(0)).visible(3)
+    for name in ("signal", "cost_s", "trial", "metrics"):
+        with pytest.raises(AttributeError):
+            object.__setattr__(visible, name, 1e9)
+        with pytest.raises(AttributeError):
+            setattr(visible, name, 1e9)
+    assert visible.trial == 3 and not hasattr(visible, "__dict__")
 
 
 def test_metrics_handed_to_a_strategy_are_read_only(benchmark):

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from conftest import small_table_inputs
 
-import harness.table as table_module
+import harness.table_write as write_module
 from harness.errors import TableError
 from harness.table import Table, Variable, file_sha256, summarize, write_table
 
@@ -153,7 +153,7 @@ def test_failed_write_keeps_the_previous_file(table_path: Path, monkeypatch) -> 
         group.create_dataset("values", data=np.zeros(3))
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(table_module, "_write_variable", broken)
+    monkeypatch.setattr(write_module, "_write_variable", broken)
     with pytest.raises(RuntimeError, match="disk full"):
         write_table(table_path, **small_table_inputs())
     assert table_path.read_bytes() == before
@@ -161,7 +161,7 @@ def test_failed_write_keeps_the_previous_file(table_path: Path, monkeypatch) -> 
 
 
 def test_failed_first_write_leaves_no_file(tmp_path: Path, monkeypatch) -> None:
-    monkeypatch.setattr(table_module, "_write_variable", lambda group, variable: 1 / 0)
+    monkeypatch.setattr(write_module, "_write_variable", lambda group, variable: 1 / 0)
     with pytest.raises(ZeroDivisionError):
         write_table(tmp_path / "new.h5", **small_table_inputs())
     assert list(tmp_path.iterdir()) == []

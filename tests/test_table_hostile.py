@@ -24,6 +24,7 @@ import pytest
 from conftest import REPO, assert_clean_failure, harness_cli, small_table_inputs
 
 import harness.table as table_module
+import harness.table_probe as probe_module
 from harness.errors import TableError
 from harness.spaces import get_space
 from harness.table import Table, file_sha256, summarize, write_table
@@ -50,7 +51,7 @@ def fresh_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A private probe cache and no verdicts remembered, so every load here is probed."""
     cache = tmp_path / "cache"
     monkeypatch.setenv("XDG_CACHE_HOME", str(cache))
-    monkeypatch.setattr(table_module, "_VERIFIED", set())
+    monkeypatch.setattr(probe_module, "_VERIFIED", set())
     return cache
 
 
@@ -183,7 +184,7 @@ def test_seeded_byte_flips_in_the_metadata_are_refused_or_harmless(small: Path) 
 def test_a_seeded_sweep_of_byte_flips_and_truncations_never_crashes(
     small: Path, shipped: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(table_module, "_PROBE_TIMEOUT_S", 10.0)  # some flips hang HDF5
+    monkeypatch.setattr(probe_module, "_PROBE_TIMEOUT_S", 10.0)  # some flips hang HDF5
     rng = np.random.default_rng(11)
     for size in rng.integers(1, small.stat().st_size, 100):
         _refused(_truncated(small, int(size)))
@@ -204,7 +205,7 @@ def test_a_table_that_crashes_hdf5_in_process_is_refused_even_when_pinned(shippe
 def test_a_table_that_makes_hdf5_loop_forever_is_refused(
     small: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(table_module, "_PROBE_TIMEOUT_S", 3.0)
+    monkeypatch.setattr(probe_module, "_PROBE_TIMEOUT_S", 3.0)
     _refused(_flipped(small, *SMALL_HANGS_HDF5))
 
 
@@ -230,12 +231,12 @@ def test_a_file_that_is_not_hdf5_is_refused(tmp_path: Path) -> None:
 def test_the_probe_process_verdict_becomes_one_table_error_line(
     small: Path, monkeypatch: pytest.MonkeyPatch, code: str, needles: tuple[str, ...]
 ) -> None:
-    monkeypatch.setattr(table_module, "_PROBE_CODE", code)
+    monkeypatch.setattr(probe_module, "_PROBE_CODE", code)
     with pytest.raises(TableError) as info:
         Table.load(small)
     message = str(info.value)
     assert "\n" not in message and all(needle in message for needle in needles), message
-    assert not table_module._marker(file_sha256(small)).exists()
+    assert not probe_module._marker(file_sha256(small)).exists()
 
 
 def test_a_table_is_probed_once_then_remembered(
@@ -251,7 +252,7 @@ def test_a_table_is_probed_once_then_remembered(
     monkeypatch.setattr(subprocess, "run", counting_run)
     first = Table.load(small)
     Table.load(small)  # remembered by this process
-    monkeypatch.setattr(table_module, "_VERIFIED", set())
+    monkeypatch.setattr(probe_module, "_VERIFIED", set())
     again = Table.load(small)  # remembered in the cache folder, as by another process
     assert len(calls) == 1
     assert [p.name for p in fresh_cache.rglob("*") if p.is_file()] == [first.sha256]
@@ -265,7 +266,7 @@ def test_an_unwritable_cache_costs_one_probe_per_process(
     blocker.write_text("")
     monkeypatch.setenv("XDG_CACHE_HOME", str(blocker))
     first = Table.load(small)
-    monkeypatch.setattr(table_module, "_VERIFIED", set())
+    monkeypatch.setattr(probe_module, "_VERIFIED", set())
     assert Table.load(small).sha256 == first.sha256
 
 
@@ -485,7 +486,7 @@ def test_the_loader_refuses_a_hostile_structure(
     small: Path, monkeypatch: pytest.MonkeyPatch, case: str
 ) -> None:
     """In this process, without the probe: these are well-formed HDF5 files, safe to parse."""
-    monkeypatch.setattr(table_module, "_probe", lambda image, path, sha256: None)
+    monkeypatch.setattr(table_module, "probe", lambda image, path, sha256: None)
     edit, needle = STRUCTURE[case]
     edit(small)
     _refused(small, needle)

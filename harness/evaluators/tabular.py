@@ -1,7 +1,9 @@
 """The tabular evaluator: answers an evaluation by looking it up in a benchmark table.
 
 Every lookup vector is resolved once, the first time its epoch is asked for (the search
-protocol's own epoch when the evaluator is built), so a query is a few numpy indexings.
+protocol's own epoch when the evaluator is built), so a query is a few numpy indexings;
+the observation of each (architecture, epoch, training) is built once and handed out
+again (observations are immutable), so a repeated query is one dict lookup.
 Which seed of the table answers a query is an explicit, recorded policy; a cell the table
 lacks is an error, never a fallback. Costs follow the one definition in
 :mod:`harness.evaluators.base` (:class:`TableCosts`, which a live run charging the
@@ -22,6 +24,10 @@ from harness.evaluators.base import Evaluator, EvaluatorSetup, draw_slot
 from harness.spaces.base import SearchSpace
 from harness.table import Table, Variable
 from harness.values import MetricRef, Observation, Proposal, Resume, SearchProtocol, SeedPolicy
+
+#: answers kept per evaluator (an NB201 answer is under 1 KB); beyond it, answers are built
+#: for each query
+ANSWERS_KEPT = 1 << 16
 
 
 def _epoch_index(variable: Variable, epoch: int, ref: MetricRef) -> int:
@@ -293,6 +299,9 @@ class TabularEvaluator(Evaluator):
         self.costs = TableCosts(table, search, self.fidelities, self.seeds)
         self.has_costs = self.costs.recorded
         self._final: dict[MetricRef, np.ndarray] = {}
+        self._by_mean = policy.kind == "mean"
+        #: (arch, epoch, slot, since) -> the observation that answers it, built once
+        self._answers: dict[tuple[int, int, int | None, int], Observation] = {}
 
     def _check_coverage(self, epoch: int) -> None:
         """Refuse, before any search, a visible or sealed variable with gaps where the
@@ -355,15 +364,29 @@ class TabularEvaluator(Evaluator):
         self, proposal: Proposal, rng: np.random.Generator, resume: Resume | None = None
     ) -> Observation:
         """Look up one evaluation; ``rng`` is the run's benchmark stream (a continued
-        training keeps its seed and draws nothing)."""
+        training keeps its seed and draws nothing).
+
+        Which training answers is drawn for every query; the answer of a training is the
+        same every time, so it is built once and handed out again (it is immutable)."""
         arch, epoch = proposal.arch, proposal.epoch
-        signal, shown, hidden = self._at(epoch)
         if resume is None:
-            slot = self.slot(arch, epoch, rng)
+            slot = None if self._by_mean else self.slot(arch, epoch, rng)
             since = 0
         else:
-            slot = None if self.policy.kind == "mean" else self.seeds.index(resume.seed)
+            slot = None if self._by_mean else self.seeds.index(resume.seed)
             since = resume.epoch
+        key = (arch, epoch, slot, since)
+        observation = self._answers.get(key)
+        if observation is None:
+            observation = self._answer(arch, epoch, slot, since)
+            if len(self._answers) < ANSWERS_KEPT:
+                self._answers[key] = observation
+        return observation
+
+    def _answer(self, arch: int, epoch: int, slot: int | None, since: int) -> Observation:
+        """The observation of the training in ``slot`` (None: the seed mean) of ``arch``,
+        trained to ``epoch`` from ``since``."""
+        signal, shown, hidden = self._at(epoch)
         cost = self.costs.cost(arch, epoch, slot, since)
         value = signal.value(arch, slot)
         return Observation(

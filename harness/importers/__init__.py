@@ -2,15 +2,29 @@
 
 Each importer reads plain data (never pickled code: pickles go through the restricted
 unpickler), cross-checks it, and writes a reproducible table with
-:func:`harness.table.write_table`. :data:`IMPORTERS` names them for specs
-(``[table] build``) and the ``harness import`` command.
+:func:`harness.table.write_table`. Importers load as spaces and strategies do: a built-in
+name (:data:`BUILTIN_IMPORTERS`), an entry point in group ``harness.importers``, or
+``package.module:Class`` naming an :class:`~harness.importers.base.Importer`. Specs name
+one in ``[table] build``, and ``harness import`` takes its name.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-#: importer name -> what it needs
+from harness.config import at
+from harness.importers.base import Importer
+from harness.plugins import load_class
+
+#: built-in importer name -> class reference (imported only when asked for)
+BUILTIN_IMPORTERS = {
+    "nb201": "harness.importers.nb201:NB201Importer",
+    "nbgraph": "harness.importers.nbgraph:NBGraphImporter",
+    "nats": "harness.importers.nats:NATSImporter",
+}
+ENTRY_POINT_GROUP = "harness.importers"
+
+#: built-in importer name -> what it needs (``harness import --help``)
 IMPORTERS = {
     "nb201": "--source: the folder of the public NB201 extracts",
     "nbgraph": "--dataset: one of NAS-Bench-Graph's nine datasets (--source: optional folder "
@@ -20,28 +34,19 @@ IMPORTERS = {
 }
 
 
+def importer_class(name: str) -> type[Importer]:
+    """The importer class ``name`` refers to; ConfigError lists the known ones."""
+    return load_class(name, group=ENTRY_POINT_GROUP, builtins=BUILTIN_IMPORTERS, base=Importer)
+
+
 def build_table(importer: str, out: Path, source: Path | None, dataset: str | None) -> str:
     """Build a table with the named importer; returns its sha256."""
     from harness.atomic import check_writable
-    from harness.errors import ConfigError
 
     check_writable(out, "output table")
-    if importer == "nb201":
-        from harness.importers.nb201 import build_nb201_table
+    with at("importer"):
+        cls = importer_class(importer)
+    return cls().build(out, source, dataset)
 
-        if source is None:
-            raise ConfigError("the nb201 importer needs a source folder", "source")
-        return build_nb201_table(source, out)
-    if importer == "nats":
-        from harness.importers.nats import build_nats_table
 
-        if source is None:
-            raise ConfigError("the nats importer needs a source folder", "source")
-        return build_nats_table(source, out)
-    if importer == "nbgraph":
-        from harness.importers.nbgraph import build_nbgraph_table
-
-        if dataset is None:
-            raise ConfigError("the nbgraph importer needs a dataset name", "dataset")
-        return build_nbgraph_table(dataset, out, source)
-    raise ConfigError(f"unknown importer {importer!r}; known: {', '.join(IMPORTERS)}", "importer")
+__all__ = ["BUILTIN_IMPORTERS", "IMPORTERS", "Importer", "build_table", "importer_class"]

@@ -8,11 +8,9 @@ holds architecture NNNNNN's results, a bz2-compressed pickle of ``{hp: ArchResul
 state}`` whose ``all_results[(dataset, seed)]`` are ``ResultsCount`` states with per-epoch
 train values and ``"<split>@<epoch>"``-keyed evaluations (``nats_bench/api_utils.py``).
 
-A pickle can run any code, and a bz2 stream or a pickle's shared references can expand
-to far more memory than the file's size, so every file is decompressed under a size cap,
-unpickled with the restricted unpickler (plain containers, numbers and numpy scalars
-only), walked under a node and depth budget, and then validated field by field; any
-problem is a :class:`TableError` naming the file. A folder may hold only some records:
+Every file is read without running its code and bounded in size
+(:mod:`harness.importers.nats_files`), then validated field by field here; any problem
+is a :class:`TableError` naming the file. A folder may hold only some records:
 the table then has masks that are False for the others, and its notes say how many are
 present.
 
@@ -28,10 +26,8 @@ after the last epoch only).
 
 from __future__ import annotations
 
-import bz2
 import functools
 import hashlib
-import itertools
 import logging
 import math
 import re
@@ -42,9 +38,17 @@ from typing import Any
 
 import numpy as np
 
-from harness.atomic import check_regular, read_regular
-from harness.data.safe_pickle import _RestrictedUnpickler
-from harness.errors import DatasetError, TableError
+from harness.errors import ConfigError, TableError
+from harness.importers.base import Importer
+from harness.importers.nats_files import (
+    MAX_DECOMPRESSED_BYTES,
+    MAX_NODES,
+    fail,
+    kind_of,
+    load,
+    read_bytes,
+    read_nats_file,
+)
 from harness.importers.nb201 import SPLITS, TRAINING
 from harness.spaces.base import SearchSpace
 from harness.spaces.nats_sss import CELL, NATSSizeSpace
@@ -57,21 +61,13 @@ __all__ = [
     "DATASETS",
     "MAX_DECOMPRESSED_BYTES",
     "MAX_NODES",
+    "NATSImporter",
     "build_nats_table",
     "read_nats_file",
 ]
 
 _LOG = logging.getLogger(__name__)
 
-MAX_DECOMPRESSED_BYTES = 4 << 20
-"""Largest decompressed file accepted: 3x the official tss meta (1.4 MB), 12x a tss
-record (0.33 MB)."""
-
-MAX_NODES = 500_000
-"""Most objects a file may expand to, shared references counted each time they are
-reached: 13x an official tss record (36,993)."""
-
-_MAX_DEPTH = 12  # an official file nests containers 5 deep
 _META = "meta.pickle.pbz2"
 _RECORD = re.compile(r"(\d{6})\.pickle\.pbz2")
 _SUFFIX = ".pickle.pbz2"
@@ -129,147 +125,6 @@ _META_KEYS = frozenset({"meta_archs", "total_archs", "arch2infos", "evaluated_in
 _COST_HP = "12"  # NATS-Bench's get_cost_info default: params, flops and latency come from hp 12
 _LEGACY_SEED = 888  # get_compute_costs' fix for seeds that disagree on params/flops
 
-# -- reading a file safely ---------------------------------------------------------------
-
-
-def _empty_dict() -> dict:
-    """What an ``OrderedDict`` becomes: pickle rebuilds it as ``OrderedDict()`` followed by
-    item assignments, and a plain dict keeps the same insertion order."""
-    return {}
-
-
-_NUMERIC_DTYPES = frozenset({"f2", "f4", "f8", "i1", "i2", "i4", "i8", "u1", "u2", "u4", "u8"})
-
-
-def _flag(value: object) -> bool:
-    return type(value) in (bool, int) and value in (0, 1)
-
-
-def _numeric_dtype(spec: object, align: object = 0, copy: object = 0) -> np.dtype:
-    """``numpy.dtype`` narrowed to the plain numeric types a scalar in the archive uses."""
-    if spec not in _NUMERIC_DTYPES or not (_flag(align) and _flag(copy)):
-        raise DatasetError(f"refused numpy.dtype({_kind(spec)}): not a plain numeric type")
-    return np.dtype(spec)
-
-
-class _ArchiveUnpickler(_RestrictedUnpickler):
-    """The project's restricted unpickler, narrowed to what NATS-Bench's files contain:
-    ``OrderedDict`` (as a plain dict) and numpy numeric scalars; no arrays, no codecs."""
-
-    def find_class(self, module: str, name: str) -> Any:
-        if (module, name) == ("collections", "OrderedDict"):
-            return _empty_dict
-        if (module, name) == ("numpy", "dtype"):
-            return _numeric_dtype
-        if name == "scalar" and module in ("numpy.core.multiarray", "numpy._core.multiarray"):
-            scalar = super().find_class(module, name)
-
-            def numeric_scalar(dtype: object, data: object) -> Any:
-                if not isinstance(dtype, np.dtype) or dtype.kind not in "fiu":
-                    raise DatasetError("refused a numpy scalar that is not a number")
-                if not isinstance(data, bytes) or len(data) != dtype.itemsize:
-                    raise DatasetError("refused a numpy scalar of the wrong size")
-                return scalar(dtype, data)
-
-            return numeric_scalar
-        raise DatasetError(
-            f"refused to unpickle {module}.{name}: a NATS-Bench archive holds only plain "
-            "data (tampered or wrong file)"
-        )
-
-
-def _one_line(error: BaseException) -> str:
-    """An exception's message on one short line."""
-    return " ".join(str(error).split())[:200] or type(error).__name__
-
-
-def _fail(path: Path, problem: str, archive: str) -> TableError:
-    return TableError(
-        f"NATS-Bench file {path} {problem}; replace it with the file of the official "
-        f"{archive} archive and import again"
-    )
-
-
-def _decompress(raw: bytes, path: Path, archive: str) -> bytes:
-    """One whole bz2 stream, refused once it would exceed :data:`MAX_DECOMPRESSED_BYTES`."""
-    decompressor = bz2.BZ2Decompressor()
-    try:
-        data = decompressor.decompress(raw, max_length=MAX_DECOMPRESSED_BYTES + 1)
-    except (OSError, ValueError, EOFError) as error:
-        raise _fail(path, f"is not bz2-compressed ({_one_line(error)})", archive) from None
-    if len(data) > MAX_DECOMPRESSED_BYTES:
-        raise _fail(
-            path,
-            f"decompresses to more than {MAX_DECOMPRESSED_BYTES >> 20} MiB, far more than "
-            "any official file (a decompression bomb?)",
-            archive,
-        )
-    if not decompressor.eof:
-        raise _fail(path, "is truncated (its bz2 stream ends early)", archive)
-    if decompressor.unused_data:
-        raise _fail(path, "has extra bytes after its bz2 stream", archive)
-    return data
-
-
-_CONTAINERS = (dict, list, tuple, set, frozenset)
-
-
-def _check_expansion(data: object, path: Path, archive: str) -> None:
-    """Refuse a structure deeper than :data:`_MAX_DEPTH` or, counting a shared object
-    each time it is reached, larger than :data:`MAX_NODES` (a "billion laughs" pickle
-    is small in memory but explodes for anything that walks it)."""
-    stack = [(data, 0)] if isinstance(data, _CONTAINERS) else []
-    count = 1
-    while stack:
-        node, depth = stack.pop()
-        count += 2 * len(node) if isinstance(node, dict) else len(node)
-        if count > MAX_NODES:
-            raise _fail(
-                path,
-                f"expands to more than {MAX_NODES:,} objects through shared references, "
-                "far more than any official file",
-                archive,
-            )
-        if depth >= _MAX_DEPTH:
-            raise _fail(path, f"nests deeper than {_MAX_DEPTH} levels", archive)
-        children = itertools.chain(node.keys(), node.values()) if isinstance(node, dict) else node
-        stack.extend((child, depth + 1) for child in children if isinstance(child, _CONTAINERS))
-
-
-def _read_bytes(path: Path, archive: str) -> bytes:
-    """A file's bytes, refused unread when it is larger than any official file can be."""
-    try:
-        check_regular(path)  # a FIFO would block the read forever
-        size = path.stat().st_size
-        if size > MAX_DECOMPRESSED_BYTES:
-            raise _fail(path, f"has {size:,} bytes, more than any official file", archive)
-        return read_regular(path)
-    except OSError as error:
-        raise _fail(path, f"cannot be read ({error.strerror or error})", archive) from None
-
-
-def _load(raw: bytes, path: Path, archive: str) -> object:
-    """Decompress, unpickle without running code, and bound the result's size."""
-    data = _decompress(raw, path, archive)
-    try:
-        result = _ArchiveUnpickler(data, path.name).load()
-    except DatasetError as error:
-        raise _fail(path, f"is unsafe: {_one_line(error)}", archive) from None
-    except Exception as error:  # corrupt input makes pickle raise nearly any error type
-        raise _fail(
-            path, f"is not a readable pickle ({type(error).__name__}: {_one_line(error)})", archive
-        ) from None
-    _check_expansion(result, path, archive)
-    return result
-
-
-def read_nats_file(path: Path) -> object:
-    """The plain data of one archive file (``meta`` or ``NNNNNN.pickle.pbz2``), read
-    without running code and bounded in size, but not yet validated; TableError if it
-    is unsafe or unreadable."""
-    path = Path(path)
-    return _load(_read_bytes(path, "NATS-Bench"), path, "NATS-Bench")
-
 
 # -- validation ----------------------------------------------------------------------------
 
@@ -285,38 +140,25 @@ class _Where:
 
     def error(self, problem: str) -> TableError:
         where = f" at {self.field}" if self.field else ""
-        return _fail(self.path, f"is malformed{where}: {problem}", self.archive)
-
-
-def _kind(value: object) -> str:
-    """A short description of a value for an error message, never a long repr (a
-    hostile structure could be huge to print)."""
-    simple = (str, int, float, type(None))
-    if isinstance(value, simple) or (
-        isinstance(value, tuple) and all(isinstance(v, simple) for v in value)
-    ):
-        text = repr(value)
-        if len(text) <= 120:
-            return f"{type(value).__name__} {text}"
-    return type(value).__name__
+        return fail(self.path, f"is malformed{where}: {problem}", self.archive)
 
 
 def _dict(value: object, where: _Where, keys: Iterable[object] | None = None) -> dict:
     """``value`` as a dict, with exactly ``keys`` when they are given."""
     if not isinstance(value, dict):
-        raise where.error(f"expected a dict, got {_kind(value)}")
+        raise where.error(f"expected a dict, got {kind_of(value)}")
     if keys is not None:
         wanted = set(keys)
         if set(value) != wanted:
-            missing = sorted(map(_kind, wanted - set(value)))
-            extra = sorted(map(_kind, set(value) - wanted))
+            missing = sorted(map(kind_of, wanted - set(value)))
+            extra = sorted(map(kind_of, set(value) - wanted))
             raise where.error(f"keys missing: {missing[:5]}; unexpected keys: {extra[:5]}")
     return value
 
 
 def _equal(value: object, expected: object, where: _Where) -> None:
     if type(value) is not type(expected) or value != expected:
-        raise where.error(f"expected {_kind(expected)}, got {_kind(value)}")
+        raise where.error(f"expected {kind_of(expected)}, got {kind_of(value)}")
 
 
 #: what a number in a record may be: Python or numpy ints and floats (bools are not)
@@ -329,7 +171,7 @@ _NUMBERS = frozenset(
 def _number(value: object, where: _Where) -> float:
     """A finite real number as a float."""
     if type(value) not in _NUMBERS:
-        raise where.error(f"expected a number, got {_kind(value)}")
+        raise where.error(f"expected a number, got {kind_of(value)}")
     try:
         number = float(value)  # type: ignore[arg-type]
     except OverflowError:
@@ -353,7 +195,7 @@ def _values(numbers: Iterable[object], metric: str, where: _Where) -> np.ndarray
     items = list(numbers)
     for item in items:
         if type(item) not in _NUMBERS:
-            raise where.error(f"expected a number, got {_kind(item)}")
+            raise where.error(f"expected a number, got {kind_of(item)}")
     try:
         out = np.array(items, dtype=np.float64)
     except OverflowError:
@@ -390,7 +232,7 @@ def _by_split(
         parsed = keys.get(key)
         if parsed is None:
             raise where.error(
-                f"key {_kind(key)} is not '<split>@<epoch>' with a split of {list(splits)} "
+                f"key {kind_of(key)} is not '<split>@<epoch>' with a split of {list(splits)} "
                 f"and an epoch in 0..{epochs - 1}"
             )
         out[parsed[0]][parsed[1]] = number
@@ -412,7 +254,7 @@ def _latency(value: object, where: _Where) -> float | None:
     if value is None:
         return None
     if not isinstance(value, list) or not value:
-        raise where.error(f"expected None or a non-empty list of seconds, got {_kind(value)}")
+        raise where.error(f"expected None or a non-empty list of seconds, got {kind_of(value)}")
     return sum(_number(v, where) for v in value) / len(value)
 
 
@@ -447,7 +289,7 @@ def _seeds(value: object, where: _Where) -> dict[str, list[int]]:
             or listed != sorted(set(listed))
         ):
             raise where.at(f"[{dataset!r}]").error(
-                f"expected increasing positive int seeds, got {_kind(listed)}"
+                f"expected increasing positive int seeds, got {kind_of(listed)}"
             )
     return seeds
 
@@ -619,7 +461,7 @@ def _read_result(result: object, trial: _Trial, where: _Where, out: _Collector) 
         raise where.at(".net_state_dict").error("expected None (the simple archive has no weights)")
     text = data["seed"]
     if not isinstance(text, str) or not text.isdecimal() or int(text) != trial.seed:
-        raise where.at(".seed").error(f"expected seed {trial.seed} as text, got {_kind(text)}")
+        raise where.at(".seed").error(f"expected seed {trial.seed} as text, got {kind_of(text)}")
     expected = _expected_config(trial.kind, trial.dataset, trial.arch_str)
     _check_config(data["arch_config"], expected, where.at(".arch_config"))
     costs = _Costs(
@@ -654,7 +496,7 @@ def _read_evaluations(data: dict, trial: _Trial, where: _Where, out: _Collector)
         or sorted(names) != sorted(splits)
     ):
         raise where.at(".eval_names").error(
-            f"expected the splits {list(splits)}, got {_kind(names)}"
+            f"expected the splits {list(splits)}, got {kind_of(names)}"
         )
     accuracy = _by_split(data["eval_acc1es"], splits, epochs, where.at(".eval_acc1es"))
     loss = _by_split(data["eval_losses"], splits, epochs, where.at(".eval_losses"))
@@ -687,7 +529,7 @@ def _read_record(
 ) -> None:
     """Validate architecture ``index``'s file and store its values and compute costs."""
     where = _Where(path, archive.name)
-    states = _dict(_load(raw, path, archive.name), where, archive.hps)
+    states = _dict(load(raw, path, archive.name), where, archive.hps)
     for hp in archive.hps:
         at = where.at(f"[{hp!r}]")
         state = _dict(states[hp], at, _STATE_KEYS)
@@ -695,7 +537,7 @@ def _read_record(
         _equal(state["arch_str"], arch_str, at.at(".arch_str"))
         if type(state["clear_net_done"]) is not bool:
             raise at.at(".clear_net_done").error(
-                f"expected a bool, got {_kind(state['clear_net_done'])}"
+                f"expected a bool, got {kind_of(state['clear_net_done'])}"
             )
         seeds = _seeds(state["dataset_seed"], at.at(".dataset_seed"))
         results = _dict(
@@ -766,8 +608,8 @@ def _detect(source: Path) -> tuple[_Archive, dict, bytes]:
     if not path.is_file():
         raise _source_error(source, f"has no {_META}")
     label = named[0].name if named else "NATS-Bench"
-    raw = _read_bytes(path, label)
-    meta = _dict(_load(raw, path, label), _Where(path, label), _META_KEYS)
+    raw = read_bytes(path, label)
+    meta = _dict(load(raw, path, label), _Where(path, label), _META_KEYS)
     archs = meta["meta_archs"]
     by_size = [
         a for a in ARCHIVES.values() if isinstance(archs, list) and len(archs) == a.space.num_archs
@@ -798,7 +640,7 @@ def _check_meta(meta: dict, strings: list[str], archive: _Archive, path: Path) -
     if archs != strings:
         first = next(i for i, (a, b) in enumerate(zip(archs, strings, strict=True)) if a != b)
         raise where.at(f"['meta_archs'][{first}]").error(
-            f"expected {strings[first]!r} (the space's index order), got {_kind(archs[first])}"
+            f"expected {strings[first]!r} (the space's index order), got {kind_of(archs[first])}"
         )
 
 
@@ -972,7 +814,7 @@ def build_nats_table(source: Path, out: Path) -> str:
     listing = _Listing()
     collector = _Collector(archive.space.num_archs)
     for done, (index, path) in enumerate(sorted(records.items()), start=1):
-        raw = _read_bytes(path, archive.name)
+        raw = read_bytes(path, archive.name)
         _read_record(raw, path, index, strings[index], archive, collector)
         listing.add(path.name, raw)
         if done % 1000 == 0:
@@ -1004,3 +846,12 @@ def build_nats_table(source: Path, out: Path) -> str:
         },
         notes=_notes(archive, len(records), collector, ignored),
     )
+
+
+class NATSImporter(Importer):
+    """An official NATS-Bench simple archive; ``source`` is its folder."""
+
+    def build(self, out: Path, source: Path | None, dataset: str | None) -> str:
+        if source is None:
+            raise ConfigError("the nats importer needs a source folder", "source")
+        return build_nats_table(source, out)

@@ -19,7 +19,8 @@ from pathlib import Path
 import numpy as np
 
 from harness.atomic import check_regular
-from harness.errors import TableError
+from harness.errors import ConfigError, TableError
+from harness.importers.base import Importer
 from harness.models.counts import analytic_parameter_count
 from harness.spaces.nb201 import NB201Space
 from harness.table import PropertyKey, Variable, VariableKey, file_sha256, write_table
@@ -585,3 +586,12 @@ def build_nb201_table(source_dir: Path, out: Path) -> str:
         provenance=_provenance(paths),
         notes=notes,
     )
+
+
+class NB201Importer(Importer):
+    """The public NB201 extracts A-D; ``source`` is their folder."""
+
+    def build(self, out: Path, source: Path | None, dataset: str | None) -> str:
+        if source is None:
+            raise ConfigError("the nb201 importer needs a source folder", "source")
+        return build_nb201_table(source, out)

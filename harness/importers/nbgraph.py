@@ -27,12 +27,13 @@ import numpy as np
 
 from harness.atomic import read_regular
 from harness.data.safe_pickle import safe_unpickle
-from harness.errors import DatasetError, TableError
+from harness.errors import ConfigError, DatasetError, TableError
+from harness.importers.base import Importer
 from harness.spaces import get_space
 from harness.table import PropertyKey, Variable, VariableKey, write_table
 from harness.version import __version__
 
-__all__ = ["DATASETS", "SCHEDULE", "build_nbgraph_table"]
+__all__ = ["DATASETS", "SCHEDULE", "NBGraphImporter", "build_nbgraph_table"]
 
 DATASETS = (
     "cora",
@@ -386,3 +387,13 @@ def build_nbgraph_table(dataset: str, out: Path, source: Path | None = None) -> 
         provenance=provenance,
         notes=notes,
     )
+
+
+class NBGraphImporter(Importer):
+    """NAS-Bench-Graph's light table of ``dataset`` (``source``: a folder of
+    ``<dataset>.bench`` files; None: the installed wheel's)."""
+
+    def build(self, out: Path, source: Path | None, dataset: str | None) -> str:
+        if dataset is None:
+            raise ConfigError("the nbgraph importer needs a dataset name", "dataset")
+        return build_nbgraph_table(dataset, out, source)

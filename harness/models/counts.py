@@ -10,7 +10,7 @@ import operator
 from collections.abc import Sequence
 
 from harness.errors import ArchitectureError
-from harness.spaces.nb201 import EDGES, OPS
+from harness.spaces.nb201_cell import EDGES, OPS
 
 NONE, SKIP, CONV1, CONV3, POOL = range(len(OPS))
 STAGES = 3

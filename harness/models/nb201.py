@@ -34,7 +34,7 @@ import torch
 from torch import nn
 
 from harness.models.counts import CONV1, CONV3, NONE, POOL, SKIP, STAGES, check_config
-from harness.spaces.nb201 import EDGES
+from harness.spaces.nb201_cell import EDGES
 
 __all__ = [
     "NB201Cell",

@@ -5,7 +5,7 @@ Written from NB201's description of its weight-sharing search network (AutoDL-Pr
 :class:`harness.models.nb201.NB201Network` (stem, three stages of ``N`` cells, residual
 reductions, last BN-ReLU, pooling, linear classifier), with each cell edge holding
 ``none``, ``skip_connect``, ``nor_conv_1x1``, ``nor_conv_3x3`` and ``avg_pool_3x3`` in
-:data:`harness.spaces.nb201.OPS` order. As in NB201's search, the edge ops' BatchNorms
+:data:`harness.spaces.nb201_cell.OPS` order. As in NB201's search, the edge ops' BatchNorms
 have no affine parameters and track running statistics only if asked
 (``track_running_stats``, NB201's ``BN`` script argument); stem, reductions and last BN
 are the ordinary affine ones.
@@ -20,7 +20,7 @@ ops, chosen per forward:
 - ``ops`` (six op codes): one op per edge, a single cell of the space (RSPS, SETN's weight
   step, ENAS, and scoring an architecture with the shared weights).
 
-Nodes sum their incoming edges in :data:`~harness.spaces.nb201.EDGES` order, as NB201's
+Nodes sum their incoming edges in :data:`~harness.spaces.nb201_cell.EDGES` order, as NB201's
 cell does. Weights never come from torch's global RNG (built on ``meta``, then drawn from
 the caller's generator, as :func:`harness.models.nb201.build_nb201_network` does).
 """
@@ -34,7 +34,7 @@ from torch import nn
 
 from harness.models.counts import STAGES
 from harness.models.nb201 import ResidualReduction, Zero, initialise
-from harness.spaces.nb201 import EDGES, OPS
+from harness.spaces.nb201_cell import EDGES, OPS
 
 NUM_EDGES, NUM_OPS = len(EDGES), len(OPS)
 

@@ -23,20 +23,9 @@ from numpy.typing import NDArray
 
 from harness.errors import ArchitectureError, TableError
 from harness.spaces.base import SearchSpace
+from harness.spaces.nb201_cell import EDGES, OPS
 
 __all__ = ["EDGES", "NUM_ARCHS", "OPS", "NB201Space"]
-
-OPS: tuple[str, ...] = (
-    "none",
-    "skip_connect",
-    "nor_conv_1x1",
-    "nor_conv_3x3",
-    "avg_pool_3x3",
-)
-"""The 5 op names; an op's code is its position here."""
-
-EDGES: tuple[tuple[int, int], ...] = ((0, 1), (0, 2), (1, 2), (0, 3), (1, 3), (2, 3))
-"""The 6 (src, dst) edges in the order they appear in an arch string."""
 
 NUM_ARCHS = 15625
 """5 ops ** 6 edges."""
