@@ -109,6 +109,10 @@ kind = "successive_halving"
 [[strategy]]
 name = "ASHA"
 kind = "asha"
+
+[[report.target]]
+label = "test"
+metric = "test/accuracy"
 """
 
 
