@@ -34,7 +34,7 @@ PLUGIN := $(VENV)/.local-search
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --no-compile --disable-pip-version-check -c constraints.txt -e '.[test,nbgraph,dask,optuna]'
+	$(BIN)/pip install --quiet --no-compile --disable-pip-version-check -c constraints.txt -e '.[test,nbgraph,dask,optuna,predictors]'
 	$(BIN)/python -c "$$PRECOMPILE"
 	touch $(STAMP)
 

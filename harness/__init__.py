@@ -1,9 +1,9 @@
 """harness: a reproducibility-first benchmark harness for neural architecture search.
 
 The Python API (:mod:`harness.api`) is available from the package itself:
-``harness.run``, ``harness.estimate``, ``harness.results``, ``harness.make_report``,
-``harness.load_table`` and ``harness.ls``. They are imported on first use, so ``import
-harness`` stays cheap.
+``harness.run``, ``harness.estimate``, ``harness.predict``, ``harness.results``,
+``harness.make_report``, ``harness.load_table`` and ``harness.ls``. They are imported on
+first use, so ``import harness`` stays cheap.
 """
 
 from __future__ import annotations
@@ -12,7 +12,16 @@ from typing import Any
 
 from harness.version import __version__
 
-__all__ = ["__version__", "estimate", "load_table", "ls", "make_report", "results", "run"]
+__all__ = [
+    "__version__",
+    "estimate",
+    "load_table",
+    "ls",
+    "make_report",
+    "predict",
+    "results",
+    "run",
+]
 
 
 def __getattr__(name: str) -> Any:

@@ -2,7 +2,7 @@
 
 Layers, lowest first (DESIGN.md): leaf helpers and value types; spaces, tables,
 protocols, data, models; evaluators, estimators, training, strategies, simulator;
-experiment, spec, tabulate, estimate, verify, importers; record and report; the Python
+experiment, spec, tabulate, estimate, verify, importers, predictors; record and report; the Python
 API; the CLI. Imports inside
 functions count too: a lazy import is still a dependency.
 """
@@ -21,7 +21,8 @@ LAYERS = [
     {"values", "plugins", "resume", "parts"},
     {"spaces", "table", "protocol", "proxy_protocol", "data", "models", "environment"},
     {"evaluators", "estimators", "train", "strategies", "simulator"},
-    {"importers", "spec", "experiment", "tabulate", "verify", "estimation", "testing"},
+    {"importers", "spec", "experiment", "tabulate", "verify", "estimation", "testing"}
+    | {"predictors"},
     {"record", "report"},
     {"api"},
     {"cli"},
