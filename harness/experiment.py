@@ -19,6 +19,7 @@ import numpy as np
 
 from harness.config import at, spec_error
 from harness.errors import CallTimeout, ConfigError, StrategyError, TableError
+from harness.estimators.pinned import PinnedScores
 from harness.evaluators import Evaluator, EvaluatorSetup, evaluator_class
 from harness.evaluators.tabular import resolve_metric
 from harness.executors import run_chunks
@@ -112,6 +113,10 @@ class Benchmark:
         self.evaluator: Evaluator = self.evaluator_class.for_benchmark(
             table, self.space, search, setup, (t.ref for t in spec.targets)
         )
+        #: answers strategies' score requests from the spec's pinned estimate file
+        self.scores = None
+        if spec.estimate is not None:
+            self.scores = PinnedScores(spec.estimate, self.space.name).score
         if not self.evaluator.has_costs and spec.budget.seconds is not None:
             raise ConfigError(
                 f"table {table.path} records no training times, so evaluations cost no "
@@ -154,6 +159,7 @@ class Benchmark:
                 strategy_spec.budget(self.spec.budget),
                 self.spec.workers,
                 timeout,
+                self.scores,
             )
             if space_state(self.space) != before:
                 raise StrategyError(
@@ -233,6 +239,8 @@ _RESULT_FIELDS = (
     "stop_reason",
     "strategy_wall_s",
     "setup_s",
+    "scores",
+    "score_s",
 )
 
 

@@ -250,6 +250,9 @@ def runs_frame(outcomes: list[RunOutcome], benchmark: Benchmark) -> pd.DataFrame
             **{f"target.{k}": v for k, v in outcome.targets.items()},
             "strategy_wall_s": r.strategy_wall_s,
         }
+        if benchmark.spec.estimate is not None:  # only searches that may ask have these
+            row["scores"] = r.scores
+            row["score_s"] = r.score_s
         rows.append(row)
     return pd.DataFrame(rows)
 

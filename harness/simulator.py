@@ -50,6 +50,15 @@ fitting a predictor, training a supernet) sets ``setup_cost_s`` to what that wor
 The clock charges it first: every worker starts at that time, and it counts against the
 seconds budget like any training.
 
+Scores: a strategy may ask for the experiment's estimator's score of an architecture
+instead of a training (``ScoreRequest(arch)``, answered from a pinned estimate file,
+:mod:`harness.estimators.pinned`). The score occupies the asking worker for its measured
+cost, exactly as a training occupies it for its cost, and is told (``tell(request,
+Scored)``) in completion order with the trainings. A score counts against the seconds
+budget only (a score that would pass it is not told and its worker stops); it is no
+evaluation and no epoch, and adds no trajectory row: ``RunResult.scores`` and
+``score_s`` count them.
+
 Each call into the strategy (its construction and ``setup``, every ``ask`` and ``tell``)
 may last at most ``call_timeout_s`` real seconds (``[runs] call_timeout_s``,
 :data:`CALL_TIMEOUT_S` unless a spec sets it): a call that runs past it is interrupted and
@@ -77,7 +86,7 @@ import numpy as np
 from harness.errors import CallTimeout, ConfigError, HarnessError, StrategyError
 from harness.evaluators.base import Evaluator
 from harness.strategies.base import Strategy
-from harness.values import Budget, Observation, Proposal, Resume
+from harness.values import Budget, Observation, Proposal, Resume, Scored, ScoreRequest
 
 #: a run that reaches this many evaluations is stopped with an error: its budget (say, a
 #: seconds budget far beyond the table's costs) would otherwise let it grow without end
@@ -254,6 +263,9 @@ class RunResult:
     strategy_wall_s: float
     #: simulated seconds charged for the strategy's one-off set-up, before any evaluation
     setup_s: float = 0.0
+    #: estimator scores the strategy was told, and the simulated seconds they cost
+    scores: int = 0
+    score_s: float = 0.0
 
 
 def _strategy_call(
@@ -344,12 +356,14 @@ def simulate(
     budget: Budget,
     workers: int = 1,
     call_timeout_s: float | None = CALL_TIMEOUT_S,
+    scores: Callable[[int], Scored] | None = None,
 ) -> RunResult:
     """Run ``strategy`` until the budget stops it; deterministic for a given input.
 
     ``rng`` is the run's benchmark stream, handed to every evaluation; ``budget.overrun``
     is the rule this strategy follows; each ``ask`` and ``tell`` may take at most
-    ``call_timeout_s`` real seconds (None: no limit).
+    ``call_timeout_s`` real seconds (None: no limit); ``scores`` answers the strategy's
+    score requests (None: the experiment has no estimator to ask).
     """
     if workers < 1:
         raise ConfigError(f"must be at least 1, got {workers}", "runs.workers")
@@ -361,8 +375,11 @@ def simulate(
             "budget",
         )
     trajectory = Trajectory()
-    #: (end, start order, worker, begun, proposal, observation, trial, told)
-    in_flight: list[tuple[float, int, int, float, Proposal, Observation, int, bool]] = []
+    #: (end, start order, worker, begun, proposal, observation, trial, told); a score
+    #: request is in flight as (end, order, worker, begun, request, Scored, -1, True)
+    in_flight: list[tuple[float, int, int, float, Any, Any, int, bool]] = []
+    order = 0  # start order of trainings and scores together: ties end in start order
+    scores_told, score_s = 0, 0.0
     trials: list[_Trial] = []
     started = started_epochs = 0
     completed = completed_epochs = 0
@@ -374,8 +391,37 @@ def simulate(
     active = set(range(workers))
     waiting: list[int] = []
 
+    def request_score(worker: int, now: float, request: ScoreRequest) -> None:
+        """Answer a score request: the worker is busy for the score's cost."""
+        nonlocal order, stop_reason
+        name = type(strategy).__name__
+        if scores is None:
+            raise StrategyError(
+                f"strategy {name} asked for a score, but the experiment names no [estimate] "
+                "to answer it; add one (an estimate file pinned by sha256)"
+            )
+        try:
+            arch = evaluator.space.check_index(request.arch)
+        except HarnessError as error:
+            message = f"strategy {name} asked to score an invalid architecture: {error}"
+            raise StrategyError(message) from None
+        answer = scores(arch)
+        end = now + answer.cost_s
+        if budget.seconds is not None and end > budget.seconds:
+            active.discard(worker)
+            stop_reason = "seconds budget"
+            return
+        if order >= MAX_EVALUATIONS:
+            raise ConfigError(
+                f"lets a run ask for more than {MAX_EVALUATIONS:,} scores and evaluations; "
+                "set a budget its costs exhaust",
+                "budget",
+            )
+        order += 1
+        heapq.heappush(in_flight, (end, order, worker, now, ScoreRequest(arch), answer, -1, True))
+
     def start(worker: int, now: float) -> None:
-        nonlocal started, started_epochs, strategy_wall, stop_reason
+        nonlocal started, started_epochs, strategy_wall, stop_reason, order
         if budget.evaluations is not None and started >= budget.evaluations:
             active.discard(worker)
             stop_reason = "evaluations budget"
@@ -391,6 +437,9 @@ def simulate(
         strategy_wall += time.perf_counter() - tic
         if asked is None:
             waiting.append(worker)
+            return
+        if isinstance(asked, ScoreRequest):
+            request_score(worker, now, asked)
             return
         proposal = checked_proposal(asked, evaluator, strategy, trials)
         resume = None
@@ -421,14 +470,29 @@ def simulate(
                 return
             told = budget.overrun == "finish"
         started += 1
+        order += 1
         started_epochs += trained
-        heapq.heappush(in_flight, (end, started, worker, now, proposal, observation, trial, told))
+        heapq.heappush(in_flight, (end, order, worker, now, proposal, observation, trial, told))
 
     for worker in range(workers):
         start(worker, setup_s)
     while in_flight:
         end, _, worker, begun, proposal, observation, trial, told = heapq.heappop(in_flight)
         clock = end
+        if isinstance(proposal, ScoreRequest):
+            tic = time.perf_counter()
+            _strategy_call(
+                strategy, "tell", strategy.tell, proposal, observation, timeout_s=call_timeout_s
+            )
+            strategy_wall += time.perf_counter() - tic
+            scores_told += 1
+            score_s += observation.cost_s
+            free = sorted([worker, *waiting])
+            waiting.clear()
+            for each in free:
+                if each in active:
+                    start(each, end)
+            continue
         trials[trial].epoch, trials[trial].running = proposal.epoch, False
         if told:
             tic = time.perf_counter()
@@ -473,6 +537,8 @@ def simulate(
         stop_reason=stop_reason,
         strategy_wall_s=strategy_wall,
         setup_s=setup_s,
+        scores=scores_told,
+        score_s=score_s,
     )
 
 

@@ -22,6 +22,7 @@ from typing import Any
 
 from harness.config import Field, at, config_hash, parse_toml, read_text, spec_error, validate
 from harness.errors import ConfigError
+from harness.estimators.pinned import EstimateRef
 from harness.importers import IMPORTERS
 from harness.strategies import resolve_params, strategy_class
 from harness.values import (
@@ -43,6 +44,7 @@ SECTIONS = (
     "report",
     "published",
     "deviations",
+    "estimate",
 )
 REQUIRED_SECTIONS = ("experiment", "table", "search", "budget", "runs", "strategy")
 #: names that end up in MLflow keys and run names: checked here, before any search runs
@@ -161,6 +163,8 @@ class ExperimentSpec:
     text: str = ""
     #: real seconds one strategy call may take (None: the simulator's default)
     call_timeout_s: float | None = None
+    #: the pinned estimate file that answers strategies' score requests (``[estimate]``)
+    estimate: EstimateRef | None = None
 
     @property
     def spec_hash(self) -> str:
@@ -332,6 +336,17 @@ def _parse(raw: dict[str, Any], path: Path, overrides: dict[str, Any], text: str
         published, source = _published(raw.get("published", {}), strategies, targets)
     with at("deviations"):
         deviations = validate(raw.get("deviations", {}), DEVIATIONS_FIELDS)["items"]
+    estimate = None
+    if "estimate" in raw:
+        with at("estimate"):
+            estimate = EstimateRef.parse(raw["estimate"], base)
+    for number, strategy in enumerate(strategies):
+        if estimate is None and strategy_class(strategy.kind).asks_scores:
+            raise ConfigError(
+                f"{strategy.kind!r} asks an estimator for scores; add an [estimate] section "
+                "naming the estimate file (and its sha256) that answers",
+                f"strategy.{number}.kind",
+            )
 
     resolved = {
         "experiment": {
@@ -371,6 +386,8 @@ def _parse(raw: dict[str, Any], path: Path, overrides: dict[str, Any], text: str
         },
         "deviations": list(deviations),
         "overrides": overrides,
+        # a spec without [estimate] keeps the hash it had before strategies could ask
+        **({} if estimate is None else {"estimate": estimate.resolved()}),
     }
     return ExperimentSpec(
         path=path,
@@ -395,6 +412,7 @@ def _parse(raw: dict[str, Any], path: Path, overrides: dict[str, Any], text: str
         resolved=resolved,
         text=text,
         call_timeout_s=runs["call_timeout_s"],
+        estimate=estimate,
     )
 
 

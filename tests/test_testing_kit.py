@@ -14,7 +14,13 @@ from harness.strategies import BUILTIN_STRATEGIES, Strategy
 from harness.testing import build_strategy, check_estimator, check_strategy
 from harness.values import Proposal
 
-CHEAP = {"bananas": {"epochs": 10}, "zen": {"repeat": 1}}
+CHEAP = {
+    "bananas": {"epochs": 10},
+    "zen": {"repeat": 1},
+    "naswot": {"candidates": 20},
+    "rea_warmup": {"warmup": 30},
+    "bananas_warmup": {"warmup": 30, "epochs": 10},
+}
 
 
 @pytest.mark.parametrize("kind", sorted(BUILTIN_STRATEGIES))

@@ -31,6 +31,9 @@ BUILTIN_STRATEGIES = {
     "hyperband": "harness.strategies.hyperband:Hyperband",
     "asha": "harness.strategies.asha:ASHA",
     "bohb": "harness.strategies.bohb:BOHB",
+    "naswot": "harness.strategies.proxy_guided:NASWOT",
+    "rea_warmup": "harness.strategies.proxy_guided:WarmREA",
+    "bananas_warmup": "harness.strategies.proxy_guided:WarmBananas",
 }
 ENTRY_POINT_GROUP = "harness.strategies"
 
