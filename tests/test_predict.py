@@ -201,3 +201,11 @@ def test_a_missing_library_names_the_extra(tmp_path, monkeypatch):
     model.check()
     with pytest.raises(ConfigError, match=r"needs lightgbm.*'predictors' extra"):
         model.fit(prepared.pool[:5], prepared.target[prepared.pool[:5]], np.random.default_rng(0))
+
+
+def test_a_rule_epoch_the_curves_lack_names_the_predictor(tmp_path):
+    def late(raw):
+        raw["predictor"][6]["params"] = {"epoch": 9}
+
+    with pytest.raises(Exception, match=r"\[predictor.6\].*epoch 9.*epochs 1..4"):
+        prepare(load_predict_spec(write_spec(tmp_path, late)))

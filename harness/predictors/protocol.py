@@ -329,6 +329,8 @@ def prepare(spec: PredictSpec) -> Prepared:
                 predictor = _build(entry, inputs)
             except ConfigError as error:
                 raise spec_error(spec.path, error) from None
+            except TableError as error:  # a rule's epoch the curves do not hold
+                raise TableError(f"{spec.path}: [predictor.{number}] {error}") from None
         required = predictor.required()
         if required is not None:
             usable &= required
