@@ -263,7 +263,8 @@ class RunResult:
     strategy_wall_s: float
     #: simulated seconds charged for the strategy's one-off set-up, before any evaluation
     setup_s: float = 0.0
-    #: estimator scores the strategy was told, and the simulated seconds they cost
+    #: score requests the strategy was told the answer to (a draw a sampled estimate file
+    #: does not cover counts, at no cost), and the simulated seconds they cost
     scores: int = 0
     score_s: float = 0.0
 
