@@ -221,7 +221,7 @@ def _parse(raw: dict[str, Any], path: Path) -> PredictSpec:
                         raise ConfigError(
                             f"names no [[feature]] {name!r}; features: {', '.join(names) or 'none'}"
                         )
-            if cls.__dict__.get("rule") in RULE_CURVES or getattr(cls, "rule", "") in RULE_CURVES:
+            if getattr(cls, "rule", "") in RULE_CURVES:
                 if curves is None:
                     raise ConfigError(
                         f"learning-curve rule {given['kind']!r} needs [table] curves "

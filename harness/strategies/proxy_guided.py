@@ -24,6 +24,8 @@ asked score is told.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 
@@ -92,7 +94,9 @@ class NASWOT(Strategy):
         self.trained = True
         return Proposal(self.phase.ranked()[0], self.fidelity)
 
-    def tell(self, proposal: Proposal | ScoreRequest, observation: VisibleObservation | Scored):
+    def tell(
+        self, proposal: Proposal | ScoreRequest, observation: VisibleObservation | Scored
+    ) -> None:
         if isinstance(proposal, ScoreRequest):
             self.phase.tell(observation)  # type: ignore[arg-type]
 
@@ -138,7 +142,7 @@ class WarmREA(_Warmup, RegularizedEvolution):
     }
 
     @classmethod
-    def validate(cls, params):
+    def validate(cls, params: Mapping[str, Any]) -> None:
         super().validate(params)
         _check_warmup(params["warmup"], params["population_size"], "population_size")
 
@@ -153,11 +157,13 @@ class WarmREA(_Warmup, RegularizedEvolution):
         self._asked = max(self._asked, self.population_size)  # the population is seeded
         return super().ask()
 
-    def tell(self, proposal, observation) -> None:
+    def tell(
+        self, proposal: Proposal | ScoreRequest, observation: VisibleObservation | Scored
+    ) -> None:
         if isinstance(proposal, ScoreRequest):
-            self.phase.tell(observation)
+            self.phase.tell(observation)  # type: ignore[arg-type]
         else:
-            super().tell(proposal, observation)
+            super().tell(proposal, observation)  # type: ignore[arg-type]
 
 
 class WarmBananas(_Warmup, Bananas):
@@ -169,7 +175,7 @@ class WarmBananas(_Warmup, Bananas):
     }
 
     @classmethod
-    def validate(cls, params):
+    def validate(cls, params: Mapping[str, Any]) -> None:
         super().validate(params)
         _check_warmup(params["warmup"], params["num_init"], "num_init")
 
@@ -187,8 +193,10 @@ class WarmBananas(_Warmup, Bananas):
             return warm  # type: ignore[return-value]
         return super().ask()
 
-    def tell(self, proposal, observation) -> None:
+    def tell(
+        self, proposal: Proposal | ScoreRequest, observation: VisibleObservation | Scored
+    ) -> None:
         if isinstance(proposal, ScoreRequest):
-            self.phase.tell(observation)
+            self.phase.tell(observation)  # type: ignore[arg-type]
         else:
-            super().tell(proposal, observation)
+            super().tell(proposal, observation)  # type: ignore[arg-type]
