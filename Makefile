@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export MLFLOW_DISABLE_TELEMETRY := true
 
-.PHONY: demo table5 nbgraph compare zero-cost test test-slow lint bench clean
+.PHONY: demo table5 nbgraph compare zero-cost predictors test test-slow lint bench clean
 
 # Byte-compile, once at install, every module harness's commands import: pip installs with
 # --no-compile (a faster set-up) and PYTHONDONTWRITEBYTECODE keeps Python from writing
@@ -62,6 +62,13 @@ compare: $(PLUGIN)
 zero-cost: $(STAMP)
 	$(BIN)/harness estimate benchmarks/zero-cost/digits.toml
 	$(BIN)/harness estimate benchmarks/zero-cost/nb201-datafree.toml
+
+# NASLib's predictor protocol on digits and NB201, and the proxy-guided searches
+predictors: $(STAMP)
+	$(BIN)/harness predict benchmarks/predictors/digits.toml
+	$(BIN)/harness predict benchmarks/predictors/nb201.toml
+	$(BIN)/harness run benchmarks/proxy-search/digits.toml
+	$(BIN)/harness run benchmarks/proxy-search/nb201.toml
 
 test: $(STAMP)
 	$(BIN)/pytest -q
