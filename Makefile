@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export MLFLOW_DISABLE_TELEMETRY := true
 
-.PHONY: demo table5 nbgraph compare zero-cost weight-sharing test test-slow lint docs bench clean
+.PHONY: demo table5 nbgraph compare zero-cost weight-sharing predictors test test-slow lint docs bench clean
 
 # Byte-compile, once at install, every module harness's commands import: pip installs with
 # --no-compile (a faster set-up) and PYTHONDONTWRITEBYTECODE keeps Python from writing
@@ -34,7 +34,7 @@ PLUGIN := $(VENV)/.local-search
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --no-compile --disable-pip-version-check -c constraints.txt -e '.[test,nbgraph,dask,optuna]'
+	$(BIN)/pip install --quiet --no-compile --disable-pip-version-check -c constraints.txt -e '.[test,nbgraph,dask,optuna,predictors]'
 	$(BIN)/python -c "$$PRECOMPILE"
 	touch $(STAMP)
 
@@ -68,6 +68,13 @@ zero-cost: $(STAMP)
 weight-sharing: $(STAMP)
 	$(BIN)/harness run benchmarks/weight-sharing/digits.toml
 	$(BIN)/harness estimate benchmarks/weight-sharing/supernet-digits.toml
+
+# NASLib's predictor protocol on digits and NB201, and the proxy-guided searches
+predictors: $(STAMP)
+	$(BIN)/harness predict benchmarks/predictors/digits.toml
+	$(BIN)/harness predict benchmarks/predictors/nb201.toml
+	$(BIN)/harness run benchmarks/proxy-search/digits.toml
+	$(BIN)/harness run benchmarks/proxy-search/nb201.toml
 
 test: $(STAMP)
 	$(BIN)/pytest -q

@@ -1,9 +1,9 @@
 """harness: a reproducibility-first benchmark harness for neural architecture search.
 
 The Python API (:mod:`harness.api`) is available from the package itself:
-``harness.run``, ``harness.estimate``, ``harness.results``, ``harness.make_report``,
-``harness.rerun``, ``harness.load_table`` and ``harness.ls``. They are imported on first
-use, so ``import harness`` stays cheap.
+``harness.run``, ``harness.estimate``, ``harness.predict``, ``harness.results``,
+``harness.make_report``, ``harness.rerun``, ``harness.load_table`` and ``harness.ls``. They
+are imported on first use, so ``import harness`` stays cheap.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ __all__ = [
     "ls",
     "make_report",
     "rerun",
+    "predict",
     "results",
     "run",
 ]

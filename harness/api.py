@@ -407,6 +407,90 @@ def estimate_report(spec: str | Path, results: str | Path | None = None) -> list
     return list(done.files)
 
 
+@dataclass
+class Predicted:
+    """What :func:`predict` made: the protocol's rows, their summary and the report."""
+
+    #: one row per (trial, predictor, training-set size): ρ, τ, times, costs
+    trials: pd.DataFrame
+    #: one row per (predictor, training-set size): means and spreads over trials
+    summary: pd.DataFrame
+    run_id: str | None
+    files: tuple[Path, ...]
+    store: str | None = None
+
+
+def predict(
+    spec: str | Path,
+    *,
+    trials: int | None = None,
+    results: str | Path | None = None,
+    record: bool = True,
+) -> Predicted:
+    """Run a predict spec's protocol (:mod:`harness.predictors.protocol`): fit every
+    predictor on nested training sets drawn from the pinned table, judge it on each
+    trial's fixed test set, record the run to MLflow (unless ``record`` is False) and
+    write the report. ``trials`` runs fewer or more trials than the spec, and the report
+    then goes to ``results`` or, by default, a sibling folder named by the change, so a
+    published folder is written only by its own spec."""
+    import dataclasses
+
+    from harness.predictors.protocol import load_predict_spec, prepare, run_protocol, summarize
+    from harness.report.predictors import write_predictor_report
+
+    parsed = load_predict_spec(Path(spec))
+    if trials is not None:
+        if isinstance(trials, bool) or not isinstance(trials, int) or trials < 1:
+            raise HarnessError(f"trials must be a positive int, got {trials!r}")
+        if trials != parsed.trials:
+            if results is None:
+                results = parsed.results.with_name(f"{parsed.results.name}-trials{trials}")
+            resolved = {**parsed.resolved, "predict": {**parsed.resolved["predict"]}}
+            resolved["predict"]["trials"] = trials
+            parsed = dataclasses.replace(parsed, trials=trials, resolved=resolved)
+    if results is not None:
+        parsed = dataclasses.replace(parsed, results=Path(results))
+    _check_folder(parsed.results, "results")
+    uri = None
+    if record:
+        uri = store_uri(parsed.path.resolve().parent)
+        check_uri(uri)  # a store that would lose the record, or is unreachable, ends it now
+    prepared = prepare(parsed)  # every bad input ends here, before any fit
+
+    def progress(done: int, total: int) -> None:
+        log.info("predict: %d/%d trials", done, total)
+
+    rows = run_protocol(prepared, progress)
+    summary = summarize(rows)
+    run_id = None
+    if uri is not None:
+        from harness.environment import capture_details
+        from harness.record import record_predictions
+
+        run_id = record_predictions(
+            parsed, summary, rows, prepared.table.sha256, capture_details(), uri
+        )
+    header = [
+        f"# {parsed.title}",
+        "",
+        f"Spec `{parsed.path.name}` (hash {parsed.spec_hash[:12]}); table "
+        f"`{parsed.table.name}` sha256 {prepared.table.sha256[:12]}; target and ground truth: "
+        f"seed-mean `{parsed.metric}` at its last epoch.",
+        "",
+        f"NASLib's predictor protocol: {parsed.trials} trials (master seed {parsed.seed}), each "
+        f"a fixed test set of {parsed.test_size} architectures and nested training sets of "
+        f"{', '.join(f'{n:,}' for n in parsed.train_sizes)}, drawn from a pool of "
+        f"{len(prepared.pool):,} architectures.",
+        *(
+            f"Feature `{f.name}`: `{f.score}` of `{f.path.name}` sha256 {f.sha256[:12]}."
+            for f in parsed.features
+        ),
+        *(f"- {note}" for note in parsed.notes),
+    ]
+    files = write_predictor_report(parsed.results, rows, summary, header)
+    return Predicted(rows, summary, run_id, tuple(files), uri)
+
+
 def make_report(
     experiments: Iterable[str],
     out: str | Path | None = None,

@@ -320,6 +320,18 @@ def _estimate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _predict(args: argparse.Namespace) -> int:
+    from harness.api import predict
+
+    done = predict(args.spec, trials=args.trials, results=args.results)
+    print(done.files[0].read_text())
+    print(
+        f"MLflow run {done.run_id} in {done.store}; report: {done.files[0]} "
+        f"({len(done.files)} files in {done.files[0].parent})"
+    )
+    return 0
+
+
 def _verify(args: argparse.Namespace) -> int:
     from harness.table import Table
     from harness.verify import format_drift, verify
@@ -448,6 +460,14 @@ def build_parser() -> argparse.ArgumentParser:
     est.add_argument("--data-root", help="dataset folder (CIFAR, ImageNet16, ...)")
     est.add_argument("--split-dir", help="folder of NB201's split files")
     est.set_defaults(handler=_estimate)
+
+    pre = commands.add_parser(
+        "predict", help="fit performance predictors on table samples; judge them (NASLib)"
+    )
+    pre.add_argument("spec", help="predict spec (TOML), e.g. benchmarks/predictors/digits.toml")
+    pre.add_argument("--trials", type=int, help="trials instead of the spec's (report elsewhere)")
+    pre.add_argument("--results", help="report folder (default: the spec's)")
+    pre.set_defaults(handler=_predict)
 
     ver = commands.add_parser("verify", help="retrain a sample of a table live, report drift")
     ver.add_argument("table", help="the benchmark table (HDF5) to check")

@@ -19,6 +19,7 @@ import numpy as np
 
 from harness.config import Problems, at, spec_error
 from harness.errors import CallTimeout, ConfigError, StrategyError, TableError
+from harness.estimators.pinned import PinnedScores
 from harness.evaluators import Evaluator, EvaluatorSetup, evaluator_class
 from harness.evaluators.tabular import resolve_metric
 from harness.executors import run_chunks
@@ -146,6 +147,10 @@ class Benchmark:
                         strategy_class(strategy.kind).check_setup(  # type: ignore[attr-defined]
                             strategy.params, self.space, self.context.one_shot
                         )
+        #: answers strategies' score requests from the spec's pinned estimate file
+        self.scores = None
+        if spec.estimate is not None:
+            self.scores = PinnedScores(spec.estimate, self.space.name).score
         if not self.evaluator.has_costs and spec.budget.seconds is not None:
             raise ConfigError(
                 f"table {table.path} records no training times, so evaluations cost no "
@@ -207,6 +212,7 @@ class Benchmark:
                 strategy_spec.budget(self.spec.budget),
                 self.spec.workers,
                 timeout,
+                self.scores,
             )
             if space_state(self.space) != self.space_state:
                 raise StrategyError(
@@ -285,6 +291,8 @@ _RESULT_FIELDS = (
     "strategy_wall_s",
     "setup_s",
     "search_log",
+    "scores",
+    "score_s",
 )
 
 

@@ -262,6 +262,9 @@ def runs_frame(outcomes: list[RunOutcome], benchmark: Benchmark) -> pd.DataFrame
             **{f"target.{k}": v for k, v in outcome.targets.items()},
             "strategy_wall_s": r.strategy_wall_s,
         }
+        if benchmark.spec.estimate is not None:  # only searches that may ask have these
+            row["scores"] = r.scores
+            row["score_s"] = r.score_s
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -764,5 +767,75 @@ def record_estimate(
         _write_artifact(client, run_id, RESOLVED_SPEC, _json(spec.resolved))
         _write_artifact(client, run_id, ENVIRONMENT, _json(environment))
         _write_artifact(client, run_id, "quality.csv", quality.to_csv(index=False).encode())
+        client.set_terminated(run_id)
+    return run_id
+
+
+def record_predictions(
+    spec: Any,
+    summary: pd.DataFrame,
+    trials: pd.DataFrame,
+    table_sha256: str,
+    environment: dict[str, Any],
+    store: str | None = None,
+) -> str:
+    """Record a predict spec's protocol as one MLflow run (role ``predict``); returns its id.
+
+    Params pin the spec hash, the table's and every feature estimate file's sha256, the
+    protocol's sizes, trials and master seed, and every predictor's kind, parameters and
+    origin; metrics hold each predictor's mean ρ and τ with the training-set size as the
+    step; artifacts the spec, the resolved spec, ``summary.csv``, ``trials.csv`` and the
+    environment.
+    """
+    from harness.predictors.protocol import origins
+
+    client = _client(create=True, store=store)
+    with store_lock(store):
+        experiment_id = _experiment_id(client, spec.name, store)
+        run = client.create_run(
+            experiment_id,
+            run_name=spec.name,
+            tags={"harness.role": "predict", "harness.spec_hash": spec.spec_hash},
+        )
+        run_id = run.info.run_id
+        params: dict[str, Any] = {
+            "spec_hash": spec.spec_hash,
+            "spec_name": spec.name,
+            "space": spec.space.name,
+            "table_sha256": table_sha256,
+            "metric": str(spec.metric),
+            "seed": spec.seed,
+            "trials": spec.trials,
+            "train_sizes": list(spec.train_sizes),
+            "test_size": spec.test_size,
+        }
+        for feature in spec.features:
+            params[f"feature.{feature.name}.sha256"] = feature.sha256
+            params[f"feature.{feature.name}.variable"] = str(feature.score)
+        found = origins(spec)
+        for entry in spec.predictors:
+            params[f"predictor.{entry.name}.kind"] = entry.kind
+            params[f"predictor.{entry.name}.params"] = entry.params
+            for key, value in found[entry.name].items():
+                params[f"predictor.{entry.name}.origin.{key}"] = value
+        metrics = [
+            Metric(_metric_key(f"{row.predictor}.{name}"), float(value), 0, int(row.train_size))
+            for row in summary.itertuples()
+            for name in ("rho", "tau", "fit_s", "query_s")
+            if np.isfinite(value := getattr(row, name))
+        ]
+        tags = [RunTag(f"env.{k}", v) for k, v in sorted(environment["tags"].items())]
+        tags.append(RunTag("harness.spec_path", str(spec.path.resolve())))
+        client.log_batch(run_id, tags=tags)
+        listed = _params(params)
+        for start in range(0, len(listed), 100):  # MLflow takes at most 100 params a batch
+            client.log_batch(run_id, params=listed[start : start + 100])
+        for start in range(0, len(metrics), 1000):  # and 1,000 metrics
+            client.log_batch(run_id, metrics=metrics[start : start + 1000])
+        _write_artifact(client, run_id, SPEC_TEXT, spec.path.read_bytes())
+        _write_artifact(client, run_id, RESOLVED_SPEC, _json(spec.resolved))
+        _write_artifact(client, run_id, ENVIRONMENT, _json(environment))
+        _write_artifact(client, run_id, "summary.csv", summary.to_csv(index=False).encode())
+        _write_artifact(client, run_id, "trials.csv", trials.to_csv(index=False).encode())
         client.set_terminated(run_id)
     return run_id

@@ -21,7 +21,8 @@ STREAM_KEYS: dict[str, int] = {
     "report": 5,
     "proxy_batch": 6,
     "proxy_draws": 7,
-    "supernet": 8,
+    "predictor_sample": 8,
+    "predictor_fit": 9,
 }
 
 

@@ -50,6 +50,15 @@ fitting a predictor, training a supernet) sets ``setup_cost_s`` to what that wor
 The clock charges it first: every worker starts at that time, and it counts against the
 seconds budget like any training.
 
+Scores: a strategy may ask for the experiment's estimator's score of an architecture
+instead of a training (``ScoreRequest(arch)``, answered from a pinned estimate file,
+:mod:`harness.estimators.pinned`). The score occupies the asking worker for its measured
+cost, exactly as a training occupies it for its cost, and is told (``tell(request,
+Scored)``) in completion order with the trainings. A score counts against the seconds
+budget only (a score that would pass it is not told and its worker stops); it is no
+evaluation and no epoch, and adds no trajectory row: ``RunResult.scores`` and
+``score_s`` count them.
+
 Each call into the strategy (its construction and ``setup``, every ``ask`` and ``tell``)
 may last at most ``call_timeout_s`` real seconds (``[runs] call_timeout_s``,
 :data:`CALL_TIMEOUT_S` unless a spec sets it): a call that runs past it is interrupted and
@@ -80,7 +89,7 @@ from harness.errors import CallTimeout, ConfigError, HarnessError, StrategyError
 from harness.evaluators.base import Evaluator
 from harness.spaces.base import SearchSpace
 from harness.strategies.base import Strategy
-from harness.values import Budget, Observation, Proposal, Resume
+from harness.values import Budget, Observation, Proposal, Resume, Scored, ScoreRequest
 
 #: a run that reaches this many evaluations is stopped with an error: its budget (say, a
 #: seconds budget far beyond the table's costs) would otherwise let it grow without end
@@ -235,6 +244,10 @@ class RunResult:
     setup_s: float = 0.0
     #: what the strategy's own search did, for the record (:meth:`Strategy.search_log`)
     search_log: dict[str, Any] | None = None
+    #: score requests the strategy was told the answer to (a draw a sampled estimate file
+    #: does not cover counts, at no cost), and the simulated seconds they cost
+    scores: int = 0
+    score_s: float = 0.0
 
 
 def _failed(
@@ -401,12 +414,14 @@ def simulate(
     budget: Budget,
     workers: int = 1,
     call_timeout_s: float | None = CALL_TIMEOUT_S,
+    scores: Callable[[int], Scored] | None = None,
 ) -> RunResult:
     """Run ``strategy`` until the budget stops it; deterministic for a given input.
 
     ``rng`` is the run's benchmark stream, handed to every evaluation; ``budget.overrun``
     is the rule this strategy follows; each ``ask`` and ``tell`` may take at most
-    ``call_timeout_s`` real seconds (None: no limit).
+    ``call_timeout_s`` real seconds (None: no limit); ``scores`` answers the strategy's
+    score requests (None: the experiment has no estimator to ask).
     """
     if workers < 1:
         raise ConfigError(f"must be at least 1, got {workers}", "runs.workers")
@@ -420,8 +435,12 @@ def simulate(
     #: (worker, start, observation, incumbent arch, incumbent signal, trial, told), in
     #: the order the strategy was told
     rows: list[_Row] = []
-    #: (end, start order, worker, begun, epoch, observation, trial, told, proposal)
-    in_flight: list[tuple[float, int, int, float, int, Observation, int, bool, Proposal]] = []
+    #: (end, start order, worker, begun, epoch, observation, trial, told, proposal); a
+    #: score request is in flight as (end, order, worker, begun, -1, Scored, -1, True,
+    #: request)
+    in_flight: list[tuple[float, int, int, float, int, Any, int, bool, Any]] = []
+    order = 0  # start order of trainings and scores together: ties end in start order
+    scores_told, score_s = 0, 0.0
     trials: list[_Trial] = []
     started = started_epochs = 0
     completed_epochs = 0
@@ -442,8 +461,37 @@ def simulate(
         _start_watchdog()
     strategy_wall = 0.0
 
+    def request_score(worker: int, now: float, request: ScoreRequest) -> None:
+        """Answer a score request: the worker is busy for the score's cost."""
+        nonlocal order, stop_reason
+        name = type(strategy).__name__
+        if scores is None:
+            raise StrategyError(
+                f"strategy {name} asked for a score, but the experiment names no [estimate] "
+                "to answer it; add one (an estimate file pinned by sha256)"
+            )
+        try:
+            arch = evaluator.space.check_index(request.arch)
+        except HarnessError as error:
+            message = f"strategy {name} asked to score an invalid architecture: {error}"
+            raise StrategyError(message) from None
+        answer = scores(arch)
+        end = now + answer.cost_s
+        if budget.seconds is not None and end > budget.seconds:
+            active.discard(worker)
+            stop_reason = "seconds budget"
+            return
+        if order >= MAX_EVALUATIONS:
+            raise ConfigError(
+                f"lets a run ask for more than {MAX_EVALUATIONS:,} scores and evaluations; "
+                "set a budget its costs exhaust",
+                "budget",
+            )
+        order += 1
+        heappush(in_flight, (end, order, worker, now, -1, answer, -1, True, ScoreRequest(arch)))
+
     def start(worker: int, now: float) -> None:
-        nonlocal started, started_epochs, stop_reason, strategy_wall
+        nonlocal started, started_epochs, stop_reason, strategy_wall, order
         if evaluations is not None and started >= evaluations:
             active.discard(worker)
             stop_reason = "evaluations budget"
@@ -469,6 +517,9 @@ def simulate(
         strategy_wall += perf_counter() - tic
         if asked is None:
             waiting.append(worker)
+            return
+        if isinstance(asked, ScoreRequest):
+            request_score(worker, now, asked)
             return
         proposal = check(asked, trials)
         epoch = proposal.epoch
@@ -502,14 +553,32 @@ def simulate(
                 return
             told = budget.overrun == "finish"
         started += 1
+        order += 1
         started_epochs += trained
-        heappush(in_flight, (end, started, worker, now, epoch, observation, trial, told, proposal))
+        heappush(in_flight, (end, order, worker, now, epoch, observation, trial, told, proposal))
 
     for worker in range(workers):
         start(worker, setup_s)
     while in_flight:
         end, _, worker, begun, epoch, observation, trial, told, proposal = heappop(in_flight)
         clock = end
+        if trial < 0:  # a score: told in completion order, no trajectory row
+            tic = perf_counter()
+            try:
+                limited(call_timeout_s, tell, proposal, observation)
+            except KeyboardInterrupt:
+                raise
+            except BaseException as error:  # plugin code: it may raise anything
+                raise _failed(strategy, "tell", error, call_timeout_s) from _cause(error)
+            strategy_wall += perf_counter() - tic
+            scores_told += 1
+            score_s += observation.cost_s
+            free = sorted([worker, *waiting])
+            waiting.clear()
+            for each in free:
+                if each in active:
+                    start(each, end)
+            continue
         paused = trials[trial]
         paused.epoch, paused.running = epoch, False
         if told:
@@ -563,6 +632,8 @@ def simulate(
         strategy_wall_s=strategy_wall,
         setup_s=setup_s,
         search_log=_search_log(strategy, call_timeout_s),
+        scores=scores_told,
+        score_s=score_s,
     )
 
 

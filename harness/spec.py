@@ -34,6 +34,7 @@ from harness.config import (
     validate,
 )
 from harness.errors import ConfigError
+from harness.estimators.pinned import ESTIMATE_FIELDS, EstimateRef
 from harness.importers import importer_class
 from harness.places import project_root
 from harness.strategies import resolve_params, strategy_class
@@ -269,6 +270,12 @@ EXPERIMENT_SPEC = SpecFormat(
             "Known deviations from the published protocol, listed in the report.",
         ),
         Section(
+            "estimate",
+            ESTIMATE_FIELDS,
+            "The estimate file (pinned by sha256) that answers strategies' score requests "
+            "(docs/predictors.md): each score is charged its measured cost.",
+        ),
+        Section(
             "supernet",
             SUPERNET_FIELDS,
             "What weight-sharing strategies train their supernet on (docs/weight-sharing.md); "
@@ -347,6 +354,8 @@ class ExperimentSpec:
     call_timeout_s: float | None = None
     #: the ``[supernet]`` section as given (None: the spec has none)
     supernet: dict[str, Any] | None = None
+    #: the pinned estimate file that answers strategies' score requests (``[estimate]``)
+    estimate: EstimateRef | None = None
 
     @property
     def spec_hash(self) -> str:
@@ -527,6 +536,19 @@ def _parse(raw: dict[str, Any], path: Path, overrides: dict[str, Any], text: str
     if "supernet" in raw:
         with problems.check("supernet"):
             supernet = _supernet(raw["supernet"], base)
+    estimate = None
+    if "estimate" in raw:
+        with problems.check("estimate"):
+            estimate = EstimateRef.parse(raw["estimate"], base)
+    for number, strategy in enumerate(strategies or ()):
+        if estimate is None and strategy_class(strategy.kind).asks_scores:
+            problems.add(
+                ConfigError(
+                    f"{strategy.kind!r} asks an estimator for scores; add an [estimate] "
+                    "section naming the estimate file (and its sha256) that answers",
+                    f"strategy.{number}.kind",
+                )
+            )
     if problems.errors:
         raise ConfigError.of([_blame(p, overrides) for p in problems.errors])
     assert None not in (exp, table, search, budget, runs, seeds, strategies, targets)
@@ -578,6 +600,8 @@ def _parse(raw: dict[str, Any], path: Path, overrides: dict[str, Any], text: str
         "overrides": overrides,
         # a spec without [supernet] keeps the hash it had before the section existed
         **({} if supernet is None else {"supernet": _resolved_supernet(supernet)}),
+        # a spec without [estimate] keeps the hash it had before strategies could ask
+        **({} if estimate is None else {"estimate": estimate.resolved()}),
     }
     return ExperimentSpec(
         path=path,
@@ -603,6 +627,7 @@ def _parse(raw: dict[str, Any], path: Path, overrides: dict[str, Any], text: str
         text=text,
         call_timeout_s=runs["call_timeout_s"],
         supernet=supernet,
+        estimate=estimate,
     )
 
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 import gc
 import hashlib
 import types
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import numpy as np
@@ -33,7 +33,7 @@ from harness.simulator import RunResult, simulate
 from harness.spaces import get_space
 from harness.spaces.base import SearchSpace
 from harness.strategies import Strategy, strategy_class
-from harness.values import Budget, MetricRef, Observation, Proposal, Resume
+from harness.values import Budget, MetricRef, Observation, Proposal, Resume, Scored
 
 #: sealed values start here: no visible value of :class:`SyntheticBenchmark` comes near
 SEALED_BASE = -987_654.0
@@ -93,11 +93,24 @@ def build_strategy(
     return cls(space, np.random.default_rng(seed), fidelities[-1], fidelities=fidelities, **params)
 
 
+def synthetic_scores(space: SearchSpace) -> Callable[[int], Scored]:
+    """Made-up estimator scores (a hash of the index) costing 0.5 s each, for strategies
+    that ask for scores; a tenth of the space is not covered, as in a sampled file."""
+
+    def score(arch: int) -> Scored:
+        if arch % 10 == 9:
+            return Scored(arch, float("nan"), 0.0, scored=False)
+        return Scored(arch, float((arch * 7919) % 1000), 0.5)
+
+    return score
+
+
 def _run(cls, space, seed, fidelities, params, workers, evaluations) -> RunResult:
     strategy = build_strategy(cls, space, seed, fidelities, **params)
     benchmark = SyntheticBenchmark(strategy.space, fidelities)
     budget = Budget(evaluations=evaluations)
-    return simulate(strategy, benchmark, np.random.default_rng(seed + 1), budget, workers)
+    rng = np.random.default_rng(seed + 1)
+    return simulate(strategy, benchmark, rng, budget, workers, scores=synthetic_scores(space))
 
 
 #: what the walk does not enter: code and namespaces are shared by every run, not state
@@ -162,7 +175,8 @@ def check_strategy(
         strategy_object = build_strategy(cls, space, 0, fidelities, **params)
         benchmark = SyntheticBenchmark(space, fidelities)
         budget = Budget(evaluations=evaluations)
-        simulate(strategy_object, benchmark, np.random.default_rng(1), budget, 4)
+        scores = synthetic_scores(space)
+        simulate(strategy_object, benchmark, np.random.default_rng(1), budget, 4, scores=scores)
         leaked = _sealed_values_reachable(strategy_object)
         assert not leaked, f"{cls.__name__} holds sealed values: {leaked[:3]}"
 

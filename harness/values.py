@@ -164,6 +164,27 @@ class Proposal:
 
 
 @dataclass(frozen=True, slots=True)
+class ScoreRequest:
+    """A strategy's request for the experiment's estimator's score of ``arch`` (space
+    index), instead of a training: the simulator answers it with a :class:`Scored` and
+    charges the score's cost on the asking worker's clock, as it charges a training."""
+
+    arch: int
+
+
+@dataclass(frozen=True, slots=True)
+class Scored:
+    """The answer to a :class:`ScoreRequest`: ``value`` (higher predicts better; NaN where
+    the estimator has no answer) and the simulated seconds it cost. ``scored`` is False
+    for an architecture the pinned estimate file does not cover (value NaN, cost 0)."""
+
+    arch: int
+    value: float
+    cost_s: float
+    scored: bool = True
+
+
+@dataclass(frozen=True, slots=True)
 class Resume:
     """Where a continued training stands: trained to ``epoch`` with the seed ``seed``."""
 

@@ -25,7 +25,13 @@ from harness.evaluators.tabular import TabularEvaluator
 from harness.simulator import RunResult, simulate
 from harness.spaces import BUILTIN_SPACES, SearchSpace, get_space
 from harness.spaces.nb201 import NB201Space
-from harness.strategies import BUILTIN_STRATEGIES, make_strategy, needs_one_shot, resolve_params
+from harness.strategies import (
+    BUILTIN_STRATEGIES,
+    make_strategy,
+    needs_one_shot,
+    resolve_params,
+    strategy_class,
+)
 from harness.strategies.bananas import Bananas
 from harness.strategies.mlp_ensemble import MLPEnsemble
 from harness.strategies.random_sampling import UnproposedPool
@@ -41,7 +47,12 @@ from harness.values import (
 )
 
 #: every built-in kind runs on every space with 1, 4 and 16 workers
-KINDS = tuple(k for k in sorted(BUILTIN_STRATEGIES) if not needs_one_shot(k))
+#: (weight-sharing kinds need a supernet set-up, those that ask for scores an estimate file)
+KINDS = tuple(
+    k
+    for k in sorted(BUILTIN_STRATEGIES)
+    if not needs_one_shot(k) and not strategy_class(k).asks_scores
+)
 #: BANANAS with short predictor training, so the all-spaces matrix stays fast
 CHEAP = {"bananas": {"epochs": 10}}
 NO_REPEATS = ("random_sampling", "bananas")

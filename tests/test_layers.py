@@ -2,7 +2,7 @@
 
 Layers, lowest first (DESIGN.md): leaf helpers and value types; spaces, tables,
 protocols, data, models; evaluators, estimators, training, strategies, simulator;
-experiment, spec, tabulate, estimate, verify, importers; record and report; the Python
+experiment, spec, tabulate, estimate, verify, importers, predictors; record and report; the Python
 API; the CLI. Imports inside
 functions count too: a lazy import is still a dependency. Within a layer, no module
 imports itself through others (an import circle).
@@ -33,7 +33,8 @@ LAYERS = [
         "environment",
     },
     {"evaluators", "estimators", "train", "strategies", "simulator", "one_shot"},
-    {"importers", "spec", "experiment", "tabulate", "verify", "estimation", "testing"},
+    {"importers", "spec", "experiment", "tabulate", "verify", "estimation", "testing"}
+    | {"predictors"},
     {"record", "report", "reproduce"},
     {"api", "specdoc"},
     {"cli"},

@@ -13,6 +13,8 @@ SPECS = {
     "nb201/table5.toml": "nb201-table5",
     "nb201/reinforce-lr.toml": "nb201-reinforce-lr",
     "digits/compare.toml": "digits-compare",
+    "proxy-search/digits.toml": "proxy-search-digits",
+    "proxy-search/nb201.toml": "proxy-search-nb201",
     # NAS-Bench-Graph: needs the nbgraph extra and the example plugin (`make test-slow`)
     **{f"nbgraph/{p.stem}.toml": f"nbgraph-{p.stem}" for p in sorted(NBGRAPH.glob("*.toml"))},
 }
@@ -26,6 +28,28 @@ def test_published_rerun_matches_committed_results(spec, stem, mlflow_store):
     fresh, committed = (
         folder_bytes(f) for f in (mlflow_store / "out" / stem, REPO / "results" / stem)
     )
+    assert fresh == committed, f"results/{stem}/ differs from a fresh re-run"
+
+
+PREDICTIONS = {
+    "predictors/digits.toml": "predictors-digits",
+    "predictors/nb201.toml": "predictors-nb201",
+}
+
+
+@needs_nb201()
+@pytest.mark.slow
+@pytest.mark.parametrize("spec, stem", PREDICTIONS.items())
+def test_published_predictor_reports_match_committed_results(spec, stem, mlflow_store):
+    """The predictor protocol re-run gives the committed report, host times aside."""
+    from harness.report.predictors import TIMINGS
+
+    assert main(["predict", str(REPO / "benchmarks" / spec), "--results", f"out/{stem}"]) == 0
+    fresh, committed = (
+        folder_bytes(f) for f in (mlflow_store / "out" / stem, REPO / "results" / stem)
+    )
+    for files in (fresh, committed):
+        files.pop(TIMINGS, None)  # host-dependent: never tracked in results/
     assert fresh == committed, f"results/{stem}/ differs from a fresh re-run"
 
 

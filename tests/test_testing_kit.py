@@ -17,6 +17,9 @@ from harness.values import Proposal
 CHEAP = {
     "bananas": {"epochs": 10},
     "zen": {"repeat": 1},
+    "naswot": {"candidates": 20},
+    "rea_warmup": {"warmup": 30},
+    "bananas_warmup": {"warmup": 30, "epochs": 10},
     "supernet": {"method_params": {"epochs": 1, "select_num": 3, "test_batch_size": 64}},
 }
 

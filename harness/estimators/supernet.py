@@ -7,8 +7,10 @@ NB201's weight-sharing searches (:mod:`harness.one_shot.methods`, released setti
 ``score_split``, of the supernet run as that single cell (one op per edge, BatchNorm in
 evaluation mode): how well the shared weights rank the cells NB201's searches choose from.
 
-The search is seeded from the init seed's ``supernet`` stream. Its measured seconds are
-the one-off cost; a score's cost is its own forward passes. Every worker process of
+The search at init seed ``s`` draws from the ``strategy`` stream of master seed ``s``: its
+supernet is the very one a weight-sharing run of the same method and hyperparameters with
+master seed ``s`` trains. Its measured seconds are the one-off cost; a score's cost is its
+own forward passes. Every worker process of
 ``harness estimate`` trains the same supernets again (bit-identical, same thread count),
 so a supernet estimate runs best with one worker.
 """
@@ -42,7 +44,7 @@ class SupernetAccuracy(Estimator):
     needs_data: ClassVar[bool] = True
     settings: ClassVar[dict[str, Any]] = {
         "score": "top-1 accuracy (%) on all of score_split, edge BatchNorms in eval mode",
-        "seed_stream": "supernet",
+        "seed_stream": "strategy (a weight-sharing run's, at master seed = init seed)",
     }
     hyperparameters: ClassVar[Mapping[str, Field]] = {
         "method": Field(str, "rsps", choices=tuple(METHOD_KINDS), help="the search to run"),
@@ -92,7 +94,7 @@ class SupernetAccuracy(Estimator):
         self._networks: dict[int, torch.nn.Module] = {}
         self.searched: dict[int, dict[str, Any]] = {}
         for seed in self.protocol.seeds:
-            rng = stream_generator(seed, "supernet")
+            rng = stream_generator(seed, "strategy")
             search = METHODS[self.method](self.space, params, one_shot, rng, log_cells=False)
             result = search.search()
             search.network.eval()

@@ -37,6 +37,9 @@ BUILTIN_STRATEGIES = {
     "setn": "harness.strategies.weight_sharing:Setn",
     "rsps": "harness.strategies.weight_sharing:Rsps",
     "enas": "harness.strategies.weight_sharing:Enas",
+    "naswot": "harness.strategies.proxy_guided:NASWOT",
+    "rea_warmup": "harness.strategies.proxy_guided:WarmREA",
+    "bananas_warmup": "harness.strategies.proxy_guided:WarmBananas",
 }
 ENTRY_POINT_GROUP = "harness.strategies"
 

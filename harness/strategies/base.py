@@ -45,6 +45,9 @@ class Strategy(ABC):
 
     #: hyperparameter name -> declaration (type, default, range, choices)
     hyperparameters: ClassVar[Mapping[str, Field]] = {}
+    #: whether ``ask`` may return a ``ScoreRequest`` (the experiment must then name an
+    #: ``[estimate]`` to answer it, :mod:`harness.simulator`)
+    asks_scores: ClassVar[bool] = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

@@ -1,0 +1,468 @@
+"""The predictor protocol of NASLib (White et al., "How powerful are performance
+predictors in neural architecture search?", NeurIPS 2021), on a pinned table.
+
+A predict spec names a table (pinned by sha256), the metric every predictor learns and
+is judged on (its seed mean at the variable's last epoch, NASLib's final validation
+accuracy), zero-cost proxies usable as features (``[[feature]]``: a variable of an
+estimate file pinned by sha256), the predictors, the training-set sizes, the test-set
+size and the number of trials. NASLib's ``vary_train_size`` experiment, trial by trial:
+
+1. Draw the test set (``test_size`` distinct architectures), then the largest training
+   set (distinct from each other and from the test set), uniformly from the pool, from
+   stream ``predictor_sample`` of the master seed, keyed by the trial.
+2. For each training-set size ``n`` in increasing order, train on the first ``n`` of that
+   training set (the sets are nested, as NASLib takes ``full_train_data[:n]``): fit a
+   fresh predictor (its draws from stream ``predictor_fit`` keyed by trial, size and
+   predictor), timing the fit, then predict the whole test set, timing the query.
+3. Compare the predictions with the test set's targets: Spearman ρ and Kendall τ (τ-b),
+   NASLib's ``spearman`` and ``kendalltau``.
+
+Times are measured on the host (``fit_s``, ``query_s`` per architecture, as NASLib's
+``fit_time`` and ``query_time``; the trial's architectures are encoded once before any
+timing, so ``fit_s`` is the model's own); simulated costs come from the tables: the full
+trainings a training set needs (``train_cost_s``, NASLib's ``train_time``) and what one
+prediction reads (``query_cost_s``: a proxy's measured score, a partial training).
+
+The pool is every architecture with a finite target and training cost that every
+predictor can predict (a proxy estimate file of a sample scores only its sample), so all
+predictors are judged on the same test sets; the report gives its size. A largest
+training set and test set that do not fit in the pool are refused before any trial.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from harness.config import Field, at, config_hash, read_toml, spec_error, validate
+from harness.errors import ConfigError, TableError
+from harness.estimators.learning_curves import RULE_CURVES, load_curves
+from harness.evaluators.tabular import resolve_metric
+from harness.plugins import origin
+from harness.predictors import predictor_class
+from harness.predictors.base import Predictor, PredictorInputs
+from harness.seeding import stream_generator
+from harness.spaces import get_space
+from harness.spaces.base import SearchSpace
+from harness.table import Table
+from harness.values import MetricRef
+
+SECTIONS = ("predict", "table", "feature", "predictor")
+PREDICT_FIELDS = {
+    "name": Field(str, help="names the MLflow experiment and the report"),
+    "title": Field(str, None, optional=True),
+    "space": Field(str, help="the search space the table covers"),
+    "results": Field(str, help="the report folder, relative to the spec"),
+    "seed": Field(int, 0, low=0, high=2**63 - 1, help="the master seed of every trial"),
+    "trials": Field(int, 10, low=1, high=100_000),
+    "train_sizes": Field(list, items=int, help="training-set sizes, increasing"),
+    "test_size": Field(int, 200, low=2, help="architectures in each trial's test set"),
+    "notes": Field(list, [], items=str),
+}
+TABLE_FIELDS = {
+    "path": Field(str, help="the table, relative to the spec"),
+    "sha256": Field(str, help="pin of that table"),
+    "metric": Field(str, help="target and ground truth: dataset/schedule/split/metric"),
+    "cost": Field(str, help="the variable of a full training's seconds"),
+    "curves": Field(str, None, optional=True, help="dataset/schedule of learning curves"),
+    "curve_seed": Field(str, None, optional=True, help="the training whose curves are read"),
+}
+FEATURE_FIELDS = {
+    "name": Field(str),
+    "estimate": Field(str, help="the estimate file, relative to the spec"),
+    "sha256": Field(str, help="pin of that file"),
+    "variable": Field(str, help="input/init/estimator/score"),
+}
+PREDICTOR_FIELDS = {
+    "name": Field(str),
+    "kind": Field(str, help="built-in kind, entry point or package.module:Class"),
+    "params": Field(dict, {}),
+}
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    """One ``[[feature]]``: a proxy's scores in a pinned estimate file."""
+
+    name: str
+    path: Path
+    sha256: str
+    score: MetricRef
+
+    @property
+    def cost(self) -> MetricRef:
+        return MetricRef(self.score.dataset, self.score.schedule, self.score.split, "cost_s")
+
+
+@dataclass(frozen=True)
+class PredictorSpec:
+    """One ``[[predictor]]``: its label, the class it names and its parameters."""
+
+    name: str
+    kind: str
+    params: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class PredictSpec:
+    """A ``harness predict`` spec, validated, with paths resolved against its folder."""
+
+    path: Path
+    name: str
+    title: str
+    space: SearchSpace
+    results: Path
+    seed: int
+    trials: int
+    train_sizes: tuple[int, ...]
+    test_size: int
+    notes: tuple[str, ...]
+    table: Path
+    table_sha256: str
+    metric: MetricRef
+    cost: MetricRef
+    curves: tuple[str, str] | None
+    curve_seed: str | None
+    features: tuple[FeatureSpec, ...]
+    predictors: tuple[PredictorSpec, ...]
+    resolved: dict[str, Any]
+
+    @property
+    def spec_hash(self) -> str:
+        return config_hash(self.resolved)
+
+
+def is_predict_spec(path: Path) -> bool:
+    """Whether the TOML file at ``path`` is a predict spec (it has ``[predict]``)."""
+    return "predict" in read_toml(path)
+
+
+def load_predict_spec(path: Path) -> PredictSpec:
+    """Read and validate a predict spec; errors name the file and field."""
+    raw = read_toml(path)
+    try:
+        return _parse(raw, Path(path))
+    except ConfigError as error:
+        raise spec_error(path, error) from None
+
+
+def _sha(value: str) -> str:
+    if not (len(value) == 64 and all(c in "0123456789abcdef" for c in value)):
+        raise ConfigError(f"must be 64 lowercase hex digits, got {value!r}", "sha256")
+    return value
+
+
+def _parse(raw: dict[str, Any], path: Path) -> PredictSpec:
+    base = path.resolve().parent
+    unknown = sorted(set(raw) - set(SECTIONS))
+    if unknown:
+        raise ConfigError(f"is not a known section; allowed: {', '.join(SECTIONS)}", unknown[0])
+    for section in ("predict", "table", "predictor"):
+        if section not in raw:
+            raise ConfigError("section is required", section)
+    with at("predict"):
+        section = validate(raw["predict"], PREDICT_FIELDS)
+        sizes = section["train_sizes"]
+        if not sizes or any(n < 1 for n in sizes) or sizes != sorted(set(sizes)):
+            raise ConfigError(
+                f"must be distinct positive sizes in increasing order, got {sizes}", "train_sizes"
+            )
+        with at("space"):
+            space = get_space(section["space"])
+    with at("table"):
+        table = validate(raw["table"], TABLE_FIELDS)
+        _sha(table["sha256"])
+        with at("metric"):
+            metric = MetricRef.parse(table["metric"])
+        with at("cost"):
+            cost = MetricRef.parse(table["cost"])
+        curves = None
+        if table["curves"] is not None:
+            parts = table["curves"].split("/")
+            if len(parts) != 2 or not all(parts):
+                raise ConfigError(
+                    f"expected 'dataset/schedule' (e.g. 'digits/e4'), got {table['curves']!r}",
+                    "curves",
+                )
+            curves = (parts[0], parts[1])
+    features = []
+    for number, entry in enumerate(raw.get("feature", [])):
+        with at(f"feature.{number}"):
+            given = validate(entry, FEATURE_FIELDS)
+            _sha(given["sha256"])
+            with at("variable"):
+                score = MetricRef.parse(given["variable"])
+            features.append(
+                FeatureSpec(
+                    given["name"], (base / given["estimate"]).resolve(), given["sha256"], score
+                )
+            )
+    names = [f.name for f in features]
+    if len(set(names)) != len(names):
+        raise ConfigError("names must differ", "feature")
+    predictors = []
+    if not isinstance(raw["predictor"], list) or not raw["predictor"]:
+        raise ConfigError("must be one or more [[predictor]] tables", "predictor")
+    for number, entry in enumerate(raw["predictor"]):
+        with at(f"predictor.{number}"):
+            given = validate(entry, PREDICTOR_FIELDS)
+            with at("kind"):
+                cls = predictor_class(given["kind"])
+            with at("params"):
+                params = cls.resolve_hyperparameters(given["params"])
+                for name in [*params.get("proxies", []), params.get("feature")]:
+                    if name is not None and name not in names:
+                        raise ConfigError(
+                            f"names no [[feature]] {name!r}; features: {', '.join(names) or 'none'}"
+                        )
+            if getattr(cls, "rule", "") in RULE_CURVES:
+                if curves is None:
+                    raise ConfigError(
+                        f"learning-curve rule {given['kind']!r} needs [table] curves "
+                        "(the dataset/schedule whose per-epoch curves it reads)",
+                        "kind",
+                    )
+            predictors.append(PredictorSpec(given["name"], given["kind"], params))
+    for number, name in enumerate([*names, *(p.name for p in predictors)]):
+        if not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
+            section = "feature" if number < len(names) else "predictor"
+            raise ConfigError(
+                f"name {name!r} may hold only letters, digits, '_', '-' and '.' (it names "
+                "MLflow params and metrics)",
+                section,
+            )
+    labels = [p.name for p in predictors]
+    if len(set(labels)) != len(labels):
+        raise ConfigError("names must differ", "predictor")
+    resolved = {
+        "predict": {k: v for k, v in section.items() if k != "results"},
+        "table": {k: v for k, v in table.items() if k != "path"},
+        "features": [
+            {"name": f.name, "sha256": f.sha256, "variable": str(f.score)} for f in features
+        ],
+        "predictors": [{"name": p.name, "kind": p.kind, "params": p.params} for p in predictors],
+    }
+    return PredictSpec(
+        path=path,
+        name=section["name"],
+        title=section["title"] or section["name"],
+        space=space,
+        results=(base / section["results"]).resolve(),
+        seed=section["seed"],
+        trials=section["trials"],
+        train_sizes=tuple(sizes),
+        test_size=section["test_size"],
+        notes=tuple(section["notes"]),
+        table=(base / table["path"]).resolve(),
+        table_sha256=table["sha256"],
+        metric=metric,
+        cost=cost,
+        curves=curves,
+        curve_seed=table["curve_seed"],
+        features=tuple(features),
+        predictors=tuple(predictors),
+        resolved=resolved,
+    )
+
+
+# --- the protocol ---------------------------------------------------------------------------
+
+
+@dataclass
+class Prepared:
+    """Everything a trial reads, loaded and checked: the tables, the inputs, the pool."""
+
+    spec: PredictSpec
+    table: Table
+    estimates: dict[str, Table]
+    inputs: PredictorInputs
+    target: np.ndarray
+    train_cost: np.ndarray
+    pool: np.ndarray
+
+
+def _curve_rules(spec: PredictSpec) -> tuple[str, ...]:
+    return tuple(
+        rule
+        for p in spec.predictors
+        if (rule := getattr(predictor_class(p.kind), "rule", "")) in RULE_CURVES
+    )
+
+
+def prepare(spec: PredictSpec) -> Prepared:
+    """Load and check the table, the proxies and the curves, and every predictor's
+    inputs; refuse a training size the pool cannot hold. Nothing is fitted yet."""
+    table = Table.load(spec.table, expected_sha256=spec.table_sha256)
+    if table.space != spec.space.name:
+        raise TableError(
+            f"{spec.table} holds space {table.space!r}; the spec predicts {spec.space.name!r}"
+        )
+    target = resolve_metric(table, spec.metric)
+    train_cost = resolve_metric(table, spec.cost)
+    estimates, proxies = {}, {}
+    for feature in spec.features:
+        estimate = Table.load(feature.path, expected_sha256=feature.sha256)
+        if estimate.space != spec.space.name:
+            raise TableError(
+                f"{feature.path} holds space {estimate.space!r}; [[feature]] {feature.name!r} "
+                f"must score space {spec.space.name!r}"
+            )
+        estimates[feature.name] = estimate
+        proxies[feature.name] = (
+            resolve_metric(estimate, feature.score).astype(np.float64),
+            resolve_metric(estimate, feature.cost).astype(np.float64),
+        )
+    curves = None
+    if spec.curves is not None and _curve_rules(spec):
+        curves = load_curves(table, *spec.curves, spec.curve_seed, _curve_rules(spec))
+    inputs = PredictorInputs(spec.space, proxies, curves)
+    usable = np.isfinite(target) & np.isfinite(train_cost)
+    for number, entry in enumerate(spec.predictors):
+        with at(f"predictor.{number}.params"):
+            try:
+                predictor = _build(entry, inputs)
+            except ConfigError as error:
+                raise spec_error(spec.path, error) from None
+            except TableError as error:  # a rule's epoch the curves do not hold
+                raise TableError(f"{spec.path}: [predictor.{number}] {error}") from None
+        required = predictor.required()
+        if required is not None:
+            usable &= required
+    pool = np.flatnonzero(usable)
+    needed = spec.test_size + spec.train_sizes[-1]
+    if needed > len(pool):
+        raise spec_error(
+            spec.path,
+            ConfigError(
+                f"the largest training set ({spec.train_sizes[-1]:,}) and the test set "
+                f"({spec.test_size:,}) need {needed:,} distinct architectures, but the table "
+                f"has {len(pool):,} that every predictor can predict; lower the sizes",
+                "predict.train_sizes",
+            ),
+        )
+    return Prepared(spec, table, estimates, inputs, target, train_cost, pool)
+
+
+def _build(entry: PredictorSpec, inputs: PredictorInputs) -> Predictor:
+    predictor = predictor_class(entry.kind)(inputs, **entry.params)
+    predictor.check()
+    return predictor
+
+
+def _correlations(prediction: np.ndarray, truth: np.ndarray) -> tuple[float, float]:
+    from scipy import stats
+
+    if not np.all(np.isfinite(prediction)) or np.ptp(prediction) == 0:
+        return float("nan"), float("nan")  # a constant prediction ranks nothing
+    rho = stats.spearmanr(prediction, truth).statistic
+    tau = stats.kendalltau(prediction, truth).statistic
+    return float(rho), float(tau)
+
+
+def trial_sets(prepared: Prepared, trial: int) -> tuple[np.ndarray, np.ndarray]:
+    """A trial's test set and its largest training set (each size trains on a prefix):
+    distinct architectures of the pool, test set first, from the trial's own stream."""
+    spec = prepared.spec
+    rng = stream_generator(spec.seed, "predictor_sample", trial)
+    drawn = rng.choice(prepared.pool, spec.test_size + spec.train_sizes[-1], replace=False)
+    return drawn[: spec.test_size], drawn[spec.test_size :]
+
+
+def run_trial(prepared: Prepared, trial: int) -> list[dict[str, Any]]:
+    """One trial of the protocol: one row per (predictor, training-set size)."""
+    spec = prepared.spec
+    test, train = trial_sets(prepared, trial)
+    drawn = np.concatenate([test, train])
+    truth = prepared.target[test]
+    for kind in _encodings(prepared):  # encoded before any timing: fit_s is the model's own
+        prepared.inputs.encode(drawn, kind)
+    rows = []
+    for index, entry in enumerate(spec.predictors):
+        predictor = _build(entry, prepared.inputs)
+        query_cost = float(predictor.query_cost_s(test).mean())
+        fixed = None
+        for size_index, size in enumerate(spec.train_sizes):
+            fit_s = 0.0
+            if predictor.needs_training:
+                predictor = _build(entry, prepared.inputs)
+                fit_rng = stream_generator(spec.seed, "predictor_fit", trial, size_index, index)
+                tic = time.perf_counter()
+                predictor.fit(train[:size], prepared.target[train[:size]], fit_rng)
+                fit_s = time.perf_counter() - tic
+            if predictor.needs_training or fixed is None:
+                tic = time.perf_counter()
+                prediction = np.asarray(predictor.predict(test), dtype=np.float64)
+                query_s = (time.perf_counter() - tic) / len(test)
+                fixed = (prediction, query_s)
+            prediction, query_s = fixed
+            rho, tau = _correlations(prediction, truth)
+            train_cost = 0.0
+            if predictor.needs_training:
+                chosen = train[:size]
+                train_cost = float(prepared.train_cost[chosen].sum())
+                train_cost += float(predictor.query_cost_s(chosen).sum())
+            rows.append(
+                {
+                    "trial": trial,
+                    "predictor": entry.name,
+                    "kind": entry.kind,
+                    "train_size": size,
+                    "rho": rho,
+                    "tau": tau,
+                    "fit_s": fit_s,
+                    "query_s": query_s,
+                    "train_cost_s": train_cost,
+                    "query_cost_s": query_cost,
+                }
+            )
+    return rows
+
+
+def _encodings(prepared: Prepared) -> set[str]:
+    kinds = set()
+    for entry in prepared.spec.predictors:
+        encoding = entry.params.get("encoding")
+        if encoding is not None:
+            kinds.add(prepared.inputs.encoding_kind(encoding))
+    return kinds
+
+
+def run_protocol(prepared: Prepared, progress: Any = None) -> pd.DataFrame:
+    """Every trial, in order: one row per (trial, predictor, training-set size)."""
+    rows = []
+    for trial in range(prepared.spec.trials):
+        rows += run_trial(prepared, trial)
+        if progress is not None:
+            progress(trial + 1, prepared.spec.trials)
+    return pd.DataFrame(rows)
+
+
+def summarize(trials: pd.DataFrame) -> pd.DataFrame:
+    """Per (predictor, training-set size): mean and standard deviation of ρ and τ over
+    trials, the median host times and the mean simulated costs."""
+    grouped = trials.groupby(["predictor", "train_size"], sort=False)
+    summary = grouped.agg(
+        kind=("kind", "first"),
+        trials=("trial", "count"),
+        rho=("rho", "mean"),
+        rho_std=("rho", "std"),
+        tau=("tau", "mean"),
+        tau_std=("tau", "std"),
+        undefined=("rho", lambda s: int(s.isna().sum())),
+        fit_s=("fit_s", "median"),
+        query_s=("query_s", "median"),
+        train_cost_s=("train_cost_s", "mean"),
+        query_cost_s=("query_cost_s", "mean"),
+    )
+    return summary.reset_index()
+
+
+def origins(spec: PredictSpec) -> dict[str, dict[str, str]]:
+    """Where each predictor's class came from (recorded like a strategy's)."""
+    return {p.name: origin(predictor_class(p.kind)) for p in spec.predictors}
