@@ -262,7 +262,8 @@ EXPERIMENT_SPEC = SpecFormat(
             {},
             "Published numbers the report puts beside ours: `source = "
             '"citation"`, then one table per strategy name (or `optimal`) mapping a report '
-            "target's label to `[mean, std]`.",
+            "target's label to `[mean, std]`, or `[mean, std, n]` with the published runs' count "
+            "n, which the report's reproduction tests need.",
         ),
         Section(
             "deviations",
