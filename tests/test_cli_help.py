@@ -56,7 +56,7 @@ def test_dir_of_the_package_lists_its_api_and_nothing_else():
 
     public = [name for name in dir(harness) if not name.startswith("_")]
     assert public == sorted(
-        ["estimate", "load_table", "ls", "make_report", "rerun", "results", "run"]
+        ["estimate", "load_table", "ls", "make_report", "predict", "rerun", "results", "run"]
     )
     assert "__version__" in dir(harness)
     assert all(callable(getattr(harness, name)) for name in public)
