@@ -56,6 +56,7 @@ def test_published_predictor_reports_match_committed_results(spec, stem, mlflow_
 ESTIMATES = {
     "zero-cost/digits.toml": "zc-digits",
     "zero-cost/nb201-datafree.toml": "zc-nb201-datafree",
+    "weight-sharing/supernet-digits.toml": "ws-supernet-digits",
 }
 
 
