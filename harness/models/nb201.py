@@ -28,7 +28,7 @@ cell's size (NATS-Bench#36).
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import nn
@@ -184,6 +184,32 @@ class ResidualReduction(nn.Module):
         return self.shortcut(x) + self.conv_b(self.conv_a(x))
 
 
+def skeleton(
+    channels: int,
+    cells_per_stage: int,
+    in_channels: int,
+    num_classes: int,
+    make_cell: Callable[[int], nn.Module],
+    device: torch.device,
+) -> tuple[nn.Module, list[nn.Module], nn.Module, nn.Module]:
+    """NB201's macro skeleton around ``make_cell(width)``: the stem, the cells of three
+    stages with residual reductions between them, the last BN-ReLU and the classifier
+    (shared by the network of one cell and the supernet)."""
+    stem = nn.Sequential(
+        nn.Conv2d(in_channels, channels, 3, padding=1, bias=False, device=device),
+        nn.BatchNorm2d(channels, device=device),
+    )
+    layers: list[nn.Module] = []
+    width = channels
+    for stage in range(STAGES):
+        if stage:
+            layers.append(ResidualReduction(width, 2 * width, device))
+            width *= 2
+        layers.extend(make_cell(width) for _ in range(cells_per_stage))
+    lastact = nn.Sequential(nn.BatchNorm2d(width, device=device), nn.ReLU(inplace=True))
+    return stem, layers, lastact, nn.Linear(width, num_classes, device=device)
+
+
 class NB201Network(nn.Module):
     """The macro skeleton around one cell, repeated ``cells_per_stage`` times per stage.
 
@@ -204,23 +230,17 @@ class NB201Network(nn.Module):
         full_forward: bool = False,
     ) -> None:
         super().__init__()
-        self.stem = nn.Sequential(
-            nn.Conv2d(in_channels, channels, 3, padding=1, bias=False, device=device),
-            nn.BatchNorm2d(channels, device=device),
+        stem, layers, lastact, classifier = skeleton(
+            channels,
+            cells_per_stage,
+            in_channels,
+            num_classes,
+            lambda width: NB201Cell(ops, width, device, full_forward=full_forward),
+            device,
         )
-        layers: list[nn.Module] = []
-        width = channels
-        for stage in range(STAGES):
-            if stage:
-                layers.append(ResidualReduction(width, 2 * width, device))
-                width *= 2
-            layers.extend(
-                NB201Cell(ops, width, device, full_forward=full_forward)
-                for _ in range(cells_per_stage)
-            )
-        self.cells = nn.Sequential(*layers)
-        self.lastact = nn.Sequential(nn.BatchNorm2d(width, device=device), nn.ReLU(inplace=True))
-        self.classifier = nn.Linear(width, num_classes, device=device)
+        # registered in forward order: the generator fills parameters in this order
+        self.stem, self.cells = stem, nn.Sequential(*layers)
+        self.lastact, self.classifier = lastact, classifier
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         features = self.lastact(self.cells(self.stem(x)))

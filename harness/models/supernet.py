@@ -32,8 +32,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from harness.models.counts import STAGES
-from harness.models.nb201 import ResidualReduction, Zero, initialise
+from harness.models.nb201 import Zero, initialise, skeleton
 from harness.spaces.nb201_cell import EDGES, OPS
 
 NUM_EDGES, NUM_OPS = len(EDGES), len(OPS)
@@ -124,22 +123,17 @@ class NB201Supernet(nn.Module):
         device: torch.device,
     ) -> None:
         super().__init__()
-        self.stem = nn.Sequential(
-            nn.Conv2d(in_channels, channels, 3, padding=1, bias=False, device=device),
-            nn.BatchNorm2d(channels, device=device),
+        stem, layers, lastact, classifier = skeleton(
+            channels,
+            cells_per_stage,
+            in_channels,
+            num_classes,
+            lambda width: SupernetCell(width, track_running_stats, device),
+            device,
         )
-        layers: list[nn.Module] = []
-        width = channels
-        for stage in range(STAGES):
-            if stage:
-                layers.append(ResidualReduction(width, 2 * width, device))
-                width *= 2
-            layers.extend(
-                SupernetCell(width, track_running_stats, device) for _ in range(cells_per_stage)
-            )
-        self.cells = nn.ModuleList(layers)
-        self.lastact = nn.Sequential(nn.BatchNorm2d(width, device=device), nn.ReLU(inplace=True))
-        self.classifier = nn.Linear(width, num_classes, device=device)
+        # registered in forward order: the generator fills parameters in this order
+        self.stem, self.cells = stem, nn.ModuleList(layers)
+        self.lastact, self.classifier = lastact, classifier
 
     def forward(self, x: torch.Tensor, rule: EdgeRule) -> torch.Tensor:
         feature = self.stem(x)
