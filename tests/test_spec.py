@@ -29,10 +29,10 @@ def test_table5_spec_parses_with_its_published_protocol():
     rules = [s.budget(spec.budget).overrun for s in spec.strategies]
     assert rules == ["discard", "discard", "keep", "discard"]
     assert spec.strategies[3].params["ignore_budget"] is True
-    assert spec.published["BOHB"]["C10 test"] == (93.61, 0.52)
+    assert spec.published["BOHB"]["C10 test"] == (93.61, 0.52, 500)  # mean, std, the published n
     assert len(spec.seeds) == 500
     assert str(spec.search.signal) == "cifar10-valid/hp12/x-valid/accuracy"
-    assert spec.published["REA"]["C10 val"] == (91.19, 0.31)
+    assert spec.published["REA"]["C10 val"] == (91.19, 0.31, 500)
     assert len(spec.targets) == 6
 
 
