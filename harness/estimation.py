@@ -33,10 +33,12 @@ import numpy as np
 from harness.atomic import check_output, read_regular, write_text
 from harness.config import (
     Field,
+    Problems,
     Section,
     SpecFormat,
     at,
     config_hash,
+    nearest,
     read_toml,
     spec_error,
     validate,
@@ -226,71 +228,51 @@ def _relative(base: Path, text: str | None) -> Path | None:
 
 def _parse(raw: dict[str, Any], path: Path) -> EstimateSpec:
     base = path.resolve().parent
-    unknown = sorted(set(raw) - set(SECTIONS))
-    if unknown:
-        raise ConfigError(f"is not a known section; allowed: {', '.join(SECTIONS)}", unknown[0])
-    for section in ("estimate", "proxy", "estimator", "ground_truth"):
-        if section not in raw:
-            raise ConfigError("section is required", section)
-    with at("estimate"):
-        section = validate(raw["estimate"], ESTIMATE_FIELDS)
-        _check_sha(section["sha256"], "sha256")
-        with at("space"):
-            space = get_space(section["space"])
-    with at("proxy"):
-        protocol = ProxyProtocol.from_dict(raw["proxy"])
-    inputs = {i.name: i for i in protocol.inputs}
-    estimators = []
-    if not isinstance(raw["estimator"], list) or not raw["estimator"]:
-        raise ConfigError("must be one or more [[estimator]] tables", "estimator")
-    for number, entry in enumerate(raw["estimator"]):
-        with at(f"estimator.{number}"):
-            given = validate(entry, ESTIMATOR_FIELDS)
-            if "/" in given["name"] or not given["name"]:
-                raise ConfigError("must be a non-empty name without '/'", "name")
-            with at("kind"):
-                cls = estimator_class(given["kind"])
-            with at("params"):
-                params = resolve_params(given["kind"], given["params"])
-            for proxy_input in protocol.inputs:
-                if cls.needs_data and not proxy_input.has_data:
-                    raise ConfigError(
-                        f"estimator {given['kind']!r} needs examples and labels, but input "
-                        f"{proxy_input.name!r} is data-free (a shape only); give it a "
-                        "'dataset', or use a data-free estimator (params, flops, synflow, zen)",
-                        "kind",
-                    )
-            estimators.append(EstimatorSpec(given["name"], given["kind"], params))
-    names = [e.name for e in estimators]
-    if len(set(names)) != len(names):
-        raise ConfigError("names must differ", "estimator")
-    with at("ground_truth"):
-        truth_raw = validate(raw["ground_truth"], GROUND_TRUTH_FIELDS)
-        _check_sha(truth_raw["sha256"], "sha256")
-        truth = {}
-        for name, text in truth_raw["metric"].items():
-            with at(f"metric.{name}"):
-                if name not in inputs:
-                    raise ConfigError(f"is not an input of [proxy]; inputs: {', '.join(inputs)}")
-                truth[name] = MetricRef.parse(text)
-        missing = sorted(set(inputs) - set(truth))
-        if missing:
-            raise ConfigError(f"names no ground truth for input {missing[0]!r}", "metric")
-    references = []
-    for number, entry in enumerate(raw.get("reference", [])):
-        with at(f"reference.{number}"):
-            given = validate(entry, REFERENCE_FIELDS)
-            if given["input"] not in inputs:
-                raise ConfigError(f"is not an input of [proxy]: {given['input']!r}", "input")
-            with at("metric"):
-                metric = MetricRef.parse(given["metric"])
-            with at("cost"):
-                cost = MetricRef.parse(given["cost"])
-            references.append(
-                Reference(given["label"], given["input"], metric, given["seed"], cost)
+    # every section is checked on its own, so that one reading reports every problem; a
+    # section that needs another (ground truth needs the inputs of [proxy]) waits for it
+    problems = Problems()
+    for name in sorted(set(raw) - set(SECTIONS)):
+        problems.add(
+            ConfigError(
+                f"is not a known section{nearest(name, SECTIONS)}; allowed: {', '.join(SECTIONS)}",
+                name,
             )
-    with at("published"):
-        source, published = _published(raw.get("published", {}), names, inputs)
+        )
+    for name in ESTIMATE_SPEC.top_level(required=True):
+        if name not in raw:
+            problems.add(ConfigError("section is required; see docs/specs.md", name))
+    section = space = protocol = truth_raw = estimators = None
+    truth: dict[str, MetricRef] = {}
+    source, published = "", {}
+    if "estimate" in raw:
+        with problems.check("estimate"):
+            section = validate(raw["estimate"], ESTIMATE_FIELDS)
+            checks = Problems()
+            with checks.check():
+                _check_sha(section["sha256"], "sha256")
+            with checks.check("space"):
+                space = get_space(section["space"])
+            checks.raise_any()
+    if "proxy" in raw:
+        with problems.check("proxy"):
+            protocol = ProxyProtocol.from_dict(raw["proxy"])
+    inputs = None if protocol is None else {i.name: i for i in protocol.inputs}
+    if "estimator" in raw:
+        with problems.check():
+            estimators = _estimator_specs(raw["estimator"], protocol)
+    if "ground_truth" in raw:
+        with problems.check("ground_truth"):
+            truth_raw, truth = _truth(raw["ground_truth"], inputs)
+    references: list[Reference] = []
+    with problems.check():
+        references = _references(raw.get("reference", []), inputs)
+    if inputs is not None and estimators is not None:  # rows name estimators and inputs
+        with problems.check("published"):
+            source, published = _published(
+                raw.get("published", {}), [e.name for e in estimators], inputs
+            )
+    problems.raise_any()
+    assert None not in (section, space, protocol, estimators, truth_raw)
     resolved = {
         "estimate": {
             k: v
@@ -347,30 +329,115 @@ def _check_sha(value: str | None, field: str) -> None:
         raise ConfigError(f"must be 64 lowercase hex digits, got {value!r}", field)
 
 
+def _estimator_specs(raw: Any, protocol: ProxyProtocol | None) -> list[EstimatorSpec]:
+    """The ``[[estimator]]`` tables, each checked on its own; whether an estimator's
+    inputs suit it is checked once ``[proxy]`` is valid."""
+    if not isinstance(raw, list) or not raw:
+        raise ConfigError("must be one or more [[estimator]] tables", "estimator")
+    estimators = []
+    problems = Problems()
+    for number, entry in enumerate(raw):
+        with problems.check(f"estimator.{number}"):
+            given = validate(entry, ESTIMATOR_FIELDS)
+            checks = Problems()
+            if "/" in given["name"] or not given["name"]:
+                checks.add(ConfigError("must be a non-empty name without '/'", "name"))
+            cls = None
+            with checks.check("kind"):
+                cls = estimator_class(given["kind"])
+            if cls is not None:  # a kind that cannot be loaded has no params to check
+                with checks.check("params"):
+                    params = resolve_params(given["kind"], given["params"])
+                for proxy_input in protocol.inputs if protocol is not None else ():
+                    if cls.needs_data and not proxy_input.has_data:
+                        checks.add(
+                            ConfigError(
+                                f"estimator {given['kind']!r} needs examples and labels, but "
+                                f"input {proxy_input.name!r} is data-free (a shape only); give "
+                                "it a 'dataset', or use a data-free estimator (params, flops, "
+                                "synflow, zen)",
+                                "kind",
+                            )
+                        )
+            checks.raise_any()
+            estimators.append(EstimatorSpec(given["name"], given["kind"], params))
+    names = [e.name for e in estimators]
+    if len(set(names)) != len(names):
+        problems.add(ConfigError("names must differ", "estimator"))
+    problems.raise_any()
+    return estimators
+
+
+def _truth(raw: Any, inputs: dict[str, Any] | None) -> tuple[dict[str, Any], dict[str, MetricRef]]:
+    """``[ground_truth]`` and its metric per input (matched to the inputs once ``[proxy]``
+    is valid)."""
+    given = validate(raw, GROUND_TRUTH_FIELDS)
+    problems = Problems()
+    with problems.check():
+        _check_sha(given["sha256"], "sha256")
+    truth = {}
+    for name, text in given["metric"].items():
+        with problems.check(f"metric.{name}"):
+            if inputs is not None and name not in inputs:
+                raise ConfigError(f"is not an input of [proxy]; inputs: {', '.join(inputs)}")
+            truth[name] = MetricRef.parse(text)
+    missing = sorted(set(inputs or ()) - set(given["metric"]))
+    if missing:
+        problems.add(ConfigError(f"names no ground truth for input {missing[0]!r}", "metric"))
+    problems.raise_any()
+    return given, truth
+
+
+def _references(raw: Any, inputs: dict[str, Any] | None) -> list[Reference]:
+    """The ``[[reference]]`` tables, each checked on its own."""
+    if not isinstance(raw, list):
+        raise ConfigError("must be [[reference]] tables", "reference")
+    references = []
+    problems = Problems()
+    for number, entry in enumerate(raw):
+        with problems.check(f"reference.{number}"):
+            given = validate(entry, REFERENCE_FIELDS)
+            checks = Problems()
+            if inputs is not None and given["input"] not in inputs:
+                checks.add(ConfigError(f"is not an input of [proxy]: {given['input']!r}", "input"))
+            with checks.check("metric"):
+                metric = MetricRef.parse(given["metric"])
+            with checks.check("cost"):
+                cost = MetricRef.parse(given["cost"])
+            checks.raise_any()
+            references.append(
+                Reference(given["label"], given["input"], metric, given["seed"], cost)
+            )
+    problems.raise_any()
+    return references
+
+
 def _published(
     raw: Any, estimators: list[str], inputs: dict[str, Any]
 ) -> tuple[str, dict[str, dict[str, float]]]:
     """``[published]``: ``source`` and, per estimator, Spearman ρ per input."""
     if not isinstance(raw, dict):
         raise ConfigError("must be a table")
+    problems = Problems()
     source = raw.get("source", "")
     if not isinstance(source, str):
-        raise ConfigError("must be a string", "source")
+        problems.add(ConfigError("must be a string", "source"))
     values: dict[str, dict[str, float]] = {}
     for name, row in raw.items():
         if name == "source":
             continue
-        with at(name):
+        with problems.check(name):
             if name not in estimators:
                 raise ConfigError(f"is not an [[estimator]] name; names: {', '.join(estimators)}")
             if not isinstance(row, dict):
                 raise ConfigError("must map input names to Spearman ρ values")
             values[name] = {}
             for input_name, value in row.items():
-                with at(input_name):
+                with problems.check(f"{name}.{input_name}"):
                     if input_name not in inputs:
                         raise ConfigError(f"is not an input of [proxy]: {', '.join(inputs)}")
                     values[name][input_name] = Field(float, low=-1, high=1).check(value)
+    problems.raise_any()
     return source, values
 
 

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from harness.config import Field, at, config_hash, validate
+from harness.config import Field, Problems, config_hash, validate
 from harness.data import Dataset, load_dataset
 from harness.errors import ConfigError, DatasetError
 from harness.seeding import stream_generator
@@ -86,21 +86,25 @@ class ProxyProtocol:
 
     @classmethod
     def from_dict(cls, data: Any) -> ProxyProtocol:
-        """Validate a ``[proxy]`` table; errors name the field."""
+        """Validate a ``[proxy]`` table; errors name the field, every problem at once."""
         raw = validate(data, PROXY_FIELDS)
+        problems = Problems()
         if not raw["seeds"] or len(set(raw["seeds"])) != len(raw["seeds"]):
-            raise ConfigError("must list at least one seed, each once", "seeds")
+            problems.add(ConfigError("must list at least one seed, each once", "seeds"))
         if raw["device"] != "cpu" and not raw["device"].startswith("cuda"):
-            raise ConfigError(f"must be 'cpu' or 'cuda[:N]', got {raw['device']!r}", "device")
+            problems.add(
+                ConfigError(f"must be 'cpu' or 'cuda[:N]', got {raw['device']!r}", "device")
+            )
         inputs = []
         for number, entry in enumerate(raw["input"]):
-            with at(f"input.{number}"):
+            with problems.check(f"input.{number}"):
                 inputs.append(_input(entry))
-        if not inputs:
-            raise ConfigError("must list at least one input", "input")
+        if not raw["input"]:
+            problems.add(ConfigError("must list at least one input", "input"))
         names = [i.name for i in inputs]
         if len(set(names)) != len(names):
-            raise ConfigError("names must differ", "input")
+            problems.add(ConfigError("names must differ", "input"))
+        problems.raise_any()
         return cls(
             channels=raw["channels"],
             cells_per_stage=raw["cells_per_stage"],
@@ -137,21 +141,27 @@ class ProxyProtocol:
 
 def _input(entry: Any) -> ProxyInput:
     raw = validate(entry, INPUT_FIELDS)
+    problems = Problems()
     if "/" in raw["name"] or not raw["name"]:
-        raise ConfigError("must be a non-empty name without '/'", "name")
+        problems.add(ConfigError("must be a non-empty name without '/'", "name"))
     if raw["dataset"] is None:
         if raw["shape"] is None or raw["classes"] is None:
-            raise ConfigError(
-                "a data-free input needs 'shape' ([channels, height, width]) and 'classes'; "
-                "or name a 'dataset'"
+            problems.add(
+                ConfigError(
+                    "a data-free input needs 'shape' ([channels, height, width]) and "
+                    "'classes'; or name a 'dataset'"
+                )
             )
-        if len(raw["shape"]) != 3:
-            raise ConfigError("must be [channels, height, width]", "shape")
+        if raw["shape"] is not None and len(raw["shape"]) != 3:
+            problems.add(ConfigError("must be [channels, height, width]", "shape"))
     elif raw["shape"] is not None or raw["classes"] is not None:
-        raise ConfigError(
-            "an input with a dataset takes its shape and classes from the data; "
-            "drop 'shape' and 'classes'"
+        problems.add(
+            ConfigError(
+                "an input with a dataset takes its shape and classes from the data; "
+                "drop 'shape' and 'classes'"
+            )
         )
+    problems.raise_any()
     return ProxyInput(
         name=raw["name"],
         dataset=raw["dataset"],

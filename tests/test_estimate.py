@@ -225,6 +225,63 @@ def test_a_data_proxy_on_a_data_free_input_is_refused_before_any_work(mlflow_sto
     assert not (mlflow_store / "zc.h5.parts").exists()
 
 
+def test_every_problem_of_an_estimate_spec_is_listed_at_once_and_nothing_is_written(
+    mlflow_store,
+):
+    spec = spec_text(
+        mlflow_store,
+        publish={"source": "a typo of [published]"},
+        estimate={"workers": 0},
+        proxy={"seeds": [0, 0]},
+        estimator=[
+            {"name": "x", "kind": "naswot"},
+            {"name": "snip", "kind": "snip", "params": {"batchsize": 3}},
+        ],
+        ground_truth={"metric": {"digits": "nonsense"}},
+        reference=[
+            {"label": "r", "input": "digits", "metric": "digits/e4/valid/accuracy", "cost": "x"}
+        ],
+    )
+    done = harness_cli("estimate", str(spec), cwd=mlflow_store)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    first, *lines = done.stderr.strip().splitlines()
+    assert first == f"harness: error: {spec}: 7 problems; fix each, then run again:"
+    assert all(line.startswith(f"  {spec}: [") for line in lines)
+    # [[estimator]] and [ground_truth] wait for [proxy], so its problem is not repeated there
+    assert [line.split("[")[1].split("]")[0] for line in lines] == [
+        "publish",
+        "estimate.workers",
+        "proxy.seeds",
+        "estimator.0.kind",
+        "estimator.1.params.batchsize",
+        "ground_truth.metric.digits",
+        "reference.0.cost",
+    ]
+    assert "did you mean 'published'?" in lines[0]
+    assert sorted(p.name for p in mlflow_store.iterdir()) == ["spec.toml"]
+
+
+def test_a_proxy_protocol_lists_its_every_problem_at_once():
+    from harness.errors import ConfigError
+    from harness.proxy_protocol import ProxyProtocol
+
+    raw = tomllib.loads(DIGITS_SPEC.read_text())["proxy"]
+    raw.update(device="tpu", seeds=[])
+    raw["input"] = [
+        {"name": "a/b", "shape": [1, 8], "classes": 10},
+        {"name": "c", "dataset": "digits", "classes": 10},
+    ]
+    with pytest.raises(ConfigError) as caught:
+        ProxyProtocol.from_dict(raw)
+    assert [p.field for p in caught.value.each()] == [
+        "seeds",
+        "device",
+        "input.0.name",
+        "input.0.shape",
+        "input.1",
+    ]
+
+
 def test_an_estimate_file_of_another_space_or_sha256_is_refused(mlflow_store, nb201_built):
     estimate(spec_text(mlflow_store), executor="serial")  # the real file, unpinned
     spec = spec_text(mlflow_store, "pinned.toml", estimate={"sha256": "0" * 64})
