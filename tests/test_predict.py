@@ -189,6 +189,34 @@ def test_a_rule_without_curves_or_an_unknown_feature_is_refused_when_read(tmp_pa
         load_predict_spec(write_spec(tmp_path, unknown_feature))
 
 
+def test_every_problem_of_a_predict_spec_is_listed_at_once_and_nothing_is_written(tmp_path):
+    def many(raw):
+        raw["features"] = raw["feature"]  # a typo of the section's name
+        raw["predict"]["test_size"] = 1
+        raw["table"]["curves"] = "digits"  # [table] is invalid: the rules' curves wait for it
+        raw["feature"][0]["sha256"] = "xyz"
+        raw["predictor"][1].update(name="random forest", kind="random_forrest")
+        raw["predictor"][4]["params"] = {"proxies": ["zen"], "rounds": 0}
+
+    spec = write_spec(tmp_path, many)
+    done = harness_cli("predict", str(spec), cwd=tmp_path)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    first, *lines = done.stderr.strip().splitlines()
+    assert first == f"harness: error: {spec}: 7 problems; fix each, then run again:"
+    assert all(line.startswith(f"  {spec}: [") for line in lines)
+    assert [line.split("[")[1].split("]")[0] for line in lines] == [
+        "features",
+        "predict.test_size",
+        "table.curves",
+        "feature.0.sha256",
+        "predictor.1.name",
+        "predictor.1.kind",
+        "predictor.4.params.rounds",
+    ]
+    assert "did you mean 'feature'?" in lines[0]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["predict.toml"]
+
+
 def test_a_missing_library_names_the_extra(tmp_path, monkeypatch):
     import sys
 

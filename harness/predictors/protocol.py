@@ -40,7 +40,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from harness.config import Field, at, config_hash, read_toml, spec_error, validate
+from harness.config import (
+    Field,
+    Problems,
+    at,
+    config_hash,
+    nearest,
+    read_toml,
+    spec_error,
+    validate,
+)
 from harness.errors import ConfigError, TableError
 from harness.estimators.learning_curves import RULE_CURVES, load_curves
 from harness.evaluators.tabular import resolve_metric
@@ -54,6 +63,9 @@ from harness.table import Table
 from harness.values import MetricRef
 
 SECTIONS = ("predict", "table", "feature", "predictor")
+REQUIRED_SECTIONS = ("predict", "table", "predictor")
+#: what a feature's or predictor's name may hold: it names MLflow params and metrics
+LABEL = re.compile(r"[A-Za-z0-9_.-]+")
 PREDICT_FIELDS = {
     "name": Field(str, help="names the MLflow experiment and the report"),
     "title": Field(str, None, optional=True),
@@ -160,86 +172,35 @@ def _sha(value: str) -> str:
 
 def _parse(raw: dict[str, Any], path: Path) -> PredictSpec:
     base = path.resolve().parent
-    unknown = sorted(set(raw) - set(SECTIONS))
-    if unknown:
-        raise ConfigError(f"is not a known section; allowed: {', '.join(SECTIONS)}", unknown[0])
-    for section in ("predict", "table", "predictor"):
-        if section not in raw:
-            raise ConfigError("section is required", section)
-    with at("predict"):
-        section = validate(raw["predict"], PREDICT_FIELDS)
-        sizes = section["train_sizes"]
-        if not sizes or any(n < 1 for n in sizes) or sizes != sorted(set(sizes)):
-            raise ConfigError(
-                f"must be distinct positive sizes in increasing order, got {sizes}", "train_sizes"
+    # every section is checked on its own, so that one reading reports every problem; a
+    # check that needs another section (a predictor's feature) waits for it to be valid
+    problems = Problems()
+    for name in sorted(set(raw) - set(SECTIONS)):
+        problems.add(
+            ConfigError(
+                f"is not a known section{nearest(name, SECTIONS)}; allowed: {', '.join(SECTIONS)}",
+                name,
             )
-        with at("space"):
-            space = get_space(section["space"])
-    with at("table"):
-        table = validate(raw["table"], TABLE_FIELDS)
-        _sha(table["sha256"])
-        with at("metric"):
-            metric = MetricRef.parse(table["metric"])
-        with at("cost"):
-            cost = MetricRef.parse(table["cost"])
-        curves = None
-        if table["curves"] is not None:
-            parts = table["curves"].split("/")
-            if len(parts) != 2 or not all(parts):
-                raise ConfigError(
-                    f"expected 'dataset/schedule' (e.g. 'digits/e4'), got {table['curves']!r}",
-                    "curves",
-                )
-            curves = (parts[0], parts[1])
-    features = []
-    for number, entry in enumerate(raw.get("feature", [])):
-        with at(f"feature.{number}"):
-            given = validate(entry, FEATURE_FIELDS)
-            _sha(given["sha256"])
-            with at("variable"):
-                score = MetricRef.parse(given["variable"])
-            features.append(
-                FeatureSpec(
-                    given["name"], (base / given["estimate"]).resolve(), given["sha256"], score
-                )
-            )
-    names = [f.name for f in features]
-    if len(set(names)) != len(names):
-        raise ConfigError("names must differ", "feature")
-    predictors = []
-    if not isinstance(raw["predictor"], list) or not raw["predictor"]:
-        raise ConfigError("must be one or more [[predictor]] tables", "predictor")
-    for number, entry in enumerate(raw["predictor"]):
-        with at(f"predictor.{number}"):
-            given = validate(entry, PREDICTOR_FIELDS)
-            with at("kind"):
-                cls = predictor_class(given["kind"])
-            with at("params"):
-                params = cls.resolve_hyperparameters(given["params"])
-                for name in [*params.get("proxies", []), params.get("feature")]:
-                    if name is not None and name not in names:
-                        raise ConfigError(
-                            f"names no [[feature]] {name!r}; features: {', '.join(names) or 'none'}"
-                        )
-            if getattr(cls, "rule", "") in RULE_CURVES:
-                if curves is None:
-                    raise ConfigError(
-                        f"learning-curve rule {given['kind']!r} needs [table] curves "
-                        "(the dataset/schedule whose per-epoch curves it reads)",
-                        "kind",
-                    )
-            predictors.append(PredictorSpec(given["name"], given["kind"], params))
-    for number, name in enumerate([*names, *(p.name for p in predictors)]):
-        if not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
-            section = "feature" if number < len(names) else "predictor"
-            raise ConfigError(
-                f"name {name!r} may hold only letters, digits, '_', '-' and '.' (it names "
-                "MLflow params and metrics)",
-                section,
-            )
-    labels = [p.name for p in predictors]
-    if len(set(labels)) != len(labels):
-        raise ConfigError("names must differ", "predictor")
+        )
+    for name in REQUIRED_SECTIONS:
+        if name not in raw:
+            problems.add(ConfigError("section is required", name))
+    section = space = table = metric = cost = features = predictors = None
+    curves = None
+    if "predict" in raw:
+        with problems.check("predict"):
+            section, space = _predict(raw["predict"])
+    if "table" in raw:
+        with problems.check("table"):
+            table, metric, cost, curves = _table(raw["table"])
+    with problems.check():
+        features = _features(raw.get("feature", []), base)
+    if "predictor" in raw:
+        names = None if features is None else [f.name for f in features]
+        with problems.check():
+            predictors = _predictors(raw["predictor"], names, table)
+    problems.raise_any()
+    assert None not in (section, space, table, metric, cost, features, predictors)
     resolved = {
         "predict": {k: v for k, v in section.items() if k != "results"},
         "table": {k: v for k, v in table.items() if k != "path"},
@@ -256,7 +217,7 @@ def _parse(raw: dict[str, Any], path: Path) -> PredictSpec:
         results=(base / section["results"]).resolve(),
         seed=section["seed"],
         trials=section["trials"],
-        train_sizes=tuple(sizes),
+        train_sizes=tuple(section["train_sizes"]),
         test_size=section["test_size"],
         notes=tuple(section["notes"]),
         table=(base / table["path"]).resolve(),
@@ -269,6 +230,129 @@ def _parse(raw: dict[str, Any], path: Path) -> PredictSpec:
         predictors=tuple(predictors),
         resolved=resolved,
     )
+
+
+def _predict(raw: Any) -> tuple[dict[str, Any], SearchSpace]:
+    """``[predict]`` and the space it names."""
+    section = validate(raw, PREDICT_FIELDS)
+    problems = Problems()
+    sizes = section["train_sizes"]
+    if not sizes or any(n < 1 for n in sizes) or sizes != sorted(set(sizes)):
+        problems.add(
+            ConfigError(
+                f"must be distinct positive sizes in increasing order, got {sizes}", "train_sizes"
+            )
+        )
+    with problems.check("space"):
+        space = get_space(section["space"])
+    problems.raise_any()
+    return section, space
+
+
+def _table(raw: Any) -> tuple[dict[str, Any], MetricRef, MetricRef, tuple[str, str] | None]:
+    """``[table]``: its fields, the target and cost metrics, and the learning curves."""
+    table = validate(raw, TABLE_FIELDS)
+    problems = Problems()
+    with problems.check():
+        _sha(table["sha256"])
+    with problems.check("metric"):
+        metric = MetricRef.parse(table["metric"])
+    with problems.check("cost"):
+        cost = MetricRef.parse(table["cost"])
+    curves = None
+    if table["curves"] is not None:
+        with problems.check("curves"):
+            dataset, _, schedule = table["curves"].partition("/")
+            if not dataset or not schedule or "/" in schedule:
+                raise ConfigError(
+                    f"expected 'dataset/schedule' (e.g. 'digits/e4'), got {table['curves']!r}"
+                )
+            curves = (dataset, schedule)
+    problems.raise_any()
+    return table, metric, cost, curves
+
+
+def _check_label(name: str) -> None:
+    if not LABEL.fullmatch(name):
+        raise ConfigError(
+            f"{name!r} may hold only letters, digits, '_', '-' and '.' (it names MLflow "
+            "params and metrics)",
+            "name",
+        )
+
+
+def _features(raw: Any, base: Path) -> list[FeatureSpec]:
+    """The ``[[feature]]`` tables, each checked on its own."""
+    if not isinstance(raw, list):
+        raise ConfigError("must be [[feature]] tables", "feature")
+    features = []
+    problems = Problems()
+    for number, entry in enumerate(raw):
+        with problems.check(f"feature.{number}"):
+            given = validate(entry, FEATURE_FIELDS)
+            checks = Problems()
+            with checks.check():
+                _check_label(given["name"])
+            with checks.check():
+                _sha(given["sha256"])
+            with checks.check("variable"):
+                score = MetricRef.parse(given["variable"])
+            checks.raise_any()
+            features.append(
+                FeatureSpec(
+                    given["name"], (base / given["estimate"]).resolve(), given["sha256"], score
+                )
+            )
+    names = [f.name for f in features]
+    if len(set(names)) != len(names):
+        problems.add(ConfigError("names must differ", "feature"))
+    problems.raise_any()
+    return features
+
+
+def _predictors(
+    raw: Any, features: list[str] | None, table: dict[str, Any] | None
+) -> list[PredictorSpec]:
+    """The ``[[predictor]]`` tables, each checked on its own; the features they name and
+    the curves they read are checked once ``[[feature]]`` and ``[table]`` are valid."""
+    if not isinstance(raw, list) or not raw:
+        raise ConfigError("must be one or more [[predictor]] tables", "predictor")
+    predictors = []
+    problems = Problems()
+    for number, entry in enumerate(raw):
+        with problems.check(f"predictor.{number}"):
+            given = validate(entry, PREDICTOR_FIELDS)
+            checks = Problems()
+            with checks.check():
+                _check_label(given["name"])
+            cls = None
+            with checks.check("kind"):
+                cls = predictor_class(given["kind"])
+            if cls is not None:  # a kind that cannot be loaded has no params to check
+                with checks.check("params"):
+                    params = cls.resolve_hyperparameters(given["params"])
+                    for name in [*params.get("proxies", []), params.get("feature")]:
+                        if name is not None and features is not None and name not in features:
+                            raise ConfigError(
+                                f"names no [[feature]] {name!r}; features: "
+                                f"{', '.join(features) or 'none'}"
+                            )
+                rule = getattr(cls, "rule", "")
+                if rule in RULE_CURVES and table is not None and table["curves"] is None:
+                    checks.add(
+                        ConfigError(
+                            f"learning-curve rule {given['kind']!r} needs [table] curves "
+                            "(the dataset/schedule whose per-epoch curves it reads)",
+                            "kind",
+                        )
+                    )
+            checks.raise_any()
+            predictors.append(PredictorSpec(given["name"], given["kind"], params))
+    labels = [p.name for p in predictors]
+    if len(set(labels)) != len(labels):
+        problems.add(ConfigError("names must differ", "predictor"))
+    problems.raise_any()
+    return predictors
 
 
 # --- the protocol ---------------------------------------------------------------------------
