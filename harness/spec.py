@@ -696,17 +696,22 @@ def _blame(problem: ConfigError, overrides: Mapping[str, Any]) -> ConfigError:
 def _supernet(raw: Any, base: Path) -> dict[str, Any]:
     """``[supernet]``, validated; a data-free input is refused (a supernet trains on data)."""
     given = validate(raw, SUPERNET_FIELDS)
+    problems = Problems()
     if given["shape"] is not None:
-        raise ConfigError(
-            "gives a data-free input shape, but weight sharing trains a supernet on data: "
-            "name a dataset and its two splits instead",
-            "shape",
+        problems.add(
+            ConfigError(
+                "gives a data-free input shape, but weight sharing trains a supernet on data: "
+                "name a dataset and its two splits instead",
+                "shape",
+            )
         )
     for key in ("weights_split_sha256", "arch_split_sha256"):
         if given[key] is not None and not HEX64.fullmatch(given[key]):
-            raise ConfigError(f"must be 64 lowercase hex digits, got {given[key]!r}", key)
+            problems.add(ConfigError(f"must be 64 lowercase hex digits, got {given[key]!r}", key))
     if given["split_dir"] is not None:
-        given["split_dir"] = _path(base, given["split_dir"], "split_dir")
+        with problems.check():
+            given["split_dir"] = _path(base, given["split_dir"], "split_dir")
+    problems.raise_any()
     return {k: v for k, v in given.items() if k != "shape"}
 
 

@@ -6,6 +6,7 @@ import copy
 import json
 import os
 import tomllib
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -234,6 +235,31 @@ def test_bad_input_is_one_line(mlflow_store, tmp_path, capsys, strategies, super
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("harness: error: ") and needle in err[0], err
     assert not (tmp_path / "out").exists()
+
+
+def test_every_problem_of_supernet_and_estimate_sections_is_listed_at_once(
+    mlflow_store, tmp_path, capsys
+):
+    strategies = [{"name": "G", "kind": "gdas", "params": {"tau_max": 0.1, "tau_min": 1.0}}]
+    supernet = {"shape": [3, 32, 32], "weights_split_sha256": "xyz", "arch_split_sha256": "0"}
+    spec = Path(digits_spec(tmp_path, strategies, supernet))
+    raw = tomllib.loads(spec.read_text())
+    raw["estimate"] = {"file": "zc.h5", "sha256": "abc", "score": "zen"}
+    spec.write_text(dump_toml(raw))
+    assert main(["run", str(spec), "--executor", "serial"]) == 2
+    err = capsys.readouterr().err
+    first, *lines = err.strip().splitlines()
+    assert first == f"harness: error: {spec}: 6 problems; fix each, then run again:"
+    assert "Traceback" not in err and all(line.startswith(f"  {spec}: [") for line in lines)
+    assert [line.split("[")[1].split("]")[0] for line in lines] == [
+        "strategy.0.params.tau_min",
+        "supernet.shape",
+        "supernet.weights_split_sha256",
+        "supernet.arch_split_sha256",
+        "estimate.sha256",
+        "estimate.score",
+    ]
+    assert not (tmp_path / "out").exists() and not (mlflow_store / "mlflow.db").exists()
 
 
 def test_a_space_without_a_supernet_is_refused():

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from harness.config import Field, validate
+from harness.config import Field, Problems, validate
 from harness.errors import ConfigError, TableError
 from harness.table import Table
 from harness.values import MetricRef, Scored
@@ -40,15 +40,16 @@ class EstimateRef:
 
     @classmethod
     def parse(cls, raw: Any, base: Path) -> EstimateRef:
-        """Validate the section; ``file`` is relative to ``base`` (the spec's folder)."""
+        """Validate the section, every problem at once; ``file`` is relative to ``base``
+        (the spec's folder)."""
         given = validate(raw, ESTIMATE_FIELDS)
         sha = given["sha256"]
+        problems = Problems()
         if not (len(sha) == 64 and all(c in "0123456789abcdef" for c in sha)):
-            raise ConfigError(f"must be 64 lowercase hex digits, got {sha!r}", "sha256")
-        try:
+            problems.add(ConfigError(f"must be 64 lowercase hex digits, got {sha!r}", "sha256"))
+        with problems.check("score"):
             score = MetricRef.parse(given["score"])
-        except ConfigError as error:
-            raise ConfigError(error.message, "score") from None
+        problems.raise_any()
         return cls((base / given["file"]).resolve(), sha, score)
 
     def resolved(self) -> dict[str, str]:
