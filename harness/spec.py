@@ -831,36 +831,37 @@ def _published(
 ) -> tuple[dict[str, dict[str, tuple[float, ...]]], str]:
     if not isinstance(raw, dict):
         raise ConfigError("must be a table")
+    problems = Problems()
     source = raw.get("source", "")
     if not isinstance(source, str):
-        raise ConfigError("must be a string", "source")
+        problems.add(ConfigError("must be a string", "source"))
     names = {s.name for s in strategies}
     labels = {t.label for t in targets}
     published: dict[str, dict[str, tuple[float, ...]]] = {}
     for method, row in raw.items():
         if method == "source":
             continue
-        if method not in names and method != "optimal":
-            raise ConfigError(
-                f"names no strategy; strategies: {', '.join(sorted(names))} "
-                "(or 'optimal' for the best possible row)",
-                method,
-            )
-        if not isinstance(row, dict):
-            raise ConfigError("must be a table of label = [mean, std] or [mean, std, n]", method)
-        published[method] = {}
-        for label, pair in row.items():
-            if label not in labels:
+        with problems.check(method):
+            if method not in names and method != "optimal":
                 raise ConfigError(
-                    f"names no report target; targets: {', '.join(sorted(labels))}",
-                    f"{method}.{label}",
+                    f"names no strategy; strategies: {', '.join(sorted(names))} "
+                    "(or 'optimal' for the best possible row)"
                 )
-            with at(f"{method}.{label}"):
-                values = Field(list, items=float).check(pair)
-                # n, the published runs, lets the report test the reproduction (Welch, TOST)
-                if len(values) not in (2, 3) or (
-                    len(values) == 3 and (values[2] < 2 or values[2] != int(values[2]))
-                ):
-                    raise ConfigError("must be [mean, std] or [mean, std, n] with n ≥ 2 runs")
-            published[method][label] = tuple(values)
+            if not isinstance(row, dict):
+                raise ConfigError("must be a table of label = [mean, std] or [mean, std, n]")
+            published[method] = {}
+            for label, pair in row.items():
+                with problems.check(f"{method}.{label}"):
+                    if label not in labels:
+                        raise ConfigError(
+                            f"names no report target; targets: {', '.join(sorted(labels))}"
+                        )
+                    values = Field(list, items=float).check(pair)
+                    # n, the published runs, lets the report test the reproduction (Welch, TOST)
+                    if len(values) not in (2, 3) or (
+                        len(values) == 3 and (values[2] < 2 or values[2] != int(values[2]))
+                    ):
+                        raise ConfigError("must be [mean, std] or [mean, std, n] with n ≥ 2 runs")
+                    published[method][label] = tuple(values)
+    problems.raise_any()
     return published, source

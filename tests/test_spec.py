@@ -226,6 +226,18 @@ def test_problems_in_several_strategies_and_targets_are_listed_together():
     assert "[report.target.2.metric] expected 'dataset/schedule/split/metric'" in lines[3]
 
 
+def test_every_published_row_that_names_nothing_is_listed_at_once():
+    def edit(raw: dict) -> None:
+        raw["published"]["GA"] = {"C10 val": [90.0, 1.0]}
+        raw["published"]["REA"]["C10 value"] = [90.0, 1.0]
+        raw["published"]["RS"]["C10 val"] = [90.0, 1.0, 1]
+
+    with pytest.raises(SpecError) as caught:
+        parse_spec(mutate(edit), TABLE5)
+    fields = [line.split("[")[1].split("]")[0] for line in str(caught.value).splitlines()[1:]]
+    assert fields == ["published.REA.C10 value", "published.RS.C10 val", "published.GA"]
+
+
 def published_specs() -> list[Path]:
     return sorted((TABLE5.parents[1]).glob("*/*.toml"))
 
