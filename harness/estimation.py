@@ -746,20 +746,40 @@ def ground_truth(spec: EstimateSpec) -> Table:
         raise TableError(
             f"{path} holds space {table.space!r}; the spec estimates {spec.space.name!r}"
         )
-    for ref in (
-        *spec.truth.values(),
-        *(r.metric for r in spec.references),
-        *(r.cost for r in spec.references),
-    ):
-        resolve_metric(table, ref)  # a variable the table lacks is named now
-    for reference in spec.references:
-        seeds = table.variable(*_parts(reference.metric)).seeds
-        if reference.seed is not None and reference.seed not in seeds:
-            raise TableError(
-                f"{spec.path}: [reference] {reference.label!r} names seed {reference.seed!r}; "
-                f"{reference.metric} has seeds {', '.join(seeds)}"
-            )
+    _check_variables(spec, table)
     return table
+
+
+def _check_variables(spec: EstimateSpec, table: Table) -> None:
+    """Every variable the judgement reads that the table lacks, and every reference seed
+    it does not hold, named at once by its spec field, as a run names its targets."""
+    problems = Problems()
+    reads = [(f"ground_truth.metric.{name}", ref) for name, ref in spec.truth.items()]
+    for number, reference in enumerate(spec.references):
+        reads += [
+            (f"reference.{number}.metric", reference.metric),
+            (f"reference.{number}.cost", reference.cost),
+        ]
+    for field, ref in reads:
+        with problems.check(field):
+            try:
+                resolve_metric(table, ref)
+            except TableError as error:
+                raise ConfigError(str(error)) from None
+    for number, reference in enumerate(spec.references):
+        if reference.seed is None or _parts(reference.metric) not in table.variables():
+            continue
+        seeds = table.variable(*_parts(reference.metric)).seeds
+        if reference.seed not in seeds:
+            problems.add(
+                ConfigError(
+                    f"names seed {reference.seed!r}; {reference.metric} has seeds "
+                    f"{', '.join(seeds)}",
+                    f"reference.{number}.seed",
+                )
+            )
+    if problems.errors:
+        raise spec_error(spec.path, ConfigError.of(problems.errors))
 
 
 def _parts(ref: MetricRef) -> tuple[str, str, str, str]:

@@ -389,3 +389,28 @@ def test_a_ground_truth_the_table_lacks_is_refused_before_any_scoring(mlflow_sto
     }
     spec = spec_text(mlflow_store, "seed.toml", reference=[reference])
     assert_clean_failure(harness_cli("estimate", str(spec), cwd=mlflow_store), "seed '7'")
+
+
+def test_every_variable_and_seed_the_ground_truth_lacks_is_named_at_once(mlflow_store):
+    references = [
+        {
+            "label": "r",
+            "input": "digits",
+            "metric": "digits/e4/valid/accuracy",
+            "seed": "7",
+            "cost": "digits/e4/train/nothing_s",
+        }
+    ]
+    spec = spec_text(
+        mlflow_store,
+        ground_truth={"metric": {"digits": "digits/e4/test/nothing"}},
+        reference=references,
+    )
+    done = harness_cli("estimate", str(spec), cwd=mlflow_store)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    first, *lines = done.stderr.strip().splitlines()
+    assert first == f"harness: error: {spec}: 3 problems; fix each, then run again:"
+    assert "[ground_truth.metric.digits]" in lines[0] and "digits/e4/test/nothing" in lines[0]
+    assert "[reference.0.cost]" in lines[1] and "digits/e4/train/nothing_s" in lines[1]
+    assert "[reference.0.seed] names seed '7'" in lines[2]
+    assert not (mlflow_store / "zc.h5.parts").exists()
