@@ -43,6 +43,8 @@ import pandas as pd
 from harness.config import (
     Field,
     Problems,
+    Section,
+    SpecFormat,
     at,
     config_hash,
     nearest,
@@ -62,20 +64,18 @@ from harness.spaces.base import SearchSpace
 from harness.table import Table
 from harness.values import MetricRef
 
-SECTIONS = ("predict", "table", "feature", "predictor")
-REQUIRED_SECTIONS = ("predict", "table", "predictor")
 #: what a feature's or predictor's name may hold: it names MLflow params and metrics
 LABEL = re.compile(r"[A-Za-z0-9_.-]+")
 PREDICT_FIELDS = {
     "name": Field(str, help="names the MLflow experiment and the report"),
-    "title": Field(str, None, optional=True),
+    "title": Field(str, None, optional=True, help="the report's heading (default: the name)"),
     "space": Field(str, help="the search space the table covers"),
     "results": Field(str, help="the report folder, relative to the spec"),
     "seed": Field(int, 0, low=0, high=2**63 - 1, help="the master seed of every trial"),
-    "trials": Field(int, 10, low=1, high=100_000),
+    "trials": Field(int, 10, low=1, high=100_000, help="trials, each its own test set"),
     "train_sizes": Field(list, items=int, help="training-set sizes, increasing"),
     "test_size": Field(int, 200, low=2, help="architectures in each trial's test set"),
-    "notes": Field(list, [], items=str),
+    "notes": Field(list, [], items=str, help="sentences the report lists under the protocol"),
 }
 TABLE_FIELDS = {
     "path": Field(str, help="the table, relative to the spec"),
@@ -86,16 +86,40 @@ TABLE_FIELDS = {
     "curve_seed": Field(str, None, optional=True, help="the training whose curves are read"),
 }
 FEATURE_FIELDS = {
-    "name": Field(str),
+    "name": Field(str, help="the label predictors name it by (`params.proxies`, `feature`)"),
     "estimate": Field(str, help="the estimate file, relative to the spec"),
     "sha256": Field(str, help="pin of that file"),
     "variable": Field(str, help="input/init/estimator/score"),
 }
 PREDICTOR_FIELDS = {
-    "name": Field(str),
+    "name": Field(str, help="the predictor's label in the report and the record"),
     "kind": Field(str, help="built-in kind, entry point or package.module:Class"),
-    "params": Field(dict, {}),
+    "params": Field(dict, {}, help="its hyperparameters (see Predictor kinds)"),
 }
+PREDICT_SPEC = SpecFormat(
+    title="Predict spec",
+    command="harness predict SPEC",
+    about="NASLib's predictor protocol: predictors fitted on training sets drawn from a "
+    "pinned table and judged on fixed test sets; `benchmarks/predictors/digits.toml` is a "
+    "complete one.",
+    sections=(
+        Section("predict", PREDICT_FIELDS, "The protocol: trials, sizes, seed.", required=True),
+        Section(
+            "table",
+            TABLE_FIELDS,
+            "The table the targets, costs and learning curves come from.",
+            required=True,
+        ),
+        Section(
+            "feature",
+            FEATURE_FIELDS,
+            "A zero-cost proxy's scores, from a pinned estimate file, usable as a feature.",
+            repeated=True,
+        ),
+        Section("predictor", PREDICTOR_FIELDS, "One per predictor.", required=True, repeated=True),
+    ),
+)
+SECTIONS = PREDICT_SPEC.top_level()
 
 
 @dataclass(frozen=True)
@@ -182,7 +206,7 @@ def _parse(raw: dict[str, Any], path: Path) -> PredictSpec:
                 name,
             )
         )
-    for name in REQUIRED_SECTIONS:
+    for name in PREDICT_SPEC.top_level(required=True):
         if name not in raw:
             problems.add(ConfigError("section is required", name))
     section = space = table = metric = cost = features = predictors = None
