@@ -24,9 +24,15 @@ trainings a training set needs (``train_cost_s``, NASLib's ``train_time``) and w
 prediction reads (``query_cost_s``: a proxy's measured score, a partial training).
 
 The pool is every architecture with a finite target and training cost that every
-predictor can predict (a proxy estimate file of a sample scores only its sample), so all
-predictors are judged on the same test sets; the report gives its size. A largest
-training set and test set that do not fit in the pool are refused before any trial.
+predictor can predict (a proxy estimate file of a sample scores only its sample, a curves
+table of some cells only those cells), so all predictors are judged on the same test sets;
+the report gives its size. A largest training set and test set that do not fit in the
+pool are refused before any trial.
+
+A spec whose predictors all need no training set (proxies, learning-curve rules) may say
+``train_sizes = [0]``: no training set is drawn, and the test set may be the whole pool
+(then every trial would score the same architectures, so such a spec runs one trial). A
+predictor that learns from a training set is refused in such a spec.
 """
 
 from __future__ import annotations
@@ -61,7 +67,11 @@ PREDICT_FIELDS = {
     "results": Field(str, help="the report folder, relative to the spec"),
     "seed": Field(int, 0, low=0, high=2**63 - 1, help="the master seed of every trial"),
     "trials": Field(int, 10, low=1, high=100_000),
-    "train_sizes": Field(list, items=int, help="training-set sizes, increasing"),
+    "train_sizes": Field(
+        list,
+        items=int,
+        help="training-set sizes, increasing; [0] where no predictor needs a training set",
+    ),
     "test_size": Field(int, 200, low=2, help="architectures in each trial's test set"),
     "notes": Field(list, [], items=str),
 }
@@ -72,6 +82,15 @@ TABLE_FIELDS = {
     "cost": Field(str, help="the variable of a full training's seconds"),
     "curves": Field(str, None, optional=True, help="dataset/schedule of learning curves"),
     "curve_seed": Field(str, None, optional=True, help="the training whose curves are read"),
+    "curve_split": Field(
+        str,
+        None,
+        optional=True,
+        help="the split of the validation accuracy curve the rules read (absent: valid)",
+    ),
+    "build": Field(
+        dict, None, optional=True, help="how to build the table if it is missing ([table.build])"
+    ),
 }
 FEATURE_FIELDS = {
     "name": Field(str),
@@ -129,6 +148,8 @@ class PredictSpec:
     cost: MetricRef
     curves: tuple[str, str] | None
     curve_seed: str | None
+    curve_split: str
+    build: dict[str, Any] | None
     features: tuple[FeatureSpec, ...]
     predictors: tuple[PredictorSpec, ...]
     resolved: dict[str, Any]
@@ -169,9 +190,11 @@ def _parse(raw: dict[str, Any], path: Path) -> PredictSpec:
     with at("predict"):
         section = validate(raw["predict"], PREDICT_FIELDS)
         sizes = section["train_sizes"]
-        if not sizes or any(n < 1 for n in sizes) or sizes != sorted(set(sizes)):
+        if sizes != [0] and (not sizes or any(n < 1 for n in sizes) or sizes != sorted(set(sizes))):
             raise ConfigError(
-                f"must be distinct positive sizes in increasing order, got {sizes}", "train_sizes"
+                f"must be distinct positive sizes in increasing order, or [0] (no training "
+                f"set), got {sizes}",
+                "train_sizes",
             )
         with at("space"):
             space = get_space(section["space"])
@@ -191,6 +214,15 @@ def _parse(raw: dict[str, Any], path: Path) -> PredictSpec:
                     "curves",
                 )
             curves = (parts[0], parts[1])
+        build = None
+        if table["build"] is not None:
+            from harness.importers import importer_class
+            from harness.spec import BUILD_FIELDS
+
+            with at("build"):
+                build = validate(table["build"], BUILD_FIELDS)
+                with at("importer"):
+                    importer_class(build["importer"])
     features = []
     for number, entry in enumerate(raw.get("feature", [])):
         with at(f"feature.{number}"):
@@ -221,6 +253,12 @@ def _parse(raw: dict[str, Any], path: Path) -> PredictSpec:
                         raise ConfigError(
                             f"names no [[feature]] {name!r}; features: {', '.join(names) or 'none'}"
                         )
+            if sizes == [0] and cls.needs_training:
+                raise ConfigError(
+                    f"{given['kind']!r} learns from a training set, but train_sizes is [0] "
+                    "(no training set); give training-set sizes or drop the predictor",
+                    "kind",
+                )
             if getattr(cls, "rule", "") in RULE_CURVES:
                 if curves is None:
                     raise ConfigError(
@@ -240,9 +278,16 @@ def _parse(raw: dict[str, Any], path: Path) -> PredictSpec:
     labels = [p.name for p in predictors]
     if len(set(labels)) != len(labels):
         raise ConfigError("names must differ", "predictor")
+    # an optional field a spec leaves out stays out of its hash, as before the field existed
+    hashed = {k: v for k, v in table.items() if k != "path"}
+    for key in ("curve_split", "build"):
+        if hashed[key] is None:
+            del hashed[key]
+    if build is not None:
+        hashed["build"] = {k: v for k, v in build.items() if k != "source"}
     resolved = {
         "predict": {k: v for k, v in section.items() if k != "results"},
-        "table": {k: v for k, v in table.items() if k != "path"},
+        "table": hashed,
         "features": [
             {"name": f.name, "sha256": f.sha256, "variable": str(f.score)} for f in features
         ],
@@ -265,10 +310,16 @@ def _parse(raw: dict[str, Any], path: Path) -> PredictSpec:
         cost=cost,
         curves=curves,
         curve_seed=table["curve_seed"],
+        curve_split=table["curve_split"] or "valid",
+        build=None if build is None else {**build, "source": _source(base, build["source"])},
         features=tuple(features),
         predictors=tuple(predictors),
         resolved=resolved,
     )
+
+
+def _source(base: Path, text: str | None) -> Path | None:
+    return None if text is None else (base / text).resolve()
 
 
 # --- the protocol ---------------------------------------------------------------------------
@@ -297,7 +348,18 @@ def _curve_rules(spec: PredictSpec) -> tuple[str, ...]:
 
 def prepare(spec: PredictSpec) -> Prepared:
     """Load and check the table, the proxies and the curves, and every predictor's
-    inputs; refuse a training size the pool cannot hold. Nothing is fitted yet."""
+    inputs; refuse a training size the pool cannot hold. Nothing is fitted yet. A missing
+    table is built first where ``[table] build`` says how."""
+    if not spec.table.exists() and spec.build is not None:
+        from harness.importers import build_table
+
+        build = spec.build
+        try:
+            build_table(build["importer"], spec.table, build["source"], build["dataset"])
+        except ConfigError as error:
+            raise spec_error(
+                spec.path, ConfigError(error.message, f"table.build.{error.field}")
+            ) from None
     table = Table.load(spec.table, expected_sha256=spec.table_sha256)
     if table.space != spec.space.name:
         raise TableError(
@@ -320,7 +382,9 @@ def prepare(spec: PredictSpec) -> Prepared:
         )
     curves = None
     if spec.curves is not None and _curve_rules(spec):
-        curves = load_curves(table, *spec.curves, spec.curve_seed, _curve_rules(spec))
+        curves = load_curves(
+            table, *spec.curves, spec.curve_seed, _curve_rules(spec), spec.curve_split
+        )
     inputs = PredictorInputs(spec.space, proxies, curves)
     usable = np.isfinite(target) & np.isfinite(train_cost)
     for number, entry in enumerate(spec.predictors):
@@ -344,6 +408,16 @@ def prepare(spec: PredictSpec) -> Prepared:
                 f"({spec.test_size:,}) need {needed:,} distinct architectures, but the table "
                 f"has {len(pool):,} that every predictor can predict; lower the sizes",
                 "predict.train_sizes",
+            ),
+        )
+    if spec.test_size == len(pool) and spec.trials > 1:
+        raise spec_error(
+            spec.path,
+            ConfigError(
+                f"the test set is the whole pool ({len(pool):,} architectures that every "
+                f"predictor can predict), so all {spec.trials} trials would score the same "
+                "ones; set trials = 1 or a smaller test_size",
+                "predict.trials",
             ),
         )
     return Prepared(spec, table, estimates, inputs, target, train_cost, pool)
