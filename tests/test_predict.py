@@ -290,8 +290,9 @@ def test_a_model_predictor_without_a_training_set_is_refused_in_one_line(tmp_pat
         (lambda raw: raw["predict"].update(trials=3), ("predict.trials", "whole pool", "200")),
         (lambda raw: raw["predict"].update(train_sizes=[0, 5]), ("train_sizes", "[0]")),
         (lambda raw: raw["table"].pop("curve_split"), ("cifar10-valid/hp200/valid/accuracy",)),
+        (lambda raw: raw["table"].update(curve_split="ori-test"), ("curve_split", "sealed")),
     ],
-    ids=["trials-on-the-whole-pool", "zero-among-sizes", "no-curve-split"],
+    ids=["trials-on-the-whole-pool", "zero-among-sizes", "no-curve-split", "test-curve-split"],
 )
 def test_a_curves_spec_that_cannot_run_ends_in_one_line(tmp_path, curves_table, edit, needles):
     done = harness_cli(

@@ -57,7 +57,7 @@ from harness.seeding import stream_generator
 from harness.spaces import get_space
 from harness.spaces.base import SearchSpace
 from harness.table import Table
-from harness.values import MetricRef
+from harness.values import MetricRef, is_test_split
 
 SECTIONS = ("predict", "table", "feature", "predictor")
 PREDICT_FIELDS = {
@@ -214,6 +214,12 @@ def _parse(raw: dict[str, Any], path: Path) -> PredictSpec:
                     "curves",
                 )
             curves = (parts[0], parts[1])
+        if table["curve_split"] is not None and is_test_split(table["curve_split"]):
+            raise ConfigError(
+                f"{table['curve_split']!r} is a test split, which is sealed: the rules read "
+                "a validation curve (e.g. 'valid', 'x-valid')",
+                "curve_split",
+            )
         build = None
         if table["build"] is not None:
             from harness.importers import importer_class
