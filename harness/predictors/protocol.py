@@ -284,7 +284,7 @@ def _parse(raw: dict[str, Any], path: Path) -> PredictSpec:
     labels = [p.name for p in predictors]
     if len(set(labels)) != len(labels):
         raise ConfigError("names must differ", "predictor")
-    # an optional field a spec leaves out stays out of its hash, as before the field existed
+    # curve_split and build count in the spec hash only where the spec gives them
     hashed = {k: v for k, v in table.items() if k != "path"}
     for key in ("curve_split", "build"):
         if hashed[key] is None:
