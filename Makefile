@@ -69,10 +69,12 @@ weight-sharing: $(STAMP)
 	$(BIN)/harness run benchmarks/weight-sharing/digits.toml
 	$(BIN)/harness estimate benchmarks/weight-sharing/supernet-digits.toml
 
-# NASLib's predictor protocol on digits and NB201, and the proxy-guided searches
+# NASLib's predictor protocol on digits and NB201, the learning-curve rules on NB201's
+# extract E (cells 0-199), and the proxy-guided searches
 predictors: $(STAMP)
 	$(BIN)/harness predict benchmarks/predictors/digits.toml
 	$(BIN)/harness predict benchmarks/predictors/nb201.toml
+	$(BIN)/harness predict benchmarks/predictors/nb201-curves.toml
 	$(BIN)/harness run benchmarks/proxy-search/digits.toml
 	$(BIN)/harness run benchmarks/proxy-search/nb201.toml
 

@@ -477,10 +477,7 @@ def predict(
         f"`{parsed.table.name}` sha256 {prepared.table.sha256[:12]}; target and ground truth: "
         f"seed-mean `{parsed.metric}` at its last epoch.",
         "",
-        f"NASLib's predictor protocol: {parsed.trials} trials (master seed {parsed.seed}), each "
-        f"a fixed test set of {parsed.test_size} architectures and nested training sets of "
-        f"{', '.join(f'{n:,}' for n in parsed.train_sizes)}, drawn from a pool of "
-        f"{len(prepared.pool):,} architectures.",
+        _protocol_line(parsed, len(prepared.pool)),
         *(
             f"Feature `{f.name}`: `{f.score}` of `{f.path.name}` sha256 {f.sha256[:12]}."
             for f in parsed.features
@@ -489,6 +486,25 @@ def predict(
     ]
     files = write_predictor_report(parsed.results, rows, summary, header)
     return Predicted(rows, summary, run_id, tuple(files), uri)
+
+
+def _protocol_line(spec: Any, pool: int) -> str:
+    """What the trials drew, in one sentence of the report's header."""
+    if spec.train_sizes == (0,):
+        trials = f"{spec.trials} trial{'s' if spec.trials != 1 else ''}"
+        whole = ": the whole pool" if spec.test_size == pool else ""
+        return (
+            f"NASLib's predictor protocol without a training set (no predictor here needs "
+            f"one): {trials} (master seed {spec.seed}), each a test set of {spec.test_size:,} "
+            f"architectures drawn from a pool of {pool:,} of the space's "
+            f"{spec.space.num_archs:,} architectures{whole}."
+        )
+    return (
+        f"NASLib's predictor protocol: {spec.trials} trials (master seed {spec.seed}), each "
+        f"a fixed test set of {spec.test_size} architectures and nested training sets of "
+        f"{', '.join(f'{n:,}' for n in spec.train_sizes)}, drawn from a pool of "
+        f"{pool:,} architectures."
+    )
 
 
 def make_report(

@@ -21,6 +21,7 @@ from typing import Any
 
 from harness.config import REQUIRED, Field, Section, SpecFormat
 from harness.estimators import BUILTIN_ESTIMATORS, estimator_class
+from harness.predictors import BUILTIN_PREDICTORS, predictor_class
 from harness.strategies import BUILTIN_STRATEGIES, strategy_class
 
 #: the spec most users write comes first; the others follow by title
@@ -179,7 +180,7 @@ def generate() -> str:
     formats.sort(key=lambda f: (f.command != FIRST, f.title))
     lines = [HEADER, "Contents:", ""]
     lines += [f"- {spec.title} (`{spec.command}`)" for spec in formats]
-    lines += ["- Strategy kinds and estimator kinds: their `params`", ""]
+    lines += ["- Strategy, estimator and predictor kinds: their `params`", ""]
     documented: set[int] = set()
     for spec in formats:
         lines += spec_chapter(spec)
@@ -197,6 +198,13 @@ def generate() -> str:
             "The hyperparameters each built-in estimator declares (docs/estimators.md).",
             BUILTIN_ESTIMATORS,
             estimator_class,
+        ),
+        (
+            "Predictor kinds: `[[predictor]] params`",
+            "The hyperparameters each built-in predictor and learning-curve rule declares "
+            "(docs/predictors.md).",
+            BUILTIN_PREDICTORS,
+            predictor_class,
         ),
     ]
     for title, about, builtins, load in chapters:

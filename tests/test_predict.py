@@ -237,3 +237,110 @@ def test_a_rule_epoch_the_curves_lack_names_the_predictor(tmp_path):
 
     with pytest.raises(Exception, match=r"\[predictor.6\].*epoch 9.*epochs 1..4"):
         prepare(load_predict_spec(write_spec(tmp_path, late)))
+
+
+# --- NB201 learning curves (extract E): rules only, no training set --------------------------
+
+CURVES_SPEC = REPO / "benchmarks" / "predictors" / "nb201-curves.toml"
+
+
+@pytest.fixture(scope="module")
+def curves_table(tmp_path_factory) -> tuple[Path, str]:
+    from conftest import NB201_SOURCE
+
+    from harness.importers.nb201_curves import build_nb201_curves_table
+
+    if not (NB201_SOURCE / "E_masters-thesis_curves_arch0-199.csv").is_file():
+        pytest.skip(f"NB201 extracts not found in {NB201_SOURCE}")
+    path = tmp_path_factory.mktemp("curves") / "nb201-curves.h5"
+    return path, build_nb201_curves_table(NB201_SOURCE, path)
+
+
+def write_curves_spec(folder: Path, table: tuple[Path, str], edit=None) -> Path:
+    """The shipped NB201 curves spec, reading the module's table, reporting in ``folder``."""
+    raw = tomllib.loads(CURVES_SPEC.read_text())
+    raw["predict"]["results"] = "report"
+    raw["table"].update(path=str(table[0]), sha256=table[1])
+    raw["table"].pop("build")
+    if edit:
+        edit(raw)
+    path = folder / "curves.toml"
+    path.write_text(dump_toml(raw))
+    return path
+
+
+def test_rules_on_nb201_curves_judge_the_200_cells_of_e(tmp_path, curves_table):
+    import json
+
+    import pandas as pd
+    from conftest import NB201_SOURCE
+    from scipy import stats
+
+    prepared = prepare(load_predict_spec(write_curves_spec(tmp_path, curves_table)))
+    np.testing.assert_array_equal(prepared.pool, np.arange(200))
+    test, train = trial_sets(prepared, 0)
+    assert sorted(test.tolist()) == list(range(200)) and len(train) == 0
+    rows = run_protocol(prepared).set_index("predictor")
+    assert set(rows["train_size"]) == {0} and set(rows["train_cost_s"]) == {0.0}
+    extract = pd.read_csv(NB201_SOURCE / "E_masters-thesis_curves_arch0-199.csv")
+    valid = np.array([json.loads(t) for t in extract["val_accs"]], dtype=np.float32)
+    for epoch in (1, 12, 100):
+        rho = stats.spearmanr(valid[:, epoch - 1], valid[:, -1]).statistic
+        assert rows.loc[f"valid-e{epoch}", "rho"] == pytest.approx(rho, abs=1e-12)
+    assert rows.loc["lc_extrapolation-e50", "rho"] > rows.loc["valid-e50", "rho"]
+
+
+def test_sotl_on_nb201_curves_ends_in_one_line_naming_the_loss_curve(tmp_path, curves_table):
+    def sotl(raw):
+        raw["predictor"] = [{"name": "sotl-e5", "kind": "sotl", "params": {"epoch": 5}}]
+
+    done = harness_cli(
+        "predict", str(write_curves_spec(tmp_path, curves_table, sotl)), cwd=tmp_path
+    )
+    assert_clean_failure(done, "cifar10-valid/hp200/train/loss", "does not hold")
+    assert not (tmp_path / "report").exists()
+
+
+def test_a_model_predictor_without_a_training_set_is_refused_in_one_line(tmp_path, curves_table):
+    def with_gp(raw):
+        raw["predictor"].append({"name": "gp", "kind": "gp"})
+
+    done = harness_cli(
+        "predict", str(write_curves_spec(tmp_path, curves_table, with_gp)), cwd=tmp_path
+    )
+    assert_clean_failure(done, "[predictor.11.kind]", "learns from a training set", "[0]")
+    assert not (tmp_path / "report").exists()
+
+
+@pytest.mark.parametrize(
+    ("edit", "needles"),
+    [
+        (lambda raw: raw["predict"].update(trials=3), ("predict.trials", "whole pool", "200")),
+        (lambda raw: raw["predict"].update(train_sizes=[0, 5]), ("train_sizes", "[0]")),
+        (lambda raw: raw["table"].pop("curve_split"), ("cifar10-valid/hp200/valid/accuracy",)),
+        (lambda raw: raw["table"].update(curve_split="ori-test"), ("curve_split", "sealed")),
+    ],
+    ids=["trials-on-the-whole-pool", "zero-among-sizes", "no-curve-split", "test-curve-split"],
+)
+def test_a_curves_spec_that_cannot_run_ends_in_one_line(tmp_path, curves_table, edit, needles):
+    done = harness_cli(
+        "predict", str(write_curves_spec(tmp_path, curves_table, edit)), cwd=tmp_path
+    )
+    assert_clean_failure(done, *needles)
+    assert not (tmp_path / "report").exists()
+
+
+def test_a_missing_table_is_built_as_table_build_says(tmp_path, curves_table):
+    from conftest import NB201_SOURCE
+
+    def built_here(raw):
+        raw["table"].update(
+            path="tables/curves.h5",
+            build={"importer": "nb201-curves", "source": str(NB201_SOURCE)},
+        )
+
+    spec = load_predict_spec(write_curves_spec(tmp_path, curves_table, built_here))
+    assert spec.resolved["table"]["build"] == {"importer": "nb201-curves", "dataset": None}
+    prepared = prepare(spec)
+    assert prepared.table.sha256 == curves_table[1]
+    assert (tmp_path / "tables" / "curves.h5").read_bytes() == curves_table[0].read_bytes()

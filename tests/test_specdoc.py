@@ -24,6 +24,7 @@ def test_every_spec_format_is_found_and_every_key_says_what_it_means(declared):
     assert {f.command for f in formats} >= {
         "harness run SPEC",
         "harness estimate SPEC",
+        "harness predict SPEC",
         "harness tabulate SPEC",
     }
     for spec in formats:

@@ -18,9 +18,12 @@ over epochs 1..E), the price a search would pay to learn the score.
   2015), chosen because it is defined from two points on and cannot diverge; with one
   epoch it is the early accuracy itself.
 
-A table that holds no per-epoch curve of what a rule needs (NB201's import keeps only
-each schedule's final accuracy and no training loss) is refused with a one-line
-:class:`~harness.errors.TableError` naming the variable, before anything is scored.
+The validation curve is the table's split ``valid`` unless the caller names another
+(NB201's tables call cifar10-valid's validation split ``x-valid``). A table that holds no
+per-epoch curve of what a rule needs (the NB201 table keeps only each schedule's final
+accuracy; the NB201 curves table, extract E, holds accuracies but no training loss) is
+refused with a one-line :class:`~harness.errors.TableError` naming the variable, before
+anything is scored.
 """
 
 from __future__ import annotations
@@ -61,24 +64,36 @@ class Curves:
 
 
 def load_curves(
-    table: Table, dataset: str, schedule: str, seed: str | None, rules: tuple[str, ...]
+    table: Table,
+    dataset: str,
+    schedule: str,
+    seed: str | None,
+    rules: tuple[str, ...],
+    valid_split: str = "valid",
 ) -> Curves:
     """The curves ``rules`` read, from ``table``'s ``dataset/schedule``, seed slot ``seed``
-    (None: the first); a table without them is a one-line TableError."""
+    (None: the first), the validation curve from split ``valid_split``; a table without
+    them is a one-line TableError."""
     # what the rules read first, then the epoch times that price it: the error names the
     # curve a rule lacks, before any seed is looked up
     needed = [*dict.fromkeys(name for rule in rules for name in RULE_CURVES[rule]), EPOCH_TIME]
-    for split, metric in needed:
+
+    def stored(name: tuple[str, str]) -> tuple[str, str]:
+        return (valid_split, name[1]) if name[0] == "valid" else name
+
+    for name in needed:
+        split, metric = stored(name)
         ref = f"{dataset}/{schedule}/{split}/{metric}"
         if (dataset, schedule, split, metric) not in table.variables():
             raise TableError(
                 f"{table.path}: a learning-curve rule needs the per-epoch curve {ref}, which "
-                "this table does not hold; use a table with learning curves (e.g. "
-                "tabular/nb201-digits.h5) or drop the rule"
+                "this table does not hold; use a table that holds it (tabular/nb201-digits.h5 "
+                "holds training losses and validation accuracies) or drop the rule"
             )
     values: dict[tuple[str, str], NDArray[np.float64]] = {}
     epochs: tuple[int, ...] | None = None
-    for split, metric in needed:
+    for name in needed:
+        split, metric = stored(name)
         ref = f"{dataset}/{schedule}/{split}/{metric}"
         variable = table.variable(dataset, schedule, split, metric)
         if len(variable.epochs) < 2 or variable.epochs[0] != 1:
@@ -91,7 +106,7 @@ def load_curves(
         epochs = variable.epochs
         slot = 0 if seed is None else _slot(table, ref, variable.seeds, seed)
         array = np.where(variable.mask[:, slot, :], variable.values[:, slot, :], np.nan)
-        values[(split, metric)] = array.astype(np.float64)
+        values[name] = array.astype(np.float64)
     assert epochs is not None
     used = seed if seed is not None else table.variable(dataset, schedule, *EPOCH_TIME).seeds[0]
     return Curves(dataset, schedule, used, epochs, values)

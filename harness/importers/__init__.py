@@ -19,6 +19,7 @@ from harness.plugins import load_class
 #: built-in importer name -> class reference (imported only when asked for)
 BUILTIN_IMPORTERS = {
     "nb201": "harness.importers.nb201:NB201Importer",
+    "nb201-curves": "harness.importers.nb201_curves:NB201CurvesImporter",
     "nbgraph": "harness.importers.nbgraph:NBGraphImporter",
     "nats": "harness.importers.nats:NATSImporter",
 }
@@ -27,6 +28,7 @@ ENTRY_POINT_GROUP = "harness.importers"
 #: built-in importer name -> what it needs (``harness import --help``)
 IMPORTERS = {
     "nb201": "--source: the folder of the public NB201 extracts",
+    "nb201-curves": "--source: the same folder; extract E's learning curves of cells 0-199",
     "nbgraph": "--dataset: one of NAS-Bench-Graph's nine datasets (--source: optional folder "
     "of <dataset>.bench files; default: the installed nas-bench-graph wheel)",
     "nats": "--source: the folder of an official NATS-Bench simple archive "

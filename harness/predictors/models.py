@@ -139,7 +139,7 @@ class RandomForest(FeatureModel):
     hyperparameters = {
         **FeatureModel.hyperparameters,
         "trees": Field(int, 100, low=1, help="number of trees"),
-        "min_samples_leaf": Field(int, 1, low=1),
+        "min_samples_leaf": Field(int, 1, low=1, help="fewest training cells in a leaf"),
     }
     trees: int
     min_samples_leaf: int
@@ -160,9 +160,9 @@ class LightGBM(FeatureModel):
     hyperparameters = {
         **FeatureModel.hyperparameters,
         "rounds": Field(int, 100, low=1, help="boosting rounds"),
-        "num_leaves": Field(int, 31, low=2),
-        "learning_rate": Field(float, 0.05, low=0, low_open=True),
-        "min_child_samples": Field(int, 2, low=1),
+        "num_leaves": Field(int, 31, low=2, help="leaves per tree"),
+        "learning_rate": Field(float, 0.05, low=0, low_open=True, help="shrinkage per round"),
+        "min_child_samples": Field(int, 2, low=1, help="fewest training cells in a leaf"),
     }
     rounds: int
     num_leaves: int
@@ -190,12 +190,12 @@ class MLPEnsemblePredictor(FeatureModel):
 
     hyperparameters = {
         **FeatureModel.hyperparameters,
-        "members": Field(int, 5, low=1),
-        "num_layers": Field(int, 10, low=1),
-        "layer_width": Field(int, 20, low=1),
-        "epochs": Field(int, 150, low=1),
-        "batch_size": Field(int, 32, low=1),
-        "learning_rate": Field(float, 0.01, low=0, low_open=True),
+        "members": Field(int, 5, low=1, help="networks in the ensemble"),
+        "num_layers": Field(int, 10, low=1, help="hidden layers per network"),
+        "layer_width": Field(int, 20, low=1, help="units per hidden layer"),
+        "epochs": Field(int, 150, low=1, help="training epochs per network"),
+        "batch_size": Field(int, 32, low=1, help="training cells per step"),
+        "learning_rate": Field(float, 0.01, low=0, low_open=True, help="Adam's step size"),
     }
     members: int
     num_layers: int

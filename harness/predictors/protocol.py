@@ -24,9 +24,15 @@ trainings a training set needs (``train_cost_s``, NASLib's ``train_time``) and w
 prediction reads (``query_cost_s``: a proxy's measured score, a partial training).
 
 The pool is every architecture with a finite target and training cost that every
-predictor can predict (a proxy estimate file of a sample scores only its sample), so all
-predictors are judged on the same test sets; the report gives its size. A largest
-training set and test set that do not fit in the pool are refused before any trial.
+predictor can predict (a proxy estimate file of a sample scores only its sample, a curves
+table of some cells only those cells), so all predictors are judged on the same test sets;
+the report gives its size. A largest training set and test set that do not fit in the
+pool are refused before any trial.
+
+A spec whose predictors all need no training set (proxies, learning-curve rules) may say
+``train_sizes = [0]``: no training set is drawn, and the test set may be the whole pool
+(then every trial would score the same architectures, so such a spec runs one trial). A
+predictor that learns from a training set is refused in such a spec.
 """
 
 from __future__ import annotations
@@ -43,6 +49,8 @@ import pandas as pd
 from harness.config import (
     Field,
     Problems,
+    Section,
+    SpecFormat,
     at,
     config_hash,
     nearest,
@@ -60,22 +68,24 @@ from harness.seeding import stream_generator
 from harness.spaces import get_space
 from harness.spaces.base import SearchSpace
 from harness.table import Table
-from harness.values import MetricRef
+from harness.values import MetricRef, is_test_split
 
-SECTIONS = ("predict", "table", "feature", "predictor")
-REQUIRED_SECTIONS = ("predict", "table", "predictor")
 #: what a feature's or predictor's name may hold: it names MLflow params and metrics
 LABEL = re.compile(r"[A-Za-z0-9_.-]+")
 PREDICT_FIELDS = {
     "name": Field(str, help="names the MLflow experiment and the report"),
-    "title": Field(str, None, optional=True),
+    "title": Field(str, None, optional=True, help="the report's heading (default: the name)"),
     "space": Field(str, help="the search space the table covers"),
     "results": Field(str, help="the report folder, relative to the spec"),
     "seed": Field(int, 0, low=0, high=2**63 - 1, help="the master seed of every trial"),
-    "trials": Field(int, 10, low=1, high=100_000),
-    "train_sizes": Field(list, items=int, help="training-set sizes, increasing"),
+    "trials": Field(int, 10, low=1, high=100_000, help="trials, each its own test set"),
+    "train_sizes": Field(
+        list,
+        items=int,
+        help="training-set sizes, increasing; [0] where no predictor needs a training set",
+    ),
     "test_size": Field(int, 200, low=2, help="architectures in each trial's test set"),
-    "notes": Field(list, [], items=str),
+    "notes": Field(list, [], items=str, help="sentences the report lists under the protocol"),
 }
 TABLE_FIELDS = {
     "path": Field(str, help="the table, relative to the spec"),
@@ -84,18 +94,51 @@ TABLE_FIELDS = {
     "cost": Field(str, help="the variable of a full training's seconds"),
     "curves": Field(str, None, optional=True, help="dataset/schedule of learning curves"),
     "curve_seed": Field(str, None, optional=True, help="the training whose curves are read"),
+    "curve_split": Field(
+        str,
+        None,
+        optional=True,
+        help="the split of the validation accuracy curve the rules read (absent: valid)",
+    ),
+    "build": Field(
+        dict, None, optional=True, help="how to build the table if it is missing ([table.build])"
+    ),
 }
 FEATURE_FIELDS = {
-    "name": Field(str),
+    "name": Field(str, help="the label predictors name it by (`params.proxies`, `feature`)"),
     "estimate": Field(str, help="the estimate file, relative to the spec"),
     "sha256": Field(str, help="pin of that file"),
     "variable": Field(str, help="input/init/estimator/score"),
 }
 PREDICTOR_FIELDS = {
-    "name": Field(str),
+    "name": Field(str, help="the predictor's label in the report and the record"),
     "kind": Field(str, help="built-in kind, entry point or package.module:Class"),
-    "params": Field(dict, {}),
+    "params": Field(dict, {}, help="its hyperparameters (see Predictor kinds)"),
 }
+PREDICT_SPEC = SpecFormat(
+    title="Predict spec",
+    command="harness predict SPEC",
+    about="NASLib's predictor protocol: predictors fitted on training sets drawn from a "
+    "pinned table and judged on fixed test sets; `benchmarks/predictors/digits.toml` is a "
+    "complete one.",
+    sections=(
+        Section("predict", PREDICT_FIELDS, "The protocol: trials, sizes, seed.", required=True),
+        Section(
+            "table",
+            TABLE_FIELDS,
+            "The table the targets, costs and learning curves come from.",
+            required=True,
+        ),
+        Section(
+            "feature",
+            FEATURE_FIELDS,
+            "A zero-cost proxy's scores, from a pinned estimate file, usable as a feature.",
+            repeated=True,
+        ),
+        Section("predictor", PREDICTOR_FIELDS, "One per predictor.", required=True, repeated=True),
+    ),
+)
+SECTIONS = PREDICT_SPEC.top_level()
 
 
 @dataclass(frozen=True)
@@ -141,6 +184,8 @@ class PredictSpec:
     cost: MetricRef
     curves: tuple[str, str] | None
     curve_seed: str | None
+    curve_split: str
+    build: dict[str, Any] | None
     features: tuple[FeatureSpec, ...]
     predictors: tuple[PredictorSpec, ...]
     resolved: dict[str, Any]
@@ -182,28 +227,36 @@ def _parse(raw: dict[str, Any], path: Path) -> PredictSpec:
                 name,
             )
         )
-    for name in REQUIRED_SECTIONS:
+    for name in PREDICT_SPEC.top_level(required=True):
         if name not in raw:
             problems.add(ConfigError("section is required", name))
     section = space = table = metric = cost = features = predictors = None
-    curves = None
+    curves = build = None
     if "predict" in raw:
         with problems.check("predict"):
             section, space = _predict(raw["predict"])
     if "table" in raw:
         with problems.check("table"):
-            table, metric, cost, curves = _table(raw["table"])
+            table, metric, cost, curves, build = _table(raw["table"])
     with problems.check():
         features = _features(raw.get("feature", []), base)
     if "predictor" in raw:
         names = None if features is None else [f.name for f in features]
+        sizes = None if section is None else section["train_sizes"]
         with problems.check():
-            predictors = _predictors(raw["predictor"], names, table)
+            predictors = _predictors(raw["predictor"], names, table, sizes)
     problems.raise_any()
     assert None not in (section, space, table, metric, cost, features, predictors)
+    # curve_split and build count in the spec hash only where the spec gives them
+    hashed = {k: v for k, v in table.items() if k != "path"}
+    for key in ("curve_split", "build"):
+        if hashed[key] is None:
+            del hashed[key]
+    if build is not None:
+        hashed["build"] = {k: v for k, v in build.items() if k != "source"}
     resolved = {
         "predict": {k: v for k, v in section.items() if k != "results"},
-        "table": {k: v for k, v in table.items() if k != "path"},
+        "table": hashed,
         "features": [
             {"name": f.name, "sha256": f.sha256, "variable": str(f.score)} for f in features
         ],
@@ -226,10 +279,16 @@ def _parse(raw: dict[str, Any], path: Path) -> PredictSpec:
         cost=cost,
         curves=curves,
         curve_seed=table["curve_seed"],
+        curve_split=table["curve_split"] or "valid",
+        build=None if build is None else {**build, "source": _source(base, build["source"])},
         features=tuple(features),
         predictors=tuple(predictors),
         resolved=resolved,
     )
+
+
+def _source(base: Path, text: str | None) -> Path | None:
+    return None if text is None else (base / text).resolve()
 
 
 def _predict(raw: Any) -> tuple[dict[str, Any], SearchSpace]:
@@ -237,10 +296,12 @@ def _predict(raw: Any) -> tuple[dict[str, Any], SearchSpace]:
     section = validate(raw, PREDICT_FIELDS)
     problems = Problems()
     sizes = section["train_sizes"]
-    if not sizes or any(n < 1 for n in sizes) or sizes != sorted(set(sizes)):
+    if sizes != [0] and (not sizes or any(n < 1 for n in sizes) or sizes != sorted(set(sizes))):
         problems.add(
             ConfigError(
-                f"must be distinct positive sizes in increasing order, got {sizes}", "train_sizes"
+                f"must be distinct positive sizes in increasing order, or [0] (no training "
+                f"set), got {sizes}",
+                "train_sizes",
             )
         )
     with problems.check("space"):
@@ -249,8 +310,11 @@ def _predict(raw: Any) -> tuple[dict[str, Any], SearchSpace]:
     return section, space
 
 
-def _table(raw: Any) -> tuple[dict[str, Any], MetricRef, MetricRef, tuple[str, str] | None]:
-    """``[table]``: its fields, the target and cost metrics, and the learning curves."""
+def _table(
+    raw: Any,
+) -> tuple[dict[str, Any], MetricRef, MetricRef, tuple[str, str] | None, dict[str, Any] | None]:
+    """``[table]``: its fields, the target and cost metrics, the learning curves, and how
+    to build the table if it is missing."""
     table = validate(raw, TABLE_FIELDS)
     problems = Problems()
     with problems.check():
@@ -268,8 +332,25 @@ def _table(raw: Any) -> tuple[dict[str, Any], MetricRef, MetricRef, tuple[str, s
                     f"expected 'dataset/schedule' (e.g. 'digits/e4'), got {table['curves']!r}"
                 )
             curves = (dataset, schedule)
+    if table["curve_split"] is not None and is_test_split(table["curve_split"]):
+        problems.add(
+            ConfigError(
+                f"{table['curve_split']!r} is a test split, which is sealed: the rules read "
+                "a validation curve (e.g. 'valid', 'x-valid')",
+                "curve_split",
+            )
+        )
+    build = None
+    if table["build"] is not None:
+        from harness.importers import importer_class
+        from harness.spec import BUILD_FIELDS
+
+        with problems.check("build"):
+            build = validate(table["build"], BUILD_FIELDS)
+            with at("importer"):
+                importer_class(build["importer"])
     problems.raise_any()
-    return table, metric, cost, curves
+    return table, metric, cost, curves, build
 
 
 def _check_label(name: str) -> None:
@@ -311,10 +392,14 @@ def _features(raw: Any, base: Path) -> list[FeatureSpec]:
 
 
 def _predictors(
-    raw: Any, features: list[str] | None, table: dict[str, Any] | None
+    raw: Any,
+    features: list[str] | None,
+    table: dict[str, Any] | None,
+    sizes: list[int] | None,
 ) -> list[PredictorSpec]:
-    """The ``[[predictor]]`` tables, each checked on its own; the features they name and
-    the curves they read are checked once ``[[feature]]`` and ``[table]`` are valid."""
+    """The ``[[predictor]]`` tables, each checked on its own; the features they name, the
+    curves they read and their need of a training set are checked once ``[[feature]]``,
+    ``[table]`` and ``[predict]`` are valid."""
     if not isinstance(raw, list) or not raw:
         raise ConfigError("must be one or more [[predictor]] tables", "predictor")
     predictors = []
@@ -337,6 +422,14 @@ def _predictors(
                                 f"names no [[feature]] {name!r}; features: "
                                 f"{', '.join(features) or 'none'}"
                             )
+                if sizes == [0] and cls.needs_training:
+                    checks.add(
+                        ConfigError(
+                            f"{given['kind']!r} learns from a training set, but train_sizes is "
+                            "[0] (no training set); give training-set sizes or drop the predictor",
+                            "kind",
+                        )
+                    )
                 rule = getattr(cls, "rule", "")
                 if rule in RULE_CURVES and table is not None and table["curves"] is None:
                     checks.add(
@@ -381,7 +474,18 @@ def _curve_rules(spec: PredictSpec) -> tuple[str, ...]:
 
 def prepare(spec: PredictSpec) -> Prepared:
     """Load and check the table, the proxies and the curves, and every predictor's
-    inputs; refuse a training size the pool cannot hold. Nothing is fitted yet."""
+    inputs; refuse a training size the pool cannot hold. Nothing is fitted yet. A missing
+    table is built first where ``[table] build`` says how."""
+    if not spec.table.exists() and spec.build is not None:
+        from harness.importers import build_table
+
+        build = spec.build
+        try:
+            build_table(build["importer"], spec.table, build["source"], build["dataset"])
+        except ConfigError as error:
+            raise spec_error(
+                spec.path, ConfigError(error.message, f"table.build.{error.field}")
+            ) from None
     table = Table.load(spec.table, expected_sha256=spec.table_sha256)
     if table.space != spec.space.name:
         raise TableError(
@@ -404,7 +508,9 @@ def prepare(spec: PredictSpec) -> Prepared:
         )
     curves = None
     if spec.curves is not None and _curve_rules(spec):
-        curves = load_curves(table, *spec.curves, spec.curve_seed, _curve_rules(spec))
+        curves = load_curves(
+            table, *spec.curves, spec.curve_seed, _curve_rules(spec), spec.curve_split
+        )
     inputs = PredictorInputs(spec.space, proxies, curves)
     usable = np.isfinite(target) & np.isfinite(train_cost)
     for number, entry in enumerate(spec.predictors):
@@ -428,6 +534,16 @@ def prepare(spec: PredictSpec) -> Prepared:
                 f"({spec.test_size:,}) need {needed:,} distinct architectures, but the table "
                 f"has {len(pool):,} that every predictor can predict; lower the sizes",
                 "predict.train_sizes",
+            ),
+        )
+    if spec.test_size == len(pool) and spec.trials > 1:
+        raise spec_error(
+            spec.path,
+            ConfigError(
+                f"the test set is the whole pool ({len(pool):,} architectures that every "
+                f"predictor can predict), so all {spec.trials} trials would score the same "
+                "ones; set trials = 1 or a smaller test_size",
+                "predict.trials",
             ),
         )
     return Prepared(spec, table, estimates, inputs, target, train_cost, pool)
