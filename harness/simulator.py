@@ -63,6 +63,8 @@ Each call into the strategy (its construction and ``setup``, every ``ask`` and `
 may last at most ``call_timeout_s`` real seconds (``[runs] call_timeout_s``,
 :data:`CALL_TIMEOUT_S` unless a spec sets it): a call that runs past it is interrupted and
 the run ends with a one-line :class:`~harness.errors.StrategyError`, instead of hanging.
+The one exception is the setup of a weight-sharing strategy, which is its supernet
+training (:mod:`harness.experiment`).
 One watchdog thread per process enforces it (a call costs two dict operations). In the
 main thread the call is interrupted by a signal, so even a ``time.sleep`` ends; in another
 thread (a Dask worker's) an exception is raised into the call as soon as it runs Python

@@ -135,7 +135,8 @@ RUNS_FIELDS = {
         low=0,
         low_open=True,
         high=7 * 24 * 3600,
-        help="real seconds one strategy call (setup, ask, tell) may take; default 600",
+        help="real seconds one strategy call (setup, ask, tell) may take; default 600. A "
+        "weight-sharing strategy's setup, its supernet training, is not limited",
     ),
 }
 SEED_RANGE_FIELDS = {

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from conftest import REPO, dump_toml
+from conftest import REPO, dump_toml, harness_cli
 from mlflow.tracking import MlflowClient
 
 from harness.cli import main
@@ -206,6 +206,20 @@ def test_a_run_charges_the_search_and_records_its_log(mlflow_store, tmp_path):
         assert row["evaluations"] == 1
         assert row["simulated_seconds"] > row["setup_s"]
         assert len(entry["epochs"][-1]["alpha"]) == 6
+
+
+def test_the_call_limit_leaves_the_supernet_training_alone(tmp_path):
+    """A weight-sharing setup is the supernet's training (hours on a CPU for ENAS): the
+    per-call limit that stops a hung strategy does not cut it. (A subprocess: the limit
+    interrupts a call through the process's main-thread signal.)"""
+    rsps = {"name": "RSPS", "kind": "rsps", "params": {"epochs": 2, "test_batch_size": 397}}
+    raw = tomllib.loads(Path(digits_spec(tmp_path, [rsps])).read_text())
+    raw["runs"]["call_timeout_s"] = 0.05
+    path = tmp_path / "limited.toml"
+    path.write_text(dump_toml(raw))
+    done = harness_cli("run", str(path), "--executor", "serial", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "1 runs" in done.stdout
 
 
 @pytest.mark.parametrize(
