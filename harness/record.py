@@ -601,6 +601,15 @@ def load_incumbents(parent_id: str, store: str | None = None) -> pd.DataFrame | 
     return parse_parquet(parent_id, INCUMBENTS, data, ("arch_index", "signal"))
 
 
+def load_search_logs(child_id: str, store: str | None = None) -> dict[str, Any] | None:
+    """A strategy's own search logs by seed (:data:`SEARCH_LOG`: a weight-sharing search's
+    derived cell after every epoch), or None for a strategy that keeps none."""
+    client = _client(store=store)
+    if SEARCH_LOG not in {a.path for a in client.list_artifacts(child_id)}:
+        return None
+    return parse_json(child_id, SEARCH_LOG, _download(client, child_id, SEARCH_LOG))
+
+
 def find_parent(child_id: str, store: str | None = None) -> str:
     """The experiment (parent) run of a strategy (child) run, or the id itself if it is one."""
     uri = tracking_uri(store)

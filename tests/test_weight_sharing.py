@@ -23,6 +23,8 @@ from harness.models.supernet import EdgeRule, build_supernet
 from harness.one_shot.methods import METHODS, cosine_lr
 from harness.one_shot.setup import OneShotSetup
 from harness.spaces import get_space
+from harness.spaces.nb201 import NB201Space
+from harness.spaces.nb201_cell import OPS
 from harness.strategies import strategy_class
 
 DIGITS_SPEC = REPO / "benchmarks" / "digits" / "compare.toml"
@@ -206,6 +208,34 @@ def test_a_run_charges_the_search_and_records_its_log(mlflow_store, tmp_path):
         assert row["evaluations"] == 1
         assert row["simulated_seconds"] > row["setup_s"]
         assert len(entry["epochs"][-1]["alpha"]) == 6
+
+
+def test_the_report_counts_the_operations_of_the_derived_cells(mlflow_store, tmp_path):
+    """Whether a method collapses to parameter-free cells: the report counts each operation
+    among the derived cells' edges, and lists every seed's cell after every epoch."""
+    spec = digits_spec(
+        tmp_path, [{"name": "DARTS", "kind": "darts_v1", "params": {"epochs": 2}}], seeds=2
+    )
+    assert main(["run", spec, "--executor", "serial"]) == 0
+    out = tmp_path / "out"
+    cells = pd.read_csv(out / "derived-cells.csv")
+    assert len(cells) == 2 * (2 + 1)
+    assert sorted(cells[cells["stage"] == "epoch"]["epoch"].unique()) == [1, 2]
+    space = NB201Space()
+    for _, row in cells.iterrows():
+        assert space.string_of_index(int(row["arch_index"])) == row["arch"]
+    finals = cells[cells["stage"] == "final"]["arch_index"]
+    counts = {op: 0 for op in OPS}
+    for arch in finals:
+        for code in space.decisions_of_index(int(arch)):
+            counts[OPS[code]] += 1
+    free = 100 * sum(counts[o] for o in ("none", "skip_connect", "avg_pool_3x3")) / 12
+    report = (out / "report.md").read_text()
+    assert "## Derived cells" in report
+    row = next(line for line in report.splitlines() if line.startswith("| ws-test | DARTS | 2 |"))
+    assert row.endswith(f"| {free:.1f} % |")
+    for op in OPS:
+        assert f"{100 * counts[op] / 12:.1f} %" in row
 
 
 def test_the_call_limit_leaves_the_supernet_training_alone(tmp_path):

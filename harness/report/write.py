@@ -19,6 +19,7 @@ from harness.errors import HarnessError
 from harness.places import project_root
 from harness.record import ExperimentRecord
 from harness.report import REPORT, TABLE, anytime, audit, plots, stats
+from harness.report.cells import derived_cells, share_lines
 from harness.report.folders import results_folder
 from harness.report.study import Benchmark, Study, build_study
 from harness.report.tables import (
@@ -497,6 +498,9 @@ def _write_report(records: list[ExperimentRecord], out: Path, target: str | None
         written.append(_csv(out / "selection-bias.csv", bias))
     if not reproduction.empty:
         written.append(_csv(out / "reproduction.csv", reproduction))
+    cells = derived_cells(study)
+    if cells is not None:
+        written.append(_csv(out / "derived-cells.csv", cells.frame))
 
     title = (
         study.benchmarks[0].resolved["experiment"]["title"]
@@ -510,6 +514,7 @@ def _write_report(records: list[ExperimentRecord], out: Path, target: str | None
         "records alone. Files beside this one: `table.md`, `table.tex` (booktabs), "
         "`table.csv`, `per-seed.csv`, `ranks.csv`, `pairwise.csv`, `anytime-auc.csv`, "
         + ("`reproduction.csv`, " if not reproduction.empty else "")
+        + ("`derived-cells.csv`, " if cells is not None else "")
         + f"`{OVERHEAD}` and the figures (PNG and SVG).",
         "",
         "## Records",
@@ -545,6 +550,7 @@ def _write_report(records: list[ExperimentRecord], out: Path, target: str | None
         "## Cost per run",
         "",
         *_cost_lines(study),
+        *(["## Derived cells", "", *share_lines(study, cells)] if cells is not None else []),
         "## Average ranks",
         "",
         "Mean rank of each method per benchmark on its ranked target "

@@ -45,6 +45,12 @@ class SearchSpace(ABC):
     choices: ClassVar[tuple[int, ...]]
     #: encodings this space offers; ``onehot`` always, ``path`` where the space has paths
     encodings: ClassVar[tuple[str, ...]] = ("onehot",)
+    #: each decision's option names, where options are named operations (reports count
+    #: them in the cells a weight-sharing search derives); None where they are not
+    option_names: ClassVar[tuple[tuple[str, ...], ...] | None] = None
+    #: the named options that carry no parameters: a weight-sharing search that collapses
+    #: fills its cells with them
+    parameter_free: ClassVar[frozenset[str]] = frozenset()
 
     def check_index(self, index: object) -> int:
         """``index`` as an int, or ArchitectureError: bools, floats and out of range refused."""

@@ -193,6 +193,8 @@ class NB201Space(SearchSpace):
     has_supernet = True
     choices = (_NUM_OPS,) * _NUM_EDGES
     encodings = ("onehot", "path")
+    option_names = (OPS,) * _NUM_EDGES
+    parameter_free = frozenset({"none", "skip_connect", "avg_pool_3x3"})
 
     def index_of_string(self, arch: str) -> int:
         """Official index of an arch string ``|op~0|+|op~0|op~1|+|op~0|op~1|op~2|``.
