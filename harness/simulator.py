@@ -330,25 +330,14 @@ def checked_proposal(
     return Proposal(arch, int(epoch), int(trial))
 
 
-class _ProposalCheck:
-    """:func:`checked_proposal` for one run, with a quick path for the common proposal: a
-    new training of an int architecture in range at an int epoch the benchmark offers
-    (a Proposal holding only ints is immutable, so it needs no copy)."""
-
-    def __init__(self, evaluator: Evaluator, strategy: Strategy) -> None:
-        self.evaluator, self.strategy = evaluator, strategy
-        space = evaluator.space
-        plain = type(space).check_index is SearchSpace.check_index
-        self._archs = space.num_archs if plain else 0  # a space's own check: no quick path
-        self._epochs = frozenset(evaluator.fidelities)
-
-    def __call__(self, asked: object, trials: Sequence[_Trial]) -> Proposal:
-        if type(asked) is Proposal and asked.trial is None:
-            arch, epoch = asked.arch, asked.epoch
-            if type(arch) is int and type(epoch) is int and 0 <= arch < self._archs:
-                if epoch in self._epochs:
-                    return asked
-        return checked_proposal(asked, self.evaluator, self.strategy, trials)
+def _quick_bounds(evaluator: Evaluator) -> tuple[int, frozenset[int]]:
+    """What lets a proposal skip :func:`checked_proposal`: a new training of an int
+    architecture below the first number, at an int epoch in the set (a Proposal holding
+    only ints is immutable, so it needs no copy). A space with its own ``check_index``
+    gets no quick path (0)."""
+    space = evaluator.space
+    plain = type(space).check_index is SearchSpace.check_index
+    return (space.num_archs if plain else 0), frozenset(evaluator.fidelities)
 
 
 #: one completed evaluation: (worker, start, observation, incumbent arch, incumbent
@@ -453,7 +442,8 @@ def simulate(
     active = set(range(workers))
     waiting: list[int] = []
     seconds, evaluations, epochs = budget.seconds, budget.evaluations, budget.epochs
-    evaluate, check = evaluator.evaluate, _ProposalCheck(evaluator, strategy)
+    evaluate = evaluator.evaluate
+    quick_archs, quick_epochs = _quick_bounds(evaluator)
     # each strategy call below is timed (strategy_wall_s) and, while it runs, holds a
     # deadline in _deadlines that the watchdog enforces; written out in place, not through
     # limited(): two calls an evaluation, where a function call is a tenth of the cost
@@ -523,7 +513,17 @@ def simulate(
         if isinstance(asked, ScoreRequest):
             request_score(worker, now, asked)
             return
-        proposal = check(asked, trials)
+        if (
+            type(asked) is Proposal
+            and asked.trial is None
+            and type(asked.arch) is int
+            and 0 <= asked.arch < quick_archs
+            and type(asked.epoch) is int
+            and asked.epoch in quick_epochs
+        ):
+            proposal = asked
+        else:
+            proposal = checked_proposal(asked, evaluator, strategy, trials)
         epoch = proposal.epoch
         if proposal.trial is None:
             if epochs is not None and started_epochs + epoch > epochs:
@@ -603,16 +603,14 @@ def simulate(
         if reached > best_epoch or (reached == best_epoch and observation.signal > best_signal):
             best_arch, best_epoch, best_signal = observation.arch, reached, observation.signal
         rows.append((worker, begun, observation, best_arch, best_signal, trial, told))
-        if not told:
-            free: list[int] = [worker]
-        elif waiting:
+        if told and waiting:  # the workers told to wait ask again, in worker order
             free = sorted([worker, *waiting])
             waiting.clear()
-        else:
-            free = [worker]
-        for each in free:
-            if each in active:
-                start(each, end)
+            for each in free:
+                if each in active:
+                    start(each, end)
+        elif worker in active:
+            start(worker, end)
     if waiting and not in_flight and set(waiting) & active:
         stop_reason = "strategy has nothing to propose"
     if not rows and started == 0 and stop_reason == "strategy has nothing to propose":

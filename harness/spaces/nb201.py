@@ -14,6 +14,7 @@ module holds no RNG of its own.
 from __future__ import annotations
 
 import functools
+from array import array
 from collections.abc import Sequence
 from importlib import resources
 from typing import Any
@@ -117,12 +118,14 @@ def _edit(
 
 
 @functools.cache
-def _mutation_table() -> NDArray[np.uint16]:
-    """``table[i, u]``: the child of cell i for mutation slot u (2.2 MB, built once)."""
+def _mutation_table() -> array[int]:
+    """``table[i * 72 + u]``: the child of cell i for mutation slot u (2.2 MB, built once).
+
+    A flat ``array`` rather than a numpy array: indexing it with an int gives an int, five
+    times faster than a numpy lookup and its conversion, on REA's hottest line."""
     rows = np.arange(NUM_ARCHS, dtype=np.int64)[:, None]
     table = _edit(rows, _MUT_EDGE[None, :], _MUT_OFFSET[None, :]).astype(np.uint16)
-    table.setflags(write=False)
-    return table
+    return array("H", table.tobytes())
 
 
 @functools.cache
@@ -295,8 +298,9 @@ class NB201Space(SearchSpace):
         ``rng.integers(72)`` call over 72 equally likely (node, edge, op) slots and a
         precomputed child table, so one mutation costs about one RNG call.
         """
-        parent = self.check_index(index)  # validate before consuming randomness
-        return int(_mutation_table()[parent, rng.integers(_NUM_MUT_SLOTS)])
+        if type(index) is not int or not 0 <= index < NUM_ARCHS:
+            index = self.check_index(index)  # validate before consuming randomness
+        return _mutation_table()[index * _NUM_MUT_SLOTS + int(rng.integers(_NUM_MUT_SLOTS))]
 
     def neighbours(self, index: int) -> NDArray[np.int64]:
         """All 24 cells one op edit away, int64, sorted by official index (a copy)."""
