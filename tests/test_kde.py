@@ -199,7 +199,7 @@ def test_the_pick_follows_hpbandsters_loop_through_nan_inf_and_ties() -> None:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
             expected = hpbandster_choice(list(good), list(bad))
-        assert _pick(good, bad) == expected, (good, bad)
+        assert _pick(good.tolist(), bad.tolist()) == expected, (good, bad)
 
 
 def hamming(target: tuple[int, ...]) -> Callable[[tuple[int, ...]], int]:

@@ -107,6 +107,18 @@ def _lex_tables() -> tuple[NDArray[np.int64], NDArray[np.int64]]:
     return lex_of_official, official_of_lex
 
 
+@functools.cache
+def _official_of_lex() -> array[int]:
+    """:func:`_lex_tables`' official index of each lex code, as an ``array`` of ints."""
+    return array("H", _lex_tables()[1].astype(np.uint16).tobytes())
+
+
+@functools.cache
+def _decision_tuples() -> tuple[tuple[int, ...], ...]:
+    """The op codes of every official index, as tuples of ints (built once)."""
+    return tuple(map(tuple, _order().tolist()))
+
+
 def _edit(
     rows: NDArray[np.int64], edges: NDArray[np.int64], offsets: NDArray[np.int64]
 ) -> NDArray[np.int64]:
@@ -253,10 +265,23 @@ class NB201Space(SearchSpace):
 
     def decisions_of_index(self, index: int) -> tuple[int, ...]:
         """The 6 op codes (edge order of :data:`EDGES`) of an official index."""
-        return tuple(_order()[self.check_index(index)].tolist())
+        if type(index) is not int or not 0 <= index < NUM_ARCHS:
+            index = self.check_index(index)
+        return _decision_tuples()[index]
 
     def index_of_decisions(self, ops: Sequence[int]) -> int:
         """Official index of 6 op codes (O(1): lexicographic code -> official index)."""
+        if type(ops) is tuple or type(ops) is list or isinstance(ops, np.ndarray):
+            # the quick path of model-based strategies: 6 plain ints in range
+            codes = ops.tolist() if isinstance(ops, np.ndarray) and ops.dtype.kind in "iu" else ops
+            if len(codes) == _NUM_EDGES:
+                lex = 0
+                for code in codes:
+                    if type(code) is not int or not 0 <= code < _NUM_OPS:
+                        break
+                    lex = lex * _NUM_OPS + code
+                else:
+                    return _official_of_lex()[lex]
         try:
             codes = list(ops)
         except TypeError:

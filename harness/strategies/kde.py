@@ -68,6 +68,7 @@ Conditional (inactive) hyperparameters do not arise, so hpbandster's imputation 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import NamedTuple
@@ -118,18 +119,35 @@ class CategoricalKDE:
                 f"needs one bandwidth per column ({len(high)}), got shape {bandwidth.shape}",
                 "bandwidth",
             )
+        self._tabulate(data, bandwidth, high)
+
+    @classmethod
+    def _of_valid(
+        cls, data: NDArray[np.int64], bandwidth: NDArray[np.float64], high: NDArray[np.int64]
+    ) -> CategoricalKDE:
+        """The density of ``data`` a sampler has already checked: no copies, no checks (a
+        BOHB run fits two densities after almost every result)."""
+        kde = cls.__new__(cls)
+        kde._tabulate(data, bandwidth, high)
+        return kde
+
+    def _tabulate(
+        self, data: NDArray[np.int64], bandwidth: NDArray[np.float64], high: NDArray[np.int64]
+    ) -> None:
         data.flags.writeable = bandwidth.flags.writeable = False
         #: the training points [n, d], option codes
         self.data = data
         #: the kernel bandwidth of each column [d]
         self.bandwidth = bandwidth
+        #: the probability that a sample keeps a training point's option, per column
+        self.keep = 1 - bandwidth
         self._high = high
         width = int(high.max())
         present = np.arange(width)[None, :, None] == data.T[:, None, :]  # [d, width, n]
         levels = present.any(axis=2).sum(axis=1)
         with np.errstate(divide="ignore", invalid="ignore"):
             differ = bandwidth / (levels - 1)
-        table = np.where(present, (1 - bandwidth)[:, None, None], differ[:, None, None])
+        table = np.where(present, self.keep[:, None, None], differ[:, None, None])
         self._table = table.reshape(-1, len(data))
         self._offsets = np.arange(len(high)) * width
 
@@ -144,11 +162,13 @@ class CategoricalKDE:
 
     def _density(self, points: NDArray[np.int64]) -> NDArray[np.float64]:
         """:meth:`pdf` of points known to be valid codes."""
-        rows = points + self._offsets
-        product = self._table[rows[:, 0]]
+        return self._density_at(points + self._offsets)
+
+    def _density_at(self, rows: NDArray[np.int64]) -> NDArray[np.float64]:
+        """The density at points given as rows of the kernel table (codes + offsets): one
+        gather [m, d, n], then the product over columns, left to right as a loop would."""
         with np.errstate(invalid="ignore"):  # single-level columns: inf * 0, inf - inf
-            for k in range(1, rows.shape[1]):
-                product *= self._table[rows[:, k]]
+            product = np.multiply.reduce(self._table[rows], axis=1)
             return product.sum(axis=1) / self.data.shape[0]
 
 
@@ -236,15 +256,17 @@ class KDESampler:
         """Record one evaluation and refit that budget's model if it is due."""
         decisions = tuple(decisions)
         if len(decisions) != len(self.choices) or not all(
-            _is_int(v) and 0 <= v < c for v, c in zip(decisions, self.choices, strict=True)
+            (type(v) is int or _is_int(v)) and 0 <= v < c
+            for v, c in zip(decisions, self.choices, strict=True)
         ):
             raise ConfigError(
                 f"must hold one option per decision, each below {self.choices}, got {decisions}",
                 "decisions",
             )
-        _check_real(budget, "budget", 0.0, None, low_open=True)
-        budget = float(budget)
-        loss = float(loss) if np.isfinite(loss) else np.inf
+        if type(budget) is not float or not 0.0 < budget < math.inf:
+            _check_real(budget, "budget", 0.0, None, low_open=True)
+            budget = float(budget)
+        loss = float(loss) if math.isfinite(loss) else math.inf
         if self._models and max(self._models) > budget:
             return
         seen = self._observations.setdefault(budget, _Observations(len(self.choices)))
@@ -270,21 +292,23 @@ class KDESampler:
         good, bad = self._models[budget]
         shape = (self.num_samples, len(self.choices))
         rows = self._rng.integers(len(good.data), size=self.num_samples)
-        keep = self._rng.random(shape) < 1 - good.bandwidth
+        keep = self._rng.random(shape) < good.keep
         uniform = self._rng.integers(0, self._high, size=shape)
         candidates = np.where(keep, good.data[rows], uniform)
-        winner = _pick(good._density(candidates), bad._density(candidates))
+        at = candidates + good._offsets  # the two densities share their options' layout
+        winner = _pick(good._density_at(at).tolist(), bad._density_at(at).tolist())
         if winner is None:
             return self._random(is_valid)
-        proposal = tuple(int(v) for v in candidates[winner])
+        proposal = tuple(candidates[winner].tolist())
         if not is_valid(proposal):
             return self._random(is_valid)
         self.last_model_budget = budget
         return proposal
 
     def _fit(self, data: NDArray[np.int64]) -> CategoricalKDE:
-        bandwidth = np.clip(normal_reference_bandwidth(data), self.min_bandwidth, None)
-        return CategoricalKDE(data, bandwidth, self.choices)
+        # np.maximum is np.clip with no upper bound, without clip's argument handling
+        bandwidth = np.maximum(normal_reference_bandwidth(data), self.min_bandwidth)
+        return CategoricalKDE._of_valid(data, bandwidth, self._high)
 
     def _random(self, is_valid: Callable[[tuple[int, ...]], bool]) -> tuple[int, ...]:
         """Uniform over valid tuples, by rejection (ConfigSpace's sample_configuration)."""
@@ -294,19 +318,22 @@ class KDESampler:
                 return proposal
 
 
-def _pick(good: NDArray[np.float64], bad: NDArray[np.float64]) -> int | None:
-    """Which candidate hpbandster's sequential loop (bohb.py l.145-189) returns, if any."""
-    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
-        numerator = np.where(bad > DENSITY_FLOOR, bad, DENSITY_FLOOR)
-        denominator = np.where(DENSITY_FLOOR > good, DENSITY_FLOOR, good)
+def _pick(good: list[float], bad: list[float]) -> int | None:
+    """Which candidate hpbandster's sequential loop (bohb.py l.145-189) returns, if any.
+
+    Python floats, as hpbandster's loop has them: a handful of candidates cost less this
+    way than in numpy's vector calls, and the arithmetic (IEEE double) is the same."""
+    best, best_ratio = None, math.inf
+    for index, (g, b) in enumerate(zip(good, bad, strict=True)):
+        numerator = b if b > DENSITY_FLOOR else DENSITY_FLOOR  # a NaN b becomes the floor
+        denominator = DENSITY_FLOOR if DENSITY_FLOOR > g else g  # a NaN g stays NaN
         ratio = numerator / denominator
-    finite = np.isfinite(ratio)
-    escapes = ~finite & np.isfinite(good)
-    if escapes.any():
-        return int(np.argmax(escapes))
-    if not finite.any():
-        return None
-    return int(np.argmin(np.where(finite, ratio, np.inf)))
+        if not math.isfinite(ratio):
+            if math.isfinite(g):
+                return index  # the first non-finite ratio with a finite l(x) wins outright
+        elif ratio < best_ratio:
+            best, best_ratio = index, ratio
+    return best
 
 
 def _is_int(value: object) -> bool:
