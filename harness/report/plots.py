@@ -9,8 +9,11 @@ on the records; another matplotlib or FreeType version may render pixels differe
 
 from __future__ import annotations
 
+import multiprocessing
+import pickle
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -31,6 +34,68 @@ LINES = ("-", "--", "-.", ":", (0, (5, 1)), (0, (3, 1, 1, 1)), (0, (1, 1)), (0, 
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
 #: SVG text stays text (DejaVu Sans named), smaller and quicker than glyph outlines
 RC = {"svg.hashsalt": "harness-report", "svg.fonttype": "none", "font.size": 9}
+
+T = TypeVar("T")
+
+
+class Drawing(Generic[T]):
+    """``draw()`` run in a forked process while this one goes on (a report's figures take
+    as long as its statistics, and a machine has more than one core); :meth:`result` waits
+    for it and gives its return value, or raises its error here.
+
+    The fork inherits everything the figures are drawn from, so its files are the bytes
+    this process would write. Where ``fork`` is unavailable, or this process may not have
+    children (a daemonic worker), ``draw`` runs here, at once."""
+
+    def __init__(self, draw: Callable[[], T]) -> None:
+        self._process: Any = None
+        self._done: tuple[bool, Any] | None = None
+        if "fork" in multiprocessing.get_all_start_methods() and not _daemonic():
+            context = multiprocessing.get_context("fork")
+            self._receive, send = context.Pipe(duplex=False)
+            self._process = context.Process(target=_drawn, args=(draw, send), daemon=True)
+            self._process.start()
+            send.close()
+        else:
+            self._done = (True, draw())
+
+    def result(self) -> T:
+        """The drawing's return value, once it is done; its exception, if it raised."""
+        if self._done is None:
+            try:
+                self._done = self._receive.recv()
+            except EOFError:
+                self._done = (False, RuntimeError("the process drawing the figures died"))
+            finally:
+                self._receive.close()
+                self._process.join()
+        ok, value = self._done
+        if not ok:
+            raise value
+        return value
+
+    def cancel(self) -> None:
+        """End the drawing if it still runs (this process is failing)."""
+        if self._process is not None and self._process.is_alive():
+            self._process.terminate()
+            self._process.join()
+
+
+def _daemonic() -> bool:
+    return bool(multiprocessing.current_process().daemon)
+
+
+def _drawn(draw: Callable[[], Any], send: Any) -> None:
+    """The forked process: send ``(True, value)`` or ``(False, error)`` back."""
+    try:
+        outcome = (True, draw())
+    except BaseException as error:  # noqa: BLE001 - every error goes back to the parent
+        outcome = (False, error)
+    try:
+        send.send(outcome)
+    except (pickle.PicklingError, TypeError, AttributeError):
+        send.send((False, RuntimeError(f"{type(outcome[1]).__name__}: {outcome[1]}")))
+    send.close()
 
 
 def colour(index: int) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import warnings
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -456,19 +457,11 @@ def _final_name(filename: str | None) -> str:
     return name[1:].split(".tmp-")[0] if ".tmp-" in name else name
 
 
-def _write_report(records: list[ExperimentRecord], out: Path, target: str | None) -> list[Path]:
-    study = build_study(records, target)
-    summary = stats.summary(study)
-    pool = stats.pool(study)
-    groups = stats.identical_groups(study)
-    ranks = stats.average_ranks(study, pool)
-    friedman = stats.friedman(study, pool)
-    pairs = stats.pairwise(study, pool)
-    reproduction = stats.reproduction(summary)
-    auc = anytime.auc_table(study)
-    bias = anytime.selection_bias(study)
-    items = audit.checklist(study)
-
+def _figures(
+    study: Study, shown: stats.Friedman | None, pairs: pd.DataFrame, out: Path
+) -> tuple[list[Path], dict[str, str], list[Path]]:
+    """Every figure of a report: (files written, benchmark -> its anytime figure's file
+    name, the critical-difference diagram's files, if ``shown`` is drawn)."""
     written: list[Path] = []
     figures: dict[str, str] = {}
     for b in study.benchmarks:
@@ -476,12 +469,33 @@ def _write_report(records: list[ExperimentRecord], out: Path, target: str | None
         written += files
         if files:
             figures[b.name] = files[0].name
+    cd = [] if shown is None else plots.cd_figure(shown, pairs, study.methods, out / "cd-diagram")
+    written += cd
+    written += plots.profile_figure(study, out / "performance-profile")
+    return written, figures, cd
+
+
+def _write_report(records: list[ExperimentRecord], out: Path, target: str | None) -> list[Path]:
+    study = build_study(records, target)
+    pool = stats.pool(study)
+    friedman = stats.friedman(study, pool)
+    pairs = stats.pairwise(study, pool)
     # the diagram of the widest family: the pooled one, or a single benchmark's
     shown = friedman[-1]
     drawable = len(shown.methods) >= 3 and shown.blocks >= 2
-    cd = plots.cd_figure(shown, pairs, study.methods, out / "cd-diagram") if drawable else []
-    written += cd
-    written += plots.profile_figure(study, out / "performance-profile")
+    # the figures are drawn in another process while this one computes the rest
+    drawing = plots.Drawing(partial(_figures, study, shown if drawable else None, pairs, out))
+    try:
+        summary = stats.summary(study)
+        groups = stats.identical_groups(study)
+        ranks = stats.average_ranks(study, pool)
+        reproduction = stats.reproduction(summary)
+        auc = anytime.auc_table(study)
+        bias = anytime.selection_bias(study)
+        items = audit.checklist(study)
+        written, figures, cd = drawing.result()
+    finally:
+        drawing.cancel()
 
     main = main_markdown(study, summary)
     write_text(out / TABLE, "\n".join(main).rstrip("\n") + "\n")
