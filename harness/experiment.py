@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import multiprocessing
 import os
 import time
 from collections.abc import Callable
@@ -254,8 +255,15 @@ _CACHES = frozenset({"__slotnames__"})
 _worker_benchmark: Benchmark | None = None
 
 
-def _init_worker(spec: ExperimentSpec, setup: EvaluatorSetup) -> None:
+def _init_worker(
+    spec: ExperimentSpec, setup: EvaluatorSetup, inherited: Benchmark | None = None
+) -> None:
+    """A worker's benchmark: the one a forked worker ``inherited`` from the process that
+    started it (its table already in memory), else one loaded from the spec's table."""
     global _worker_benchmark
+    if inherited is not None:
+        _worker_benchmark = inherited
+        return
     _worker_benchmark = Benchmark(spec, Table.load(spec.table_path, spec.table_sha256), setup)
 
 
@@ -432,6 +440,13 @@ def run_experiment(
             meanwhile=meanwhile,
         )
     else:
+        # forked workers share this process's memory: a table lookup's benchmark they take
+        # as it is, instead of loading the table again (workers started otherwise, or on
+        # Dask, would be sent a copy of it; a training one may hold thread pools a fork
+        # must not inherit: those load their own)
+        forks = (
+            executor == "processes" and not trains and multiprocessing.get_start_method() == "fork"
+        )
         run_chunks(
             _run_chunk,
             pending,
@@ -439,7 +454,7 @@ def run_experiment(
             executor=executor,
             workers=jobs,
             initializer=_init_worker,
-            initargs=(spec, benchmark.evaluator_setup),
+            initargs=(spec, benchmark.evaluator_setup, benchmark if forks else None),
             scheduler=scheduler,
             fingerprint=source_sha256,
             meanwhile=meanwhile,
