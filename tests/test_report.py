@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import multiprocessing
+import os
+import signal
 import tomllib
 
 import numpy as np
@@ -12,7 +15,7 @@ from scipy import stats
 
 import harness
 from harness.errors import HarnessError
-from harness.report import anytime
+from harness.report import anytime, plots
 from harness.report import stats as report_stats
 
 pytestmark = needs_nb201()
@@ -267,3 +270,26 @@ def test_the_digits_plot_shows_seed_means_that_never_pass_the_tables_optimum(
     assert observed > optimum  # one drawn seed's value can pass it: that was the old plot
     bias = pd.read_csv(done.files[0].parent / "selection-bias.csv")
     assert (bias.bias_mean > 0).all()  # a drawn seed that selected its cell flatters it
+
+
+def _full_disk() -> None:
+    raise OSError(28, "No space left on device", "/report/.cd-diagram.png.tmp-1")
+
+
+def _killed() -> None:
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def test_figures_drawn_beside_the_statistics_return_their_value_or_their_error() -> None:
+    assert plots.Drawing(lambda: ["anytime.png"]).result() == ["anytime.png"]
+    with pytest.raises(OSError) as raised:  # as drawn here: write_report names the file
+        plots.Drawing(_full_disk).result()
+    assert raised.value.filename == "/report/.cd-diagram.png.tmp-1"
+
+
+@pytest.mark.skipif(
+    multiprocessing.get_start_method() != "fork", reason="figures are drawn in this process"
+)
+def test_a_figure_process_that_dies_fails_the_report_in_one_line() -> None:
+    with pytest.raises(HarnessError, match="ended without an answer"):
+        plots.Drawing(_killed).result()

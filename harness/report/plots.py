@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from harness.atomic import replacing
+from harness.errors import HarnessError
 from harness.report import anytime
 from harness.report.stats import Friedman
 from harness.report.study import Study
@@ -44,13 +45,14 @@ class Drawing(Generic[T]):
     for it and gives its return value, or raises its error here.
 
     The fork inherits everything the figures are drawn from, so its files are the bytes
-    this process would write. Where ``fork`` is unavailable, or this process may not have
+    this process would write. Where ``fork`` is not the platform's way to start a process
+    (macOS, Windows: libraries there are not fork-safe), or this process may not have
     children (a daemonic worker), ``draw`` runs here, at once."""
 
     def __init__(self, draw: Callable[[], T]) -> None:
         self._process: Any = None
         self._done: tuple[bool, Any] | None = None
-        if "fork" in multiprocessing.get_all_start_methods() and not _daemonic():
+        if multiprocessing.get_start_method() == "fork" and not _daemonic():
             context = multiprocessing.get_context("fork")
             self._receive, send = context.Pipe(duplex=False)
             self._process = context.Process(target=_drawn, args=(draw, send), daemon=True)
@@ -65,7 +67,8 @@ class Drawing(Generic[T]):
             try:
                 self._done = self._receive.recv()
             except EOFError:
-                self._done = (False, RuntimeError("the process drawing the figures died"))
+                died = "the process drawing the report's figures ended without an answer"
+                self._done = (False, HarnessError(f"{died}; the report was not written"))
             finally:
                 self._receive.close()
                 self._process.join()
