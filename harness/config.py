@@ -126,6 +126,24 @@ class SpecFormat:
             s.name for s in self.sections if "." not in s.name and (s.required or not required)
         )
 
+    def section_problems(self, raw: Mapping[str, Any]) -> list[ConfigError]:
+        """A file's unknown top-level sections (with the nearest known name) and its
+        missing required ones, each a problem of its own."""
+        known = self.top_level()
+        problems = [
+            ConfigError(
+                f"is not a known section{nearest(name, known)}; allowed: {', '.join(known)}",
+                name,
+            )
+            for name in sorted(set(raw) - set(known))
+        ]
+        problems += [
+            ConfigError("section is required; see docs/specs.md", name)
+            for name in self.top_level(required=True)
+            if name not in raw
+        ]
+        return problems
+
 
 def _words(kind: type | tuple[type, ...]) -> str:
     kinds = kind if isinstance(kind, tuple) else (kind,)

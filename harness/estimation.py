@@ -38,7 +38,6 @@ from harness.config import (
     SpecFormat,
     at,
     config_hash,
-    nearest,
     read_toml,
     spec_error,
     validate,
@@ -144,7 +143,6 @@ ESTIMATE_SPEC = SpecFormat(
         ),
     ),
 )
-SECTIONS = ESTIMATE_SPEC.top_level()
 
 
 @dataclass(frozen=True)
@@ -231,16 +229,7 @@ def _parse(raw: dict[str, Any], path: Path) -> EstimateSpec:
     # every section is checked on its own, so that one reading reports every problem; a
     # section that needs another (ground truth needs the inputs of [proxy]) waits for it
     problems = Problems()
-    for name in sorted(set(raw) - set(SECTIONS)):
-        problems.add(
-            ConfigError(
-                f"is not a known section{nearest(name, SECTIONS)}; allowed: {', '.join(SECTIONS)}",
-                name,
-            )
-        )
-    for name in ESTIMATE_SPEC.top_level(required=True):
-        if name not in raw:
-            problems.add(ConfigError("section is required; see docs/specs.md", name))
+    problems.errors += ESTIMATE_SPEC.section_problems(raw)
     section = space = protocol = truth_raw = estimators = None
     truth: dict[str, MetricRef] = {}
     source, published = "", {}

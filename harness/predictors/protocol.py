@@ -53,7 +53,6 @@ from harness.config import (
     SpecFormat,
     at,
     config_hash,
-    nearest,
     read_toml,
     spec_error,
     validate,
@@ -138,7 +137,6 @@ PREDICT_SPEC = SpecFormat(
         Section("predictor", PREDICTOR_FIELDS, "One per predictor.", required=True, repeated=True),
     ),
 )
-SECTIONS = PREDICT_SPEC.top_level()
 
 
 @dataclass(frozen=True)
@@ -220,16 +218,7 @@ def _parse(raw: dict[str, Any], path: Path) -> PredictSpec:
     # every section is checked on its own, so that one reading reports every problem; a
     # check that needs another section (a predictor's feature) waits for it to be valid
     problems = Problems()
-    for name in sorted(set(raw) - set(SECTIONS)):
-        problems.add(
-            ConfigError(
-                f"is not a known section{nearest(name, SECTIONS)}; allowed: {', '.join(SECTIONS)}",
-                name,
-            )
-        )
-    for name in PREDICT_SPEC.top_level(required=True):
-        if name not in raw:
-            problems.add(ConfigError("section is required", name))
+    problems.errors += PREDICT_SPEC.section_problems(raw)
     section = space = table = metric = cost = features = predictors = None
     curves = build = None
     if "predict" in raw:
