@@ -58,7 +58,7 @@ def per_epoch(setup: OneShotSetup, epochs: int) -> None:
             given["test_batch_size"] = setup.split_size(setup.arch_split)
         released = cls.resolve_hyperparameters({})["epochs"]
         search = METHODS[method](
-            cls.resolve_hyperparameters(given), setup, np.random.default_rng(0)
+            SPACE, cls.resolve_hyperparameters(given), setup, np.random.default_rng(0)
         )
         tic = time.perf_counter()
         result = search.search()
