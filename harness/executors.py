@@ -34,7 +34,7 @@ import uuid
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Any, TypeVar
 
 from harness.errors import ConfigError, HarnessError
@@ -288,11 +288,46 @@ def _dask_client(workers: int, scheduler: str | None) -> Iterator[Any]:
             dashboard_address="127.0.0.1:0",
             scheduler_kwargs={"dashboard": False},
             silence_logs=logging.CRITICAL,
+            preload=[__name__],  # each worker runs dask_setup below as it starts
         ) as cluster,
         Client(cluster) as client,
     ):
         log.info("harness: local Dask cluster with %d worker(s)", workers)
-        yield client
+        try:
+            yield client
+        except BaseException:  # an error or Ctrl-C: no chunk's end is awaited any more
+            _stop_workers(cluster)
+            raise
+
+
+#: seconds a local worker is given to stop once the call is over before it is killed
+STOP_WORKER_S = 1.0
+
+
+def _stop_workers(cluster: Any) -> None:
+    """Stop a local cluster's workers at once. The cluster's own close waits up to 4 s for
+    each worker's running chunk, longer on a busy machine, though nobody wants the result;
+    the cluster's close then finds them stopped. Best effort: if this fails, that close
+    still runs."""
+    import asyncio
+
+    async def close_all() -> None:
+        nannies = list(cluster.workers.values())
+        await asyncio.gather(
+            *(nanny.close(timeout=STOP_WORKER_S) for nanny in nannies), return_exceptions=True
+        )
+
+    with suppress(Exception):
+        cluster.sync(close_all)
+
+
+def dask_setup(worker: Any) -> None:
+    """Run by each worker of a local cluster this process starts, as it starts (Dask's
+    preload hook). Ctrl-C at a terminal signals the whole process group, but only this
+    process decides how the command ends: it cancels what is left and closes the cluster.
+    A worker that took the signal itself would die mid-chunk with a traceback on the
+    command's stderr."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _run_on_dask(
