@@ -99,6 +99,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/speed_report.py
 	$(BIN)/python benchmarks/speed_weight_sharing.py
 	$(BIN)/python benchmarks/speed_estimate.py
+	$(BIN)/python benchmarks/speed_predictors.py
 
 clean:
 	rm -rf $(VENV) build mlflow.db mlartifacts
