@@ -306,6 +306,30 @@ def test_every_problem_of_supernet_and_estimate_sections_is_listed_at_once(
     assert not (tmp_path / "out").exists() and not (mlflow_store / "mlflow.db").exists()
 
 
+def test_published_darts_rows_are_the_all_skip_cell_of_the_real_table(nb201_built):
+    """NB201's DARTS-V1 and V2 rows (std 0) are one cell's lookups: every published digit
+    equals the all-skip_connect cell's 200-epoch values in the table built from the public
+    extracts, the cell NATS-Bench's released logs show DARTS finding on CIFAR-10. A check
+    of the spec's transcription where no copy of the paper is at hand."""
+    from harness.evaluators.tabular import resolve_metric
+    from harness.spec import load_spec
+    from harness.table import Table
+
+    spec = load_spec(REPO / "benchmarks" / "nb201" / "table5-weight-sharing.toml")
+    path, sha256 = nb201_built
+    table = Table.load(path, expected_sha256=sha256)
+    all_skip = NB201Space().index_of_string(
+        "|skip_connect~0|+|skip_connect~0|skip_connect~1|+|skip_connect~0|skip_connect~1|"
+        "skip_connect~2|"
+    )
+    looked_up = {
+        target.label: round(float(resolve_metric(table, target.ref, 200)[all_skip]), 2)
+        for target in spec.targets
+    }
+    for method in ("DARTS-V1", "DARTS-V2"):
+        assert {label: row[0] for label, row in spec.published[method].items()} == looked_up
+
+
 def test_a_space_without_a_supernet_is_refused():
     from harness.spaces import get_space
 
